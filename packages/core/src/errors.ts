@@ -1,0 +1,189 @@
+/**
+ * The one error registry of inferq. Every error the library throws is an
+ * `InferqError` with a stable `code` (documented in the README; a test checks
+ * that every code is). Callers branch on `code` or on the subclass, never on
+ * message text. Errors crossing Redis (worker -> client) are rebuilt from
+ * their code with `errorFromWire`.
+ */
+
+export const ErrorCode = {
+  /** A configuration object or env variable failed validation; `issues` lists every bad field. */
+  CONFIG_INVALID: 'INFERQ_CONFIG_INVALID',
+  /** The input cannot be turned into canonical JSON (function, BigInt, cycle, NaN, Infinity, symbol, undefined). */
+  INPUT_NOT_SERIALIZABLE: 'INFERQ_INPUT_NOT_SERIALIZABLE',
+  /** The serialised input is larger than `maxInputBytes`. */
+  INPUT_TOO_LARGE: 'INFERQ_INPUT_TOO_LARGE',
+  /** The input failed the user's zod input schema. */
+  INPUT_INVALID: 'INFERQ_INPUT_INVALID',
+  /** A request waited longer than its `timeoutMs`. */
+  TIMEOUT: 'INFERQ_TIMEOUT',
+  /** A request's deadline passed before a worker ran it; it was dropped unrun. */
+  DEADLINE_EXCEEDED: 'INFERQ_DEADLINE_EXCEEDED',
+  /** The model threw, or returned an `Error` for this item. Carries the model's message. */
+  MODEL_FAILED: 'INFERQ_MODEL_FAILED',
+  /** The model returned a different number of outputs than it was given inputs. */
+  MODEL_OUTPUT_MISMATCH: 'INFERQ_MODEL_OUTPUT_MISMATCH',
+  /** The component was stopped or closed; the request was not (or no longer) accepted. */
+  CLOSED: 'INFERQ_CLOSED',
+  /** The component was used before `start()`. */
+  NOT_STARTED: 'INFERQ_NOT_STARTED',
+  /** A model output could not be serialised to store or send. */
+  OUTPUT_NOT_SERIALIZABLE: 'INFERQ_OUTPUT_NOT_SERIALIZABLE',
+  /** No Redis could be reached or created (tests, demo). */
+  REDIS_UNAVAILABLE: 'INFERQ_REDIS_UNAVAILABLE',
+  /** A job was removed or failed without a result reaching the waiting caller. */
+  JOB_LOST: 'INFERQ_JOB_LOST',
+  /** A model module given to the worker CLI does not export a usable model. */
+  MODEL_MODULE_INVALID: 'INFERQ_MODEL_MODULE_INVALID',
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export interface InferqErrorOptions {
+  cause?: unknown;
+  /** Structured context for logs (job ids, model, sizes). */
+  details?: Record<string, unknown>;
+}
+
+export class InferqError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, options: InferqErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.details = options.details ?? {};
+  }
+
+  /** Plain form for JSON logs and for sending across Redis. */
+  toJSON(): { name: string; code: ErrorCode; message: string; details: Record<string, unknown> } {
+    return { name: this.name, code: this.code, message: this.message, details: this.details };
+  }
+}
+
+/** One bad field of a configuration: its path, what was wrong, what is allowed. */
+export interface ConfigIssue {
+  field: string;
+  message: string;
+}
+
+export class ConfigError extends InferqError {
+  readonly issues: readonly ConfigIssue[];
+  constructor(component: string, issues: readonly ConfigIssue[]) {
+    super(
+      ErrorCode.CONFIG_INVALID,
+      `Invalid ${component} configuration:\n` + issues.map((i) => `  - ${i.field}: ${i.message}`).join('\n'),
+      { details: { component, issues } },
+    );
+    this.issues = issues;
+  }
+}
+
+export class InputNotSerializableError extends InferqError {
+  constructor(message: string, options: InferqErrorOptions = {}) {
+    super(ErrorCode.INPUT_NOT_SERIALIZABLE, message, options);
+  }
+}
+
+export class InputTooLargeError extends InferqError {
+  constructor(bytes: number, maxBytes: number) {
+    super(
+      ErrorCode.INPUT_TOO_LARGE,
+      `Input is ${bytes} bytes as JSON, more than maxInputBytes (${maxBytes}). Raise 'maxInputBytes' or send a smaller input.`,
+      { details: { bytes, maxBytes } },
+    );
+  }
+}
+
+export class InputInvalidError extends InferqError {
+  constructor(message: string, options: InferqErrorOptions = {}) {
+    super(ErrorCode.INPUT_INVALID, message, options);
+  }
+}
+
+export class TimeoutError extends InferqError {
+  constructor(timeoutMs: number, details: Record<string, unknown> = {}) {
+    super(ErrorCode.TIMEOUT, `Request timed out after ${timeoutMs} ms. Raise 'timeoutMs' or add workers.`, {
+      details: { timeoutMs, ...details },
+    });
+  }
+}
+
+export class DeadlineExceededError extends InferqError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super(ErrorCode.DEADLINE_EXCEEDED, message, { details });
+  }
+}
+
+export class ModelError extends InferqError {
+  constructor(message: string, options: InferqErrorOptions = {}) {
+    super(ErrorCode.MODEL_FAILED, message, options);
+  }
+}
+
+export class ModelOutputMismatchError extends InferqError {
+  constructor(expected: number, got: unknown, details: Record<string, unknown> = {}) {
+    const what = Array.isArray(got) ? `${got.length} outputs` : `a ${got === null ? 'null' : typeof got} (not an array)`;
+    super(
+      ErrorCode.MODEL_OUTPUT_MISMATCH,
+      `The model must return one output per input: it was given ${expected} inputs and returned ${what}.`,
+      { details: { expected, got: Array.isArray(got) ? got.length : typeof got, ...details } },
+    );
+  }
+}
+
+export class ClosedError extends InferqError {
+  constructor(what: string) {
+    super(ErrorCode.CLOSED, `${what} is closed or stopping; the request was not accepted.`);
+  }
+}
+
+export class NotStartedError extends InferqError {
+  constructor(what: string) {
+    super(ErrorCode.NOT_STARTED, `${what} has not been started; call start() first.`);
+  }
+}
+
+export class RedisUnavailableError extends InferqError {
+  constructor(message: string, options: InferqErrorOptions = {}) {
+    super(ErrorCode.REDIS_UNAVAILABLE, message, options);
+  }
+}
+
+export class JobLostError extends InferqError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super(ErrorCode.JOB_LOST, message, { details });
+  }
+}
+
+/** The form in which an error travels through Redis from a worker to a client. */
+export interface WireError {
+  code: ErrorCode;
+  message: string;
+}
+
+const knownCodes = new Set<string>(Object.values(ErrorCode));
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && knownCodes.has(value);
+}
+
+export function errorToWire(err: unknown): WireError {
+  if (err instanceof InferqError) return { code: err.code, message: err.message };
+  const message = err instanceof Error ? err.message : String(err);
+  return { code: ErrorCode.MODEL_FAILED, message };
+}
+
+/** Rebuilds a typed error on the client side from what a worker sent. */
+export function errorFromWire(wire: WireError, details: Record<string, unknown> = {}): InferqError {
+  const code = isErrorCode(wire.code) ? wire.code : ErrorCode.MODEL_FAILED;
+  switch (code) {
+    case ErrorCode.MODEL_FAILED:
+      return new ModelError(wire.message, { details });
+    case ErrorCode.DEADLINE_EXCEEDED:
+      return new DeadlineExceededError(wire.message, details);
+    default:
+      return new InferqError(code, wire.message, { details });
+  }
+}

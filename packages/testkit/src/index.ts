@@ -1,0 +1,3 @@
+export { freePort } from './free-port.js';
+export { RedisServerProcess, findRedisServerBinary, type RedisServerOptions } from './redis-server-process.js';
+export { startTestRedis, HOW_TO_GET_REDIS, type TestRedis, type TestRedisKind, type TestRedisOptions } from './test-redis.js';
