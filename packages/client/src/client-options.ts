@@ -1,0 +1,99 @@
+/**
+ * InferenceClient options: one zod schema, parsed once at construction; a bad
+ * value throws one ConfigError listing every bad field.
+ */
+import { z } from 'zod';
+import type { Redis, RedisOptions } from 'ioredis';
+import {
+  DEFAULT_PREFIX,
+  MODEL_NAME_PATTERN,
+  loadOptimizationConfig,
+  parseConfig,
+  type Logger,
+  type OptimizationConfig,
+  type OptimizationConfigInput,
+} from '@inferq/core';
+
+export const CLIENT_DEFAULTS = Object.freeze({
+  modelVersion: '1',
+  prefix: DEFAULT_PREFIX,
+  maxInputBytes: 1_048_576,
+  defaultTimeoutMs: 30_000,
+  maxEnvelopeItems: 64,
+  statsFlushIntervalMs: 100,
+});
+
+export interface InferenceClientOptions<I = unknown> {
+  /** `redis://` / `rediss://` URL or ioredis options. The client opens its own connections. */
+  redis: string | RedisOptions;
+  /** Model (queue) name; letters, digits, `.`, `_`, `-`. */
+  model: string;
+  /** Part of the cache key: bump it when the model's weights change. Default '1'. */
+  modelVersion?: string;
+  /** Key prefix of every Redis key. Default 'inferq'. */
+  prefix?: string;
+  /** OptimizationConfig; the client uses `enableCaching` and `quantization` (the cache namespace). Env `INFERQ_*` is read first. */
+  config?: OptimizationConfigInput;
+  /** Largest input accepted, in bytes of its JSON. Default 1 MiB. */
+  maxInputBytes?: number;
+  /** Timeout of a request when `infer` is given none, in ms. Default 30000. */
+  defaultTimeoutMs?: number;
+  /** Optional zod schema every input must pass (checked before anything is written). */
+  inputSchema?: z.ZodType<I>;
+  /** Most requests packed into one queue job. Default 64. */
+  maxEnvelopeItems?: number;
+  /** How often buffered stats are written to Redis, in ms. Default 100. */
+  statsFlushIntervalMs?: number;
+  /** A pino logger; default one named `inferq:client`. */
+  logger?: Logger;
+}
+
+const OptionsSchema = z
+  .object({
+    redis: z.union([z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'), z.object({}).passthrough()]),
+    model: z.string().regex(MODEL_NAME_PATTERN, 'letters, digits, ".", "_", "-"; 1..128 characters'),
+    modelVersion: z.string().min(1).max(64).default(CLIENT_DEFAULTS.modelVersion),
+    prefix: z.string().min(1).max(64).regex(/^[^{}\s]+$/, 'no braces or spaces').default(CLIENT_DEFAULTS.prefix),
+    // validated by OptimizationConfig itself (env first, then these values)
+    config: z.object({}).passthrough().optional(),
+    maxInputBytes: z.number().int().min(1).max(512 * 1024 * 1024).default(CLIENT_DEFAULTS.maxInputBytes),
+    defaultTimeoutMs: z.number().int().min(1).max(3_600_000).default(CLIENT_DEFAULTS.defaultTimeoutMs),
+    inputSchema: z.custom<z.ZodType>((v) => v instanceof z.ZodType, 'must be a zod schema').optional(),
+    maxEnvelopeItems: z.number().int().min(1).max(10_000).default(CLIENT_DEFAULTS.maxEnvelopeItems),
+    statsFlushIntervalMs: z.number().int().min(1).max(60_000).default(CLIENT_DEFAULTS.statsFlushIntervalMs),
+    logger: z.custom<Logger>((v) => typeof v === 'object' && v !== null && typeof (v as Logger).error === 'function', 'must be a pino logger').optional(),
+  })
+  .strict();
+
+export interface ResolvedClientOptions {
+  redis: string | RedisOptions;
+  model: string;
+  modelVersion: string;
+  prefix: string;
+  config: OptimizationConfig;
+  maxInputBytes: number;
+  defaultTimeoutMs: number;
+  inputSchema: z.ZodType | undefined;
+  maxEnvelopeItems: number;
+  statsFlushIntervalMs: number;
+  logger: Logger | undefined;
+}
+
+export function resolveClientOptions(input: InferenceClientOptions<unknown>): ResolvedClientOptions {
+  const o = parseConfig('InferenceClient', OptionsSchema, input);
+  return Object.freeze({
+    redis: o.redis as string | RedisOptions,
+    model: o.model,
+    modelVersion: o.modelVersion,
+    prefix: o.prefix,
+    config: loadOptimizationConfig((o.config ?? {}) as OptimizationConfigInput),
+    maxInputBytes: o.maxInputBytes,
+    defaultTimeoutMs: o.defaultTimeoutMs,
+    inputSchema: o.inputSchema,
+    maxEnvelopeItems: o.maxEnvelopeItems,
+    statsFlushIntervalMs: o.statsFlushIntervalMs,
+    logger: o.logger,
+  });
+}
+
+export type { Redis };

@@ -1,0 +1,420 @@
+/**
+ * InferenceClient: the SDK an application embeds.
+ *
+ * Request path (see DESIGN.md section 3):
+ *  1. validate (zod schema, JSON-serialisable, size) — bad input throws a
+ *     typed error and nothing is written to Redis;
+ *  2. key = SHA-256 of canonical JSON of {model, modelVersion, quantization, input};
+ *  3. identical requests in this process share one flight (no Redis at all);
+ *  4. all requests issued in one tick go out together: ONE script call reads
+ *     the cache and claims single-flight markers for the whole tick (a hit
+ *     never touches the queue), then ONE `addBulk` enqueues the owners packed
+ *     into envelopes of up to `maxEnvelopeItems`;
+ *  5. results come back through one inbox listener per client; a request past
+ *     its `timeoutMs` rejects with TimeoutError and leaves nothing behind.
+ */
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import {
+  ClosedError,
+  ENVELOPE_JOB_NAME,
+  InferqError,
+  InputInvalidError,
+  InputTooLargeError,
+  RedisLruCache,
+  StatsRecorder,
+  TimeoutError,
+  WIRE_VERSION,
+  claimFlights,
+  createLogger,
+  createRedis,
+  errorFromWire,
+  keyInput,
+  modelKeys,
+  readStats,
+  releaseFlights,
+  type InboxMessage,
+  type InferenceStats,
+  type Logger,
+  type ModelKeys,
+  type RequestEnvelope,
+  type RequestItem,
+} from '@inferq/core';
+import { resolveClientOptions, type InferenceClientOptions, type ResolvedClientOptions } from './client-options.js';
+import { DeadlineScheduler } from './deadline-scheduler.js';
+import { ResultInbox } from './result-inbox.js';
+
+export interface InferOptions {
+  /** Read and fill the result cache (and share identical in-flight requests). Default: the config's `enableCaching`. */
+  useCache?: boolean;
+  /** Reject with TimeoutError after this many ms. Default: the client's `defaultTimeoutMs`. */
+  timeoutMs?: number;
+}
+
+export interface ClientInferenceResult<O = unknown> {
+  output: O;
+  /** Answered from the result cache without running the model. */
+  cached: boolean;
+  /** Shared the computation of an identical request already in flight. */
+  coalesced: boolean;
+  /** Time from `infer()` to the result, in ms. */
+  latencyMs: number;
+  /** Id of the worker that computed (or found) the output; absent for client-side cache hits. */
+  worker?: string;
+  /** Size of the model batch that computed the output. */
+  batchSize?: number;
+}
+
+/** One caller waiting for a result. */
+interface Caller {
+  readonly flight: Flight;
+  readonly start: number;
+  readonly deadline: number;
+  readonly timeoutMs: number;
+  done: boolean;
+  resolve(r: ClientInferenceResult): void;
+  reject(e: Error): void;
+}
+
+/** One request as Redis sees it; several local callers may share it. */
+interface Flight {
+  readonly id: string;
+  readonly key: string | undefined;
+  readonly input: unknown;
+  readonly deadline: number;
+  readonly callers: Caller[];
+  /** Set when the request joined an identical one in flight (here or in another process). */
+  coalesced: boolean;
+  /** Counted in stats as a hit or a miss. */
+  counted: boolean;
+}
+
+export class InferenceClient<I = unknown, O = unknown> {
+  readonly id: string;
+  private readonly opts: ResolvedClientOptions;
+  private readonly logger: Logger;
+  private readonly keys: ModelKeys;
+  private readonly cmd: Redis;
+  private readonly blocking: Redis;
+  private readonly queue: Queue;
+  private readonly cache: RedisLruCache;
+  private readonly recorder: StatsRecorder;
+  private readonly inbox: ResultInbox;
+  private readonly deadlines: DeadlineScheduler<Caller>;
+  /** Flights waiting for a result, by request id. */
+  private readonly flights = new Map<string, Flight>();
+  /** Cached-mode flights by cache key, for in-process single-flight. */
+  private readonly flightsByKey = new Map<string, Flight>();
+  /** Flights of this tick, not yet sent. */
+  private outbox: Flight[] = [];
+  private flushScheduled = false;
+  private seq = 0;
+  private closing = false;
+  private closed: Promise<void> | undefined;
+
+  constructor(options: InferenceClientOptions<I>) {
+    this.opts = resolveClientOptions(options as InferenceClientOptions<unknown>);
+    const { model, prefix } = this.opts;
+    this.id = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+    this.logger = createLogger('client', this.opts.logger).child({ model, client: this.id });
+    this.keys = modelKeys(model, prefix);
+    this.cmd = createRedis(this.opts.redis, { connectionName: `inferq:client:${model}` });
+    this.blocking = createRedis(this.opts.redis, { blocking: true, connectionName: `inferq:client-inbox:${model}` });
+    for (const [name, conn] of [['command', this.cmd], ['inbox', this.blocking]] as const) {
+      conn.on('error', (err) => this.logger.error({ err, connection: name }, 'Redis connection error'));
+    }
+    this.queue = new Queue(this.keys.queueName, { connection: this.cmd, prefix: this.keys.queuePrefix });
+    this.queue.on('error', (err) => this.logger.error({ err }, 'queue error'));
+    this.cache = new RedisLruCache({ redis: this.cmd, model, prefix, maxSize: this.opts.config.cacheMaxSize, logger: this.logger });
+    this.recorder = new StatsRecorder({ redis: this.cmd, model, prefix, logger: this.logger, flushIntervalMs: this.opts.statsFlushIntervalMs });
+    this.deadlines = new DeadlineScheduler<Caller>((caller) => this.expire(caller));
+    this.inbox = new ResultInbox({
+      redis: this.blocking,
+      inboxKey: this.keys.inbox(this.id),
+      onMessage: (m) => this.deliver(m),
+      logger: this.logger,
+    });
+    this.inbox.start();
+  }
+
+  /** Runs the model on one input (batched with whatever else is in flight). */
+  infer(input: I, options: InferOptions = {}): Promise<ClientInferenceResult<O>> {
+    return new Promise<ClientInferenceResult<O>>((resolve, reject) => {
+      if (this.closing) return reject(this.fail(new ClosedError('InferenceClient'), 'infer after close'));
+      const useCache = options.useCache ?? this.opts.config.enableCaching;
+      const timeoutMs = options.timeoutMs ?? this.opts.defaultTimeoutMs;
+      if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) {
+        return reject(this.fail(new InputInvalidError(`timeoutMs must be a positive number of ms, got ${String(timeoutMs)}.`), 'bad timeoutMs'));
+      }
+      let prepared: { input: unknown; json: string; key: string };
+      try {
+        prepared = this.prepare(input);
+      } catch (err) {
+        return reject(this.fail(err as Error, 'input rejected; nothing was enqueued'));
+      }
+      const start = Date.now();
+      const deadline = start + timeoutMs;
+      let flight = useCache ? this.flightsByKey.get(prepared.key) : undefined;
+      const joined = flight !== undefined;
+      if (!flight) {
+        flight = {
+          id: `${this.id}.${(this.seq++).toString(36)}`,
+          key: useCache ? prepared.key : undefined,
+          input: prepared.input,
+          deadline,
+          callers: [],
+          coalesced: false,
+          counted: false,
+        };
+        this.flights.set(flight.id, flight);
+        if (flight.key !== undefined) this.flightsByKey.set(flight.key, flight);
+        this.outbox.push(flight);
+        this.scheduleFlush();
+      }
+      const caller: Caller = {
+        flight,
+        start,
+        deadline,
+        timeoutMs,
+        done: false,
+        resolve: resolve as (r: ClientInferenceResult) => void,
+        reject,
+      };
+      flight.callers.push(caller);
+      if (joined) this.recordJoin(flight);
+      this.deadlines.add(caller, timeoutMs);
+    });
+  }
+
+  /** One result per input, in order; rejects with the first error (see `inferBatchSettled` for per-item outcomes). */
+  inferBatch(inputs: readonly I[], options: InferOptions = {}): Promise<ClientInferenceResult<O>[]> {
+    return Promise.all(inputs.map((x) => this.infer(x, options)));
+  }
+
+  /** One settled outcome per input, in order. */
+  inferBatchSettled(inputs: readonly I[], options: InferOptions = {}): Promise<PromiseSettledResult<ClientInferenceResult<O>>[]> {
+    return Promise.allSettled(inputs.map((x) => this.infer(x, options)));
+  }
+
+  /** The model's statistics, shared by every client and worker. */
+  async stats(): Promise<InferenceStats> {
+    await this.recorder.flush();
+    return readStats(this.cmd, this.opts.model, this.opts.prefix);
+  }
+
+  /** Removes this model's cached results (nothing else). */
+  async clearCache(): Promise<void> {
+    await this.cache.clear();
+  }
+
+  /**
+   * Stops accepting requests, waits up to `timeoutMs` (default 5000) for the
+   * ones in flight, rejects the rest with ClosedError, and closes connections.
+   */
+  close(options: { timeoutMs?: number } = {}): Promise<void> {
+    this.closed ??= this.doClose(options.timeoutMs ?? 5000);
+    return this.closed;
+  }
+
+  private async doClose(timeoutMs: number): Promise<void> {
+    this.closing = true;
+    const until = Date.now() + timeoutMs;
+    while (this.flights.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    for (const flight of [...this.flights.values()]) {
+      for (const c of flight.callers) this.settle(c, new ClosedError('InferenceClient'));
+    }
+    this.deadlines.clear();
+    await this.inbox.stop();
+    await this.recorder.close().catch((err: unknown) => this.logger.error({ err }, 'flushing stats on close failed'));
+    await this.queue.close().catch((err: unknown) => this.logger.error({ err }, 'closing the queue failed'));
+    this.blocking.disconnect();
+    await this.cmd.quit().catch(() => this.cmd.disconnect());
+  }
+
+  private prepare(input: I): { input: unknown; json: string; key: string } {
+    let value: unknown = input;
+    const schema = this.opts.inputSchema;
+    if (schema) {
+      const parsed = schema.safeParse(input);
+      if (!parsed.success) {
+        const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(input)'}: ${i.message}`).join('; ');
+        throw new InputInvalidError(`Input failed the input schema: ${issues}`, { details: { issues: parsed.error.issues } });
+      }
+      value = parsed.data;
+    }
+    const { json, key } = keyInput(
+      { model: this.opts.model, modelVersion: this.opts.modelVersion, quantization: this.opts.config.quantization },
+      value,
+    );
+    const bytes = Buffer.byteLength(json);
+    if (bytes > this.opts.maxInputBytes) throw new InputTooLargeError(bytes, this.opts.maxInputBytes);
+    return { input: value, json, key };
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    // setImmediate rather than nextTick: callers that `await` between calls
+    // in the same macrotask still land in the same flush.
+    setImmediate(() => {
+      this.flushScheduled = false;
+      const flights = this.outbox;
+      this.outbox = [];
+      this.flush(flights).catch((err: unknown) => this.logger.error({ err }, 'flush failed'));
+    });
+  }
+
+  /** Cache read + single-flight claim for the tick, then one addBulk. */
+  private async flush(flights: Flight[]): Promise<void> {
+    const live = flights.filter((f) => f.callers.some((c) => !c.done));
+    for (const f of flights) if (!live.includes(f)) this.forget(f);
+    const keyed = live.filter((f) => f.key !== undefined);
+    const owners: Flight[] = live.filter((f) => f.key === undefined);
+    if (keyed.length > 0) {
+      try {
+        const claims = await claimFlights(this.cmd, this.keys, {
+          client: this.id,
+          requests: keyed.map((f) => ({ id: f.id, key: f.key as string, ttlMs: Math.max(1, f.deadline - Date.now()) })),
+        });
+        claims.forEach((claim, i) => {
+          const f = keyed[i] as Flight;
+          if (claim.kind === 'hit') {
+            this.count(f, true);
+            this.resolveFlight(f, claim.value, true, undefined, undefined);
+          } else {
+            // joined: an identical request of another process is in flight; its result comes to our inbox too.
+            if (claim.kind === 'joined') f.coalesced = true;
+            else owners.push(f);
+            this.count(f, false);
+          }
+        });
+      } catch (err) {
+        this.failFlights(keyed, err, 'cache read / single-flight claim failed');
+        return;
+      }
+    }
+    for (const f of owners) if (!f.counted) this.count(f, false);
+    if (owners.length === 0) return;
+    const envelopes: RequestEnvelope[] = [];
+    for (let i = 0; i < owners.length; i += this.opts.maxEnvelopeItems) {
+      const items: RequestItem[] = owners.slice(i, i + this.opts.maxEnvelopeItems).map((f) => {
+        const item: RequestItem = { id: f.id, input: f.input, deadline: f.deadline };
+        if (f.key !== undefined) {
+          item.key = f.key;
+          item.flight = true;
+        }
+        return item;
+      });
+      envelopes.push({ v: WIRE_VERSION, client: this.id, items });
+    }
+    try {
+      await this.queue.addBulk(
+        envelopes.map((data) => ({
+          name: ENVELOPE_JOB_NAME,
+          data,
+          opts: { removeOnComplete: true, removeOnFail: { count: 1000 }, attempts: 3, backoff: { type: 'exponential', delay: 200 } },
+        })),
+      );
+    } catch (err) {
+      const flighted = owners.filter((f) => f.key !== undefined);
+      if (flighted.length) {
+        await releaseFlights(this.cmd, this.keys, this.id, flighted.map((f) => ({ id: f.id, key: f.key as string })), `enqueue failed: ${(err as Error).message}`).catch(
+          (e: unknown) => this.logger.error({ err: e }, 'releasing single-flight markers failed; they expire with the request timeout'),
+        );
+      }
+      this.failFlights(owners, err, 'enqueue failed');
+    }
+  }
+
+  /** A result arrived from a worker. */
+  private deliver(message: InboxMessage): void {
+    const flight = this.flights.get(message.id);
+    if (!flight) {
+      this.logger.debug({ requestId: message.id }, 'result for a request no longer waiting (timed out or closed)');
+      return;
+    }
+    const p = message.payload;
+    if (p.ok === 1) {
+      this.resolveFlight(flight, p.output, p.cached === 1, p.worker, p.batchSize);
+    } else {
+      const err = errorFromWire(p.error, { requestId: flight.id, worker: p.worker, model: this.opts.model });
+      this.logger.warn({ err, requestId: flight.id, worker: p.worker }, 'request failed in the worker');
+      for (const c of flight.callers) this.settle(c, err);
+      this.forget(flight);
+    }
+  }
+
+  private resolveFlight(flight: Flight, output: unknown, cached: boolean, worker: string | undefined, batchSize: number | undefined): void {
+    const now = Date.now();
+    const latencies: number[] = [];
+    flight.callers.forEach((c, i) => {
+      if (c.done) return;
+      const latencyMs = now - c.start;
+      latencies.push(latencyMs);
+      const r: ClientInferenceResult = { output, cached, coalesced: !cached && (flight.coalesced || i > 0), latencyMs };
+      if (worker !== undefined) r.worker = worker;
+      if (batchSize !== undefined) r.batchSize = batchSize;
+      this.settle(c, r);
+    });
+    if (latencies.length) this.recorder.record({ latencies });
+    this.forget(flight);
+  }
+
+  private settle(caller: Caller, outcome: ClientInferenceResult | Error): void {
+    if (caller.done) return;
+    caller.done = true;
+    if (outcome instanceof Error) caller.reject(outcome);
+    else caller.resolve(outcome);
+  }
+
+  private expire(caller: Caller): void {
+    if (caller.done) return;
+    const flight = caller.flight;
+    const err = new TimeoutError(caller.timeoutMs, { requestId: flight.id, model: this.opts.model });
+    this.logger.warn({ err, requestId: flight.id, timeoutMs: caller.timeoutMs }, 'request timed out');
+    this.settle(caller, err);
+    this.recorder.record({ timeouts: 1 });
+    if (flight.callers.every((c) => c.done)) this.forget(flight);
+  }
+
+  /**
+   * Stats: every caller is one request, a hit or a miss. Callers of one flight
+   * beyond the first (and all of a flight that joined another process's) shared a computation.
+   */
+  private count(flight: Flight, hit: boolean): void {
+    const n = flight.callers.length;
+    flight.counted = true;
+    this.recorder.record({
+      requests: n,
+      cache_hits: hit ? n : 0,
+      cache_misses: hit ? 0 : n,
+      coalesced: hit ? 0 : flight.coalesced ? n : n - 1,
+    });
+  }
+
+  /** A caller joined a flight of this process after its flight was counted. */
+  private recordJoin(flight: Flight): void {
+    if (flight.counted) this.recorder.record({ requests: 1, cache_misses: 1, coalesced: 1 });
+  }
+
+  private forget(flight: Flight): void {
+    this.flights.delete(flight.id);
+    if (flight.key !== undefined && this.flightsByKey.get(flight.key) === flight) this.flightsByKey.delete(flight.key);
+  }
+
+  private failFlights(flights: Flight[], err: unknown, what: string): void {
+    const error = err instanceof InferqError ? err : (err as Error);
+    this.logger.error({ err: error, requests: flights.length }, what);
+    for (const f of flights) {
+      for (const c of f.callers) this.settle(c, error);
+      this.forget(f);
+    }
+  }
+
+  private fail<E extends Error>(err: E, msg: string): E {
+    this.logger.warn({ err }, msg);
+    return err;
+  }
+}

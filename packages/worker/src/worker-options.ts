@@ -1,0 +1,119 @@
+/**
+ * InferenceWorker options: one zod schema, parsed once at construction; a bad
+ * value throws one ConfigError listing every bad field.
+ */
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import type { RedisOptions } from 'ioredis';
+import {
+  DEFAULT_PREFIX,
+  MODEL_NAME_PATTERN,
+  loadOptimizationConfig,
+  parseConfig,
+  type Logger,
+  type OptimizationConfig,
+  type OptimizationConfigInput,
+} from '@inferq/core';
+import type { BatchModel, ModelModule } from './models/batch-model.js';
+
+export const WORKER_DEFAULTS = Object.freeze({
+  prefix: DEFAULT_PREFIX,
+  lockDurationMs: 30_000,
+  stalledIntervalMs: 30_000,
+  inboxTtlMs: 300_000,
+  cacheTtlMs: 0,
+  stopTimeoutMs: 30_000,
+});
+
+export interface InferenceWorkerOptions<I = unknown, O = unknown> {
+  /** `redis://` / `rediss://` URL or ioredis options. */
+  redis: string | RedisOptions;
+  /** Model (queue) name; the same as the clients'. */
+  model: string;
+  /** The model: a batch function `(inputs) => outputs` ... */
+  run?: BatchModel<I, O>;
+  /** ... or a module with `run` and optional `init`/`close` (e.g. `onnxModel(...)`). Exactly one of `run`/`module`. */
+  module?: ModelModule<I, O>;
+  /** Key prefix of every Redis key. Default 'inferq'. */
+  prefix?: string;
+  /** OptimizationConfig: `maxBatchSize`, `batchTimeoutMs`, `numWorkers` (batches in flight), `enableCaching`, `cacheMaxSize`. Env `INFERQ_*` is read first. */
+  config?: OptimizationConfigInput;
+  /** Jobs (request envelopes) held at once. Default `maxBatchSize * numWorkers`, enough to fill every batch slot with one-request jobs. */
+  jobConcurrency?: number;
+  /** BullMQ lock of an active job, in ms: a killed worker's jobs are retried by another after this. Default 30000. */
+  lockDurationMs?: number;
+  /** How often BullMQ looks for stalled jobs, in ms. Default 30000. */
+  stalledIntervalMs?: number;
+  /** TTL of client inboxes, refreshed on each result, in ms. Default 300000. */
+  inboxTtlMs?: number;
+  /** TTL of cache entries this worker writes, in ms; 0 = none. Default 0. */
+  cacheTtlMs?: number;
+  /** Longest wait of `stop()` for batches in hand, in ms. Default 30000. */
+  stopTimeoutMs?: number;
+  /** Worker id shown in results, stats and logs. Default `<host>-<pid>-<random>`. */
+  workerId?: string;
+  /** A pino logger; default one named `inferq:worker`. */
+  logger?: Logger;
+}
+
+const isFunction = (v: unknown) => typeof v === 'function';
+
+const OptionsSchema = z
+  .object({
+    redis: z.union([z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'), z.object({}).passthrough()]),
+    model: z.string().regex(MODEL_NAME_PATTERN, 'letters, digits, ".", "_", "-"; 1..128 characters'),
+    run: z.custom<BatchModel>(isFunction, 'must be a function (inputs) => outputs').optional(),
+    module: z
+      .custom<ModelModule>((v) => typeof v === 'object' && v !== null && isFunction((v as ModelModule).run), 'must be an object with a run(inputs) function')
+      .optional(),
+    prefix: z.string().min(1).max(64).regex(/^[^{}\s]+$/, 'no braces or spaces').default(WORKER_DEFAULTS.prefix),
+    config: z.object({}).passthrough().optional(),
+    jobConcurrency: z.number().int().min(1).max(10_000).optional(),
+    lockDurationMs: z.number().int().min(100).max(3_600_000).default(WORKER_DEFAULTS.lockDurationMs),
+    stalledIntervalMs: z.number().int().min(100).max(3_600_000).default(WORKER_DEFAULTS.stalledIntervalMs),
+    inboxTtlMs: z.number().int().min(1000).max(86_400_000).default(WORKER_DEFAULTS.inboxTtlMs),
+    cacheTtlMs: z.number().int().min(0).max(365 * 86_400_000).default(WORKER_DEFAULTS.cacheTtlMs),
+    stopTimeoutMs: z.number().int().min(0).max(3_600_000).default(WORKER_DEFAULTS.stopTimeoutMs),
+    workerId: z.string().min(1).max(128).regex(/^[^\s|]+$/, 'no spaces or "|"').optional(),
+    logger: z.custom<Logger>((v) => typeof v === 'object' && v !== null && isFunction((v as Logger).error), 'must be a pino logger').optional(),
+  })
+  .strict()
+  .refine((o) => (o.run === undefined) !== (o.module === undefined), { message: 'give exactly one of run or module', path: ['run'] });
+
+export interface ResolvedWorkerOptions {
+  redis: string | RedisOptions;
+  model: string;
+  module: ModelModule;
+  prefix: string;
+  config: OptimizationConfig;
+  jobConcurrency: number;
+  lockDurationMs: number;
+  stalledIntervalMs: number;
+  inboxTtlMs: number;
+  cacheTtlMs: number;
+  stopTimeoutMs: number;
+  workerId: string;
+  logger: Logger | undefined;
+}
+
+export function resolveWorkerOptions(input: InferenceWorkerOptions<unknown, unknown>): ResolvedWorkerOptions {
+  const o = parseConfig('InferenceWorker', OptionsSchema, input);
+  const config = loadOptimizationConfig((o.config ?? {}) as OptimizationConfigInput);
+  const module: ModelModule = o.module ?? { run: o.run as BatchModel };
+  return Object.freeze({
+    redis: o.redis as string | RedisOptions,
+    model: o.model,
+    module,
+    prefix: o.prefix,
+    config,
+    jobConcurrency: o.jobConcurrency ?? config.maxBatchSize * config.numWorkers,
+    lockDurationMs: o.lockDurationMs,
+    stalledIntervalMs: o.stalledIntervalMs,
+    inboxTtlMs: o.inboxTtlMs,
+    cacheTtlMs: o.cacheTtlMs,
+    stopTimeoutMs: o.stopTimeoutMs,
+    workerId: o.workerId ?? `${hostname()}-${process.pid}-${randomBytes(2).toString('hex')}`,
+    logger: o.logger,
+  });
+}
