@@ -31,13 +31,15 @@ import {
   createLogger,
   createRedis,
   errorFromWire,
-  keyInput,
+  canonicalJson,
+  keyFromCanonicalInput,
   modelKeys,
   readStats,
   releaseFlights,
   type InboxMessage,
   type InferenceStats,
   type Logger,
+  type ModelIdentity,
   type ModelKeys,
   type RequestEnvelope,
   type RequestItem,
@@ -96,8 +98,10 @@ export class InferenceClient<I = unknown, O = unknown> {
   private readonly opts: ResolvedClientOptions;
   private readonly logger: Logger;
   private readonly keys: ModelKeys;
+  private readonly identity: ModelIdentity;
   private readonly cmd: Redis;
   private readonly blocking: Redis;
+  private readonly queueConnection: Redis;
   private readonly queue: Queue;
   private readonly cache: RedisLruCache;
   private readonly recorder: StatsRecorder;
@@ -120,12 +124,17 @@ export class InferenceClient<I = unknown, O = unknown> {
     this.id = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
     this.logger = createLogger('client', this.opts.logger).child({ model, client: this.id });
     this.keys = modelKeys(model, prefix);
+    this.identity = { model, modelVersion: this.opts.modelVersion, quantization: this.opts.config.quantization };
     this.cmd = createRedis(this.opts.redis, { connectionName: `inferq:client:${model}` });
     this.blocking = createRedis(this.opts.redis, { blocking: true, connectionName: `inferq:client-inbox:${model}` });
-    for (const [name, conn] of [['command', this.cmd], ['inbox', this.blocking]] as const) {
+    // BullMQ defines ~60 scripts on its connection, and ioredis copies every
+    // defined script onto each pipeline it creates: on a connection of its own
+    // they do not slow down our pipelines (stats, claims).
+    this.queueConnection = createRedis(this.opts.redis, { connectionName: `inferq:client-queue:${model}` });
+    for (const [name, conn] of [['command', this.cmd], ['inbox', this.blocking], ['queue', this.queueConnection]] as const) {
       conn.on('error', (err) => this.logger.error({ err, connection: name }, 'Redis connection error'));
     }
-    this.queue = new Queue(this.keys.queueName, { connection: this.cmd, prefix: this.keys.queuePrefix });
+    this.queue = new Queue(this.keys.queueName, { connection: this.queueConnection, prefix: this.keys.queuePrefix });
     this.queue.on('error', (err) => this.logger.error({ err }, 'queue error'));
     this.cache = new RedisLruCache({ redis: this.cmd, model, prefix, maxSize: this.opts.config.cacheMaxSize, logger: this.logger });
     this.recorder = new StatsRecorder({ redis: this.cmd, model, prefix, logger: this.logger, flushIntervalMs: this.opts.statsFlushIntervalMs });
@@ -133,7 +142,7 @@ export class InferenceClient<I = unknown, O = unknown> {
     this.inbox = new ResultInbox({
       redis: this.blocking,
       inboxKey: this.keys.inbox(this.id),
-      onMessage: (m) => this.deliver(m),
+      onMessages: (ms) => this.deliverAll(ms),
       logger: this.logger,
     });
     this.inbox.start();
@@ -148,20 +157,20 @@ export class InferenceClient<I = unknown, O = unknown> {
       if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) {
         return reject(this.fail(new InputInvalidError(`timeoutMs must be a positive number of ms, got ${String(timeoutMs)}.`), 'bad timeoutMs'));
       }
-      let prepared: { input: unknown; json: string; key: string };
+      let prepared: { input: unknown; key: string | undefined };
       try {
-        prepared = this.prepare(input);
+        prepared = this.prepare(input, useCache);
       } catch (err) {
         return reject(this.fail(err as Error, 'input rejected; nothing was enqueued'));
       }
       const start = Date.now();
       const deadline = start + timeoutMs;
-      let flight = useCache ? this.flightsByKey.get(prepared.key) : undefined;
+      let flight = prepared.key !== undefined ? this.flightsByKey.get(prepared.key) : undefined;
       const joined = flight !== undefined;
       if (!flight) {
         flight = {
           id: `${this.id}.${(this.seq++).toString(36)}`,
-          key: useCache ? prepared.key : undefined,
+          key: prepared.key,
           input: prepared.input,
           deadline,
           callers: [],
@@ -230,10 +239,12 @@ export class InferenceClient<I = unknown, O = unknown> {
     await this.recorder.close().catch((err: unknown) => this.logger.error({ err }, 'flushing stats on close failed'));
     await this.queue.close().catch((err: unknown) => this.logger.error({ err }, 'closing the queue failed'));
     this.blocking.disconnect();
+    await this.queueConnection.quit().catch(() => this.queueConnection.disconnect());
     await this.cmd.quit().catch(() => this.cmd.disconnect());
   }
 
-  private prepare(input: I): { input: unknown; json: string; key: string } {
+  /** Validates the input; its cache key only when the request uses the cache (hashing is per-request CPU). */
+  private prepare(input: I, useCache: boolean): { input: unknown; key: string | undefined } {
     let value: unknown = input;
     const schema = this.opts.inputSchema;
     if (schema) {
@@ -244,13 +255,10 @@ export class InferenceClient<I = unknown, O = unknown> {
       }
       value = parsed.data;
     }
-    const { json, key } = keyInput(
-      { model: this.opts.model, modelVersion: this.opts.modelVersion, quantization: this.opts.config.quantization },
-      value,
-    );
-    const bytes = Buffer.byteLength(json);
+    const json = canonicalJson(value);
+    const bytes = json.length <= this.opts.maxInputBytes / 3 ? json.length : Buffer.byteLength(json);
     if (bytes > this.opts.maxInputBytes) throw new InputTooLargeError(bytes, this.opts.maxInputBytes);
-    return { input: value, json, key };
+    return { input: value, key: useCache ? keyFromCanonicalInput(this.identity, json) : undefined };
   }
 
   private scheduleFlush(): void {
@@ -290,6 +298,7 @@ export class InferenceClient<I = unknown, O = unknown> {
             this.count(f, false);
           }
         });
+        this.flushLatencies();
       } catch (err) {
         this.failFlights(keyed, err, 'cache read / single-flight claim failed');
         return;
@@ -328,6 +337,21 @@ export class InferenceClient<I = unknown, O = unknown> {
     }
   }
 
+  /** Latencies of results being delivered, recorded once per inbox read. */
+  private latencies: number[] = [];
+
+  /** Results read from the inbox in one round trip. */
+  private deliverAll(messages: readonly InboxMessage[]): void {
+    for (const m of messages) this.deliver(m);
+    this.flushLatencies();
+  }
+
+  private flushLatencies(): void {
+    if (this.latencies.length === 0) return;
+    this.recorder.record({ latencies: this.latencies });
+    this.latencies = [];
+  }
+
   /** A result arrived from a worker. */
   private deliver(message: InboxMessage): void {
     const flight = this.flights.get(message.id);
@@ -348,17 +372,15 @@ export class InferenceClient<I = unknown, O = unknown> {
 
   private resolveFlight(flight: Flight, output: unknown, cached: boolean, worker: string | undefined, batchSize: number | undefined): void {
     const now = Date.now();
-    const latencies: number[] = [];
     flight.callers.forEach((c, i) => {
       if (c.done) return;
       const latencyMs = now - c.start;
-      latencies.push(latencyMs);
+      this.latencies.push(latencyMs);
       const r: ClientInferenceResult = { output, cached, coalesced: !cached && (flight.coalesced || i > 0), latencyMs };
       if (worker !== undefined) r.worker = worker;
       if (batchSize !== undefined) r.batchSize = batchSize;
       this.settle(c, r);
     });
-    if (latencies.length) this.recorder.record({ latencies });
     this.forget(flight);
   }
 

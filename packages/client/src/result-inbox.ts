@@ -13,7 +13,8 @@ import { decodeInboxMessage, type InboxMessage, type Logger } from '@inferq/core
 export interface ResultInboxOptions {
   redis: Redis;
   inboxKey: string;
-  onMessage: (message: InboxMessage) => void;
+  /** Called once per read with every well-formed message of that read. */
+  onMessages: (messages: InboxMessage[]) => void;
   logger: Logger;
   /** Messages read per round trip. */
   batchCount?: number;
@@ -60,12 +61,18 @@ export class ResultInbox {
       if (!Array.isArray(reply)) continue;
       const messages = reply[1] as unknown;
       if (!Array.isArray(messages)) continue;
+      const decoded: InboxMessage[] = [];
       for (const raw of messages) {
         try {
-          this.opts.onMessage(decodeInboxMessage(String(raw)));
+          decoded.push(decodeInboxMessage(String(raw)));
         } catch (err) {
           logger.error({ err, inboxKey, message: String(raw).slice(0, 200) }, 'dropping a malformed inbox message');
         }
+      }
+      try {
+        this.opts.onMessages(decoded);
+      } catch (err) {
+        logger.error({ err, inboxKey }, 'handling inbox messages failed');
       }
     }
   }

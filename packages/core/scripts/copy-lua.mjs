@@ -18,5 +18,5 @@ if (!existsSync(from)) {
   process.exit(1);
 }
 rmSync(to, { recursive: true, force: true });
-cpSync(from, to, { recursive: true, filter: (src) => !src.endsWith('~') });
+cpSync(from, to, { recursive: true });
 console.log(`copy-lua: copied ${from} -> ${to}`);

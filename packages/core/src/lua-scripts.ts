@@ -224,10 +224,15 @@ export function callScript(
   keys: readonly RedisKey[],
   args: readonly RedisValue[],
 ): Promise<unknown> {
-  const script = scriptOn(redis, name);
-  const command = commandOf(redis, script);
-  if (!command) throw new Error(`Lua command ${script.commandName} is not defined on this connection.`);
-  return command.apply(redis, commandArgs(script, keys, args)) as Promise<unknown>;
+  try {
+    const script = scriptOn(redis, name);
+    const command = commandOf(redis, script);
+    if (!command) throw new Error(`Lua command ${script.commandName} is not defined on this connection.`);
+    return command.apply(redis, commandArgs(script, keys, args)) as Promise<unknown>;
+  } catch (err) {
+    // Caller bugs (unknown script, wrong key count) reject like Redis errors do, never throw.
+    return Promise.reject(err);
+  }
 }
 
 /**

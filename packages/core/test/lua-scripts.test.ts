@@ -147,8 +147,10 @@ describe('LuaScriptLoader', () => {
       expect(multi).toEqual([[null, 'PONG'], [null, [1, k('a'), 'm']]]);
     });
 
-    it('checks the key count of a fixed-key script', () => {
-      expect(() => callScript(redis, 'lru-size', ['only-one'], [])).toThrow(/'lru-size' takes 3 KEYS, got 1/);
+    it('rejects a wrong key count for a fixed-key script, and an unknown script', async () => {
+      await expect(callScript(redis, 'lru-size', ['only-one'], [])).rejects.toThrow(/'lru-size' takes 3 KEYS, got 1/);
+      await expect(callScript(redis, 'no-such-script', [], [])).rejects.toThrow(/No Lua script 'no-such-script'/);
+      expect(() => pipelineScript(redis.pipeline(), 'lru-size', [], [])).toThrow(/takes 3 KEYS, got 0/);
     });
 
     it('defines each script once per connection and works in a pipeline made before it was defined', async () => {

@@ -3,3 +3,8 @@ export { WORKER_DEFAULTS, type InferenceWorkerOptions } from './worker-options.j
 export { BatchPipeline, type WorkItem } from './batch-pipeline.js';
 export { loadModelModule, BUILTIN_MODELS } from './model-module-loader.js';
 export type { BatchModel, ModelModule, ModelExport } from './models/batch-model.js';
+export { onnxModel, type OnnxModel } from './models/onnx-model.js';
+export { ONNX_MODEL_DEFAULTS, OnnxModelOptionsSchema, parseOnnxModelOptions, type OnnxModelOptions, type ResolvedOnnxModelOptions, type OnnxModelSource } from './models/onnx-model-options.js';
+export { defaultModel, buildDefaultModelBytes, DEFAULT_MODEL_INFO, type DefaultModelOptions } from './models/default-model.js';
+export { measureModelCost, formatModelCost, MODEL_COST_DEFAULTS, type ModelCostOptions, type ModelCostPoint } from './models/model-cost.js';
+export type { TensorItemInput, NestedNumbers } from './models/batch-tensor.js';

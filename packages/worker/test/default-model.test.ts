@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, ModelError, type Quantization } from '@inferq/core';
 import { DEFAULT_MODEL_INFO, buildDefaultModelBytes, defaultModel } from '../src/models/default-model.js';
 import { float16Bits } from '../src/models/float16.js';
@@ -6,14 +6,24 @@ import { measureModelCost } from '../src/models/model-cost.js';
 import { mulberry32 } from '../src/models/mulberry32.js';
 import type { OnnxModel } from '../src/models/onnx-model.js';
 
+// Building a default model takes a few hundred ms: tests share one per quantization.
+const shared = new Map<Quantization, OnnxModel>();
+function model(quantization: Quantization = 'FP32'): OnnxModel {
+  let m = shared.get(quantization);
+  if (!m) shared.set(quantization, (m = defaultModel({ quantization })));
+  return m;
+}
 const opened: OnnxModel[] = [];
-function model(quantization?: Quantization): OnnxModel {
-  const m = defaultModel(quantization === undefined ? {} : { quantization });
+function freshModel(): OnnxModel {
+  const m = defaultModel();
   opened.push(m);
   return m;
 }
 afterEach(async () => {
   await Promise.all(opened.splice(0).map((m) => m.close()));
+});
+afterAll(async () => {
+  await Promise.all([...shared.values()].map((m) => m.close()));
 });
 
 const WIDTH = DEFAULT_MODEL_INFO.input.shape[0] as number;
@@ -74,7 +84,7 @@ describe('defaultModel', () => {
 
   it('gives identical outputs in two sessions', async () => {
     const xs = items(5);
-    const [a, b] = await Promise.all([model().run(xs), model().run(xs)]);
+    const [a, b] = await Promise.all([model().run(xs), freshModel().run(xs)]);
     expect(a).toEqual(b);
   });
 

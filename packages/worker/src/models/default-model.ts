@@ -42,35 +42,43 @@ export const DEFAULT_MODEL_INFO = Object.freeze({
   version: '1',
   description:
     `A synthetic MLP classifier ${WIDTHS.join(' -> ')} with alternating GELU/ReLU and a softmax, ` +
-    `fixed pseudo-random weights (mulberry32, seed 0x${SEED.toString(16)}). It computes nothing meaningful: it only costs what a small ` +
-    `real model costs on CPU (${(PARAMETERS / 1e6).toFixed(1)} M parameters, ${MB(4)} of FP32 weights: a few ms per call at batch 1, far less per item at batch 32).`,
-  input: Object.freeze({ name: 'input', shape: Object.freeze([256]) as readonly number[] }),
-  output: Object.freeze({ name: 'probabilities', shape: Object.freeze([16]) as readonly number[] }),
+    `fixed pseudo-random weights (mulberry32, seed 0x${SEED.toString(16)}). It computes nothing meaningful: ` +
+    `it only costs what a small real model costs on CPU (${(PARAMETERS / 1e6).toFixed(1)} M parameters, ` +
+    `${MB(4)} of FP32 weights: a few ms per call at batch 1, far less per item at batch 32).`,
+  input: Object.freeze({ name: 'input', shape: Object.freeze([WIDTHS[0]]) as readonly number[] }),
+  output: Object.freeze({ name: 'probabilities', shape: Object.freeze([WIDTHS[WIDTHS.length - 1]]) as readonly number[] }),
   widths: Object.freeze([...WIDTHS]) as readonly number[],
   activations: ACTIVATIONS,
   seed: SEED,
   parameters: PARAMETERS,
   quantizations: Object.freeze({
     FP32: `float32 weights and compute (${MB(4)}).`,
-    FP16: `float16 weights (${MB(2)}); onnxruntime's x86 CPU provider casts them to float32 at load and computes in float32, so it costs what FP32 costs; outputs differ from FP32 by the weight rounding only.`,
-    INT8: `int8 weights (${MB(1)}) with per-item dynamic uint8 activation quantization (MatMulInteger): several times cheaper at batch 1 (the weights fit in cache), outputs close to FP32's.`,
+    FP16:
+      `float16 weights (${MB(2)}); onnxruntime's x86 CPU provider casts them to float32 at load and computes ` +
+      'in float32, so it costs what FP32 costs; outputs differ from FP32 by the weight rounding only.',
+    INT8:
+      `7-bit int8 weights (${MB(1)}) with per-item dynamic uint8 activation quantization (MatMulInteger): ` +
+      "several times cheaper at batch 1 (the weights fit in cache), outputs close to FP32's.",
   } satisfies Record<Quantization, string>),
 });
 
 const DefaultModelOptionsSchema = z
   .object({
-    /** Precision of the built graph. Default FP32. */
     quantization: Quantization.default('FP32'),
-    /** Overrides the model name (default `DEFAULT_MODEL_INFO.name`). */
     name: z.string().min(1).optional(),
-    /** Passed to onnxruntime (checked by `onnxModel`). Default `{ intraOpNumThreads: 1 }`. */
+    // Checked field by field by onnxModel.
     sessionOptions: z.record(z.string(), z.unknown()).optional(),
   })
   .strict();
 
-export type DefaultModelOptions = z.input<typeof DefaultModelOptionsSchema> & {
+export interface DefaultModelOptions {
+  /** Precision of the built graph; also the model's reported quantization. Default FP32. */
+  quantization?: Quantization;
+  /** Overrides the model name. Default `DEFAULT_MODEL_INFO.name`. */
+  name?: string;
+  /** onnxruntime session options (see `onnxModel`). Default `{ intraOpNumThreads: 1, graphOptimizationLevel: 'all' }`. */
   sessionOptions?: OnnxModelOptions['sessionOptions'];
-};
+}
 
 /**
  * Serialises the default model at `quantization` (default FP32). Deterministic:

@@ -79,9 +79,11 @@ const NUMERIC_OUTPUT_TYPES = new Set(['float32', 'float64', 'int8', 'uint8', 'in
  * ```
  */
 export function onnxModel(options: OnnxModelOptions): OnnxModel {
-  const opts = parseOnnxModelOptions(options);
+  const parsed = parseOnnxModelOptions(options);
+  const source = resolveOnnxModelSource(parsed);
+  // `opts` lives as long as the model; the bytes must not (see `bytes` below).
+  const { bytes: givenBytes, ...opts } = parsed;
   const name = opts.name ?? ONNX_MODEL_DEFAULTS.name;
-  const source = resolveOnnxModelSource(opts);
   const inputShape = Object.freeze([...opts.input.shape]);
   const outputShape = Object.freeze([...opts.output.shape]);
   const inputSize = shapeSize(inputShape);
@@ -89,7 +91,7 @@ export function onnxModel(options: OnnxModelOptions): OnnxModel {
   const label = `ONNX model '${name}' (${opts.quantization})`;
 
   // Held only until the session exists: a model built in code can be tens of MB.
-  let bytes: Uint8Array | undefined = source.kind === 'bytes' ? opts.bytes : undefined;
+  let bytes: Uint8Array | undefined = source.kind === 'bytes' ? givenBytes : undefined;
   let ort: Ort | undefined;
   let session: InferenceSession | undefined;
   let loading: Promise<InferenceSession> | undefined;
@@ -259,7 +261,7 @@ function toOrtSessionOptions(o: OnnxSessionOptions): InferenceSession.SessionOpt
  * Compares the loaded graph with `input`/`output` so a wrong name or shape
  * fails at startup, naming the option, instead of failing every batch.
  */
-function checkSessionMatchesOptions(session: InferenceSession, opts: ResolvedOnnxModelOptions): void {
+function checkSessionMatchesOptions(session: InferenceSession, opts: Pick<ResolvedOnnxModelOptions, 'input' | 'output'>): void {
   const issues: ConfigIssue[] = [];
   const { inputNames, outputNames } = session;
   if (!inputNames.includes(opts.input.name)) {
