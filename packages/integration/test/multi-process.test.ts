@@ -124,4 +124,30 @@ describe('2 worker processes x 3 client processes', () => {
     expect(stats.timeouts).toBe(0);
     expect(existsSync(modelLog)).toBe(true);
   });
+
+  it('shares one computation between identical requests of two client processes', async () => {
+    const model = 'flight';
+    const log = join(dir, 'flight.log');
+    const inputs = Array.from({ length: 20 }, (_, i) => ({ x: 1000 + i, sleep: 50 }));
+    const f = join(dir, 'flight-inputs.json');
+    writeFileSync(f, JSON.stringify(inputs));
+    const env = { REDIS_URL: redis.url, MODEL: model, PREFIX: redis.prefix, WINDOW: '20' };
+    const clients = [spawnNode(CLIENT_SCRIPT, [f], env), spawnNode(CLIENT_SCRIPT, [f], env)];
+    procs.push(...clients);
+    // Both clients have claimed or joined every flight before any worker runs.
+    await Promise.all(clients.map((c) => c.waitForLine(/^INFLIGHT$/, 60_000)));
+    const worker = await startWorkerProcess({ redisUrl: redis.url, model, module: MODEL_MODULE, prefix: redis.prefix, env: { MODEL_LOG: log } });
+    procs.push(worker);
+    await Promise.all(clients.map((c) => c.waitForLine(/^DONE$/, 60_000)));
+    for (const c of clients) {
+      const lines = c.lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Line);
+      expect(lines).toHaveLength(inputs.length);
+      for (const l of lines) expect(l.y).toBe(l.x * l.x);
+    }
+    const computed = readFileSync(log, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { input: { x: number } }).input.x);
+    expect(computed.sort((a, b) => a - b)).toEqual(inputs.map((i) => i.x)); // each input computed exactly once
+    const stats = await readStats(redis.connect(), model, redis.prefix);
+    expect(stats.coalesced).toBe(inputs.length); // one of the two requests of each input joined the other
+    expect(stats.batchItems).toBe(inputs.length);
+  });
 });

@@ -24,16 +24,20 @@
 local c = lru_open(KEYS[1], KEYS[2], KEYS[3], 0, 0)
 local client = ARGV[1]
 local n = (#KEYS - 3) / 2
+local cacheKeys = {}
+for i = 1, n do
+  cacheKeys[i] = ARGV[3 * i - 1]
+end
+-- One bulk read (and recency touch) for the whole tick.
+local values = lru_get_many(c, cacheKeys)
 local out = {}
 for i = 1, n do
-  local cacheKey = ARGV[3 * i - 1]
   local requestId = ARGV[3 * i]
   local ttlMs = ARGV[3 * i + 1]
   local markerKey = KEYS[2 + 2 * i]
   local waitersKey = KEYS[3 + 2 * i]
-  local value = lru_get(c, cacheKey)
-  if value then
-    out[i] = { 1, value }
+  if values[i] then
+    out[i] = { 1, values[i] }
   elseif redis.call('SET', markerKey, requestId, 'NX', 'PX', ttlMs) then
     out[i] = 2
   else

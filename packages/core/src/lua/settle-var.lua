@@ -32,20 +32,30 @@ local c = lru_open(KEYS[1], KEYS[2], KEYS[3], maxSize, tonumber(ARGV[2]))
 local inboxTtl = ARGV[3]
 local inboxPrefix = ARGV[4]
 local n = (#KEYS - 3) / 3
-local touched = {}
-local evicted = 0
-local served = 0
-local purged = false
+
+-- Cache writes first, in one bulk write, so every waiter served below could
+-- equally have read the value from the cache.
+local cacheKeys, cacheValues = {}, {}
 for i = 1, n do
   local a = 5 * i
-  local requestId, cacheKey, isFlight, payload, cacheValue = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
-  if cacheKey ~= '' and cacheValue ~= '' then
-    if c.ttlMs > 0 and not purged then
-      lru_purge_expired(c, 64)
-      purged = true
-    end
-    evicted = evicted + lru_put(c, cacheKey, cacheValue)
+  if ARGV[a + 1] ~= '' and ARGV[a + 4] ~= '' then
+    cacheKeys[#cacheKeys + 1] = ARGV[a + 1]
+    cacheValues[#cacheValues + 1] = ARGV[a + 4]
   end
+end
+local evicted = 0
+if #cacheKeys > 0 then
+  if c.ttlMs > 0 then
+    lru_purge_expired(c, 64)
+  end
+  evicted = lru_put_many(c, cacheKeys, cacheValues)
+end
+
+local touched = {}
+local served = 0
+for i = 1, n do
+  local a = 5 * i
+  local requestId, isFlight, payload = ARGV[a], ARGV[a + 2], ARGV[a + 3]
   flight_push(KEYS[3 * i + 1], requestId, payload, touched)
   if isFlight == '1' then
     served = served + flight_settle(KEYS[3 * i + 2], KEYS[3 * i + 3], requestId, payload, inboxPrefix, touched)

@@ -1,0 +1,101 @@
+/**
+ * Faults: a removed job, a killed worker process, a restarted Redis. Nothing
+ * may wait forever, and a request the system accepted is answered.
+ */
+import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Queue } from 'bullmq';
+import { ErrorCode, modelKeys, type InferqError } from '@inferq/core';
+import { InferenceClient } from '@inferq/client';
+import { InferenceWorker } from '@inferq/worker';
+import { startTestRedis, startWorkerProcess, type SpawnedProcess, type TestRedis } from '@inferq/testkit';
+
+const MODEL_MODULE = fileURLToPath(new URL('./fixtures/square-model.mjs', import.meta.url));
+type In = { x: number; sleep?: number };
+type Out = { y: number };
+
+let redis: TestRedis;
+const cleanups: Array<() => Promise<unknown>> = [];
+beforeAll(async () => {
+  redis = await startTestRedis({ ownServer: true });
+});
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+});
+afterAll(() => redis.cleanup());
+
+function client(prefix: string, model: string) {
+  const c = new InferenceClient<In, Out>({ redis: redis.url, model, prefix });
+  cleanups.push(() => c.close({ timeoutMs: 100 }));
+  return c;
+}
+
+function queue(prefix: string, model: string) {
+  const keys = modelKeys(model, prefix);
+  const q = new Queue(keys.queueName, { connection: { host: '127.0.0.1', port: redis.server!.port }, prefix: keys.queuePrefix });
+  cleanups.push(() => q.close());
+  return q;
+}
+
+describe('faults', () => {
+  it('a removed job does not leave a later identical request waiting', async () => {
+    const prefix = redis.newPrefix();
+    const model = 'removed';
+    const a = client(prefix, model);
+    const first = a.infer({ x: 9 }, { timeoutMs: 300 }).catch((e: unknown) => e as InferqError);
+    const q = queue(prefix, model);
+    // wait for the job, then remove it as an operator would
+    for (let i = 0; i < 100 && (await q.getWaitingCount()) === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    await q.obliterate({ force: true });
+    expect((await first as InferqError).code).toBe(ErrorCode.TIMEOUT);
+
+    const worker = new InferenceWorker<In, Out>({ redis: redis.url, model, prefix, run: async (xs) => xs.map((x) => ({ y: x.x * x.x })) });
+    cleanups.push(() => worker.stop());
+    await worker.start();
+    const b = client(prefix, model);
+    const r = await b.infer({ x: 9 }, { timeoutMs: 5000 });
+    expect(r.output.y).toBe(81);
+  });
+
+  it('a killed worker process: its job is retried by another worker, the caller is answered', async () => {
+    const prefix = redis.newPrefix();
+    const model = 'killed';
+    const dir = mkdtempSync(join(tmpdir(), 'inferq-kill-'));
+    const log = join(dir, 'model.log');
+    const args = ['--lock-duration-ms', '1000', '--stalled-interval-ms', '300', '--batch-timeout-ms', '5'];
+    const first: SpawnedProcess = await startWorkerProcess({ redisUrl: redis.url, model, module: MODEL_MODULE, prefix, args, env: { MODEL_LOG: log } });
+    cleanups.push(() => first.stop());
+    const c = client(prefix, model);
+    const pending = c.infer({ x: 12, sleep: 1500 }, { timeoutMs: 30_000 });
+    // the model has the item (it logs after its sleep, so watch the active job instead)
+    const q = queue(prefix, model);
+    for (let i = 0; i < 200 && (await q.getActiveCount()) === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(await q.getActiveCount()).toBe(1);
+    await first.kill();
+    const second = await startWorkerProcess({ redisUrl: redis.url, model, module: MODEL_MODULE, prefix, args, env: { MODEL_LOG: log } });
+    cleanups.push(() => second.stop());
+    const r = await pending;
+    expect(r.output.y).toBe(144);
+    expect(r.worker).toBe(second.workerId);
+    expect(existsSync(log) && readFileSync(log, 'utf8').includes('"x":12')).toBe(true);
+  });
+
+  it('clients and workers carry on after Redis restarts', async () => {
+    const prefix = redis.newPrefix();
+    const model = 'restart';
+    const worker = new InferenceWorker<In, Out>({ redis: redis.url, model, prefix, run: async (xs) => xs.map((x) => ({ y: x.x * x.x })), config: { batchTimeoutMs: 5 } });
+    cleanups.push(() => worker.stop());
+    await worker.start();
+    const c = client(prefix, model);
+    expect((await c.infer({ x: 2 })).output.y).toBe(4);
+    await redis.server!.restart();
+    // AOF kept the cache: the same input is a hit after the restart
+    const again = await c.infer({ x: 2 }, { timeoutMs: 15_000 });
+    expect(again).toMatchObject({ output: { y: 4 }, cached: true });
+    const fresh = await c.infer({ x: 3 }, { timeoutMs: 15_000 });
+    expect(fresh).toMatchObject({ output: { y: 9 }, cached: false });
+  });
+});
