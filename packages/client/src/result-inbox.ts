@@ -8,7 +8,7 @@
  * disappears by itself).
  */
 import type { Redis } from 'ioredis';
-import { decodeInboxMessage, type InboxMessage, type Logger } from '@inferq/core';
+import { decodeInboxElement, type InboxMessage, type Logger } from '@inferq/core';
 
 export interface ResultInboxOptions {
   redis: Redis;
@@ -63,10 +63,8 @@ export class ResultInbox {
       if (!Array.isArray(messages)) continue;
       const decoded: InboxMessage[] = [];
       for (const raw of messages) {
-        try {
-          decoded.push(decodeInboxMessage(String(raw)));
-        } catch (err) {
-          logger.error({ err, inboxKey, message: String(raw).slice(0, 200) }, 'dropping a malformed inbox message');
+        for (const m of decodeInboxElement(String(raw), (err, line) => logger.error({ err, inboxKey, message: line.slice(0, 200) }, 'dropping a malformed inbox message'))) {
+          decoded.push(m);
         }
       }
       try {

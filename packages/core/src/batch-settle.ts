@@ -2,7 +2,8 @@
  * Worker side of a finished batch (script `settle-var.lua`): cache writes,
  * each result to its client's inbox and to the waiters of its single-flight
  * key, flights cleared — queued on a pipeline so the caller can add the
- * batch's stats to the same round trip.
+ * batch's stats to the same round trip. Each client's inbox key is passed
+ * once, and its results arrive as one list element (see wire-format.ts).
  */
 import type { ChainableCommander } from 'ioredis';
 import { pipelineScript } from './lua-scripts.js';
@@ -32,19 +33,35 @@ export interface SettleOptions {
 }
 
 /** Items per script call: bounds how long one call holds Redis. */
-const CHUNK = 128;
+const CHUNK = 256;
 
 export function appendSettle(pipeline: ChainableCommander, keys: ModelKeys, items: readonly SettleItem[], o: SettleOptions): void {
   for (let start = 0; start < items.length; start += CHUNK) {
-    const redisKeys: string[] = [keys.cacheLru, keys.cacheVal, keys.cacheExp];
-    const args: string[] = [String(o.maxSize), String(o.cacheTtlMs), String(o.inboxTtlMs), keys.inboxPrefix];
-    for (const it of items.slice(start, start + CHUNK)) {
-      const inbox = keys.inbox(it.client);
-      const flightKey = it.flight && it.cacheKey !== undefined;
-      // Items without a flight still fill their two key slots (never touched by the script).
-      redisKeys.push(inbox, flightKey ? keys.flight(it.cacheKey as string) : inbox, flightKey ? keys.flightWaiters(it.cacheKey as string) : inbox);
-      args.push(it.requestId, it.cacheKey ?? '', flightKey ? '1' : '0', it.payload, it.cacheValue ?? '');
+    const chunk = items.slice(start, start + CHUNK);
+    const inboxIndex = new Map<string, number>();
+    const inboxKeys: string[] = [];
+    const flightKeys: string[] = [];
+    const itemArgs: string[] = [];
+    for (const it of chunk) {
+      let j = inboxIndex.get(it.client);
+      if (j === undefined) {
+        inboxKeys.push(keys.inbox(it.client));
+        j = inboxKeys.length;
+        inboxIndex.set(it.client, j);
+      }
+      let f = 0;
+      if (it.flight && it.cacheKey !== undefined) {
+        flightKeys.push(keys.flight(it.cacheKey), keys.flightWaiters(it.cacheKey));
+        f = flightKeys.length / 2;
+      }
+      const cacheEntry = it.cacheKey !== undefined && it.cacheValue !== undefined ? `${it.cacheKey} ${it.cacheValue}` : '';
+      itemArgs.push(String(j), it.requestId, String(f), it.payload, cacheEntry);
     }
-    pipelineScript(pipeline, 'settle', redisKeys, args);
+    pipelineScript(
+      pipeline,
+      'settle',
+      [keys.cacheLru, keys.cacheVal, keys.cacheExp, ...inboxKeys, ...flightKeys],
+      [String(o.maxSize), String(o.cacheTtlMs), String(o.inboxTtlMs), keys.inboxPrefix, String(inboxKeys.length), ...itemArgs],
+    );
   }
 }

@@ -7,11 +7,12 @@
  * job, under heavy load one job carries many. Workers batch by items, not
  * jobs; results, errors and deadlines stay per item.
  *
- * Results: a worker RPUSHes one message per item to the inbox list of the
- * client that waits for it (`inferq:{m}:inbox:<client id>`); the client reads
- * its inbox with one blocking loop. A message is `<request id> <payload>`, so
- * the same payload can go to several waiters of one single-flight key with
- * only the id changed (done inside the settle script).
+ * Results: a worker RPUSHes to the inbox list of the client that waits
+ * (`inferq:{m}:inbox:<client id>`) one element per settled batch, holding one
+ * line per result: `<request id> <payload>`, lines joined by `\n` (JSON never
+ * holds a raw newline). The same payload can go to several waiters of one
+ * single-flight key with only the id changed (done inside the settle script).
+ * The client reads its inbox with one blocking loop.
  */
 import type { WireError } from './errors.js';
 
@@ -65,4 +66,18 @@ export function decodeInboxMessage(message: string): InboxMessage {
   const space = message.indexOf(' ');
   if (space <= 0) throw new SyntaxError(`Malformed inbox message: ${message.slice(0, 80)}`);
   return { id: message.slice(0, space), payload: JSON.parse(message.slice(space + 1)) as ResultPayload };
+}
+
+/** Splits one inbox element into its messages; a malformed line is reported through `onError` and skipped. */
+export function decodeInboxElement(element: string, onError: (err: unknown, line: string) => void): InboxMessage[] {
+  const out: InboxMessage[] = [];
+  for (const line of element.split('\n')) {
+    if (line === '') continue;
+    try {
+      out.push(decodeInboxMessage(line));
+    } catch (err) {
+      onError(err, line);
+    }
+  }
+  return out;
 }

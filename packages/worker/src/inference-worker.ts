@@ -175,7 +175,8 @@ export class InferenceWorker<I = unknown, O = unknown> {
     if (!batcher) throw new InferqError(ErrorCode.NOT_STARTED, 'InferenceWorker is not started.');
     const jobId = String(job.id);
     const items: WorkItem[] = env.items.map((it) => ({ ...it, client: env.client, jobId }));
-    const outcomes = await Promise.allSettled(batcher.submitMany(items));
+    // No per-item timer: each item carries its deadline, checked when its batch runs.
+    const outcomes = await Promise.allSettled(batcher.submitMany(items, { timeoutMs: Infinity }));
     const undelivered = items.filter((_, i) => outcomes[i]?.status === 'rejected');
     if (undelivered.length > 0) {
       const first = outcomes.find((r) => r.status === 'rejected') as PromiseRejectedResult;
