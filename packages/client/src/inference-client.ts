@@ -114,6 +114,7 @@ export class InferenceClient<I = unknown, O = unknown> {
   /** Flights of this tick, not yet sent. */
   private outbox: Flight[] = [];
   private flushScheduled = false;
+  private flushing = false;
   private seq = 0;
   private closing = false;
   private closed: Promise<void> | undefined;
@@ -261,23 +262,39 @@ export class InferenceClient<I = unknown, O = unknown> {
     return { input: value, key: useCache ? keyFromCanonicalInput(this.identity, json) : undefined };
   }
 
+  /**
+   * Sends the outbox on the next macrotask (setImmediate rather than nextTick:
+   * callers that `await` between calls in the same macrotask still land in
+   * the same flush). At most one flush is in flight: requests arriving
+   * meanwhile wait for it and go out together in the next one, the way
+   * Nagle's algorithm or ioredis auto-pipelining coalesce. Under light load
+   * every request goes out at once; under heavy load the round trips (and
+   * BullMQ's per-call cost) are shared by many requests.
+   */
   private scheduleFlush(): void {
-    if (this.flushScheduled) return;
+    if (this.flushScheduled || this.flushing) return;
     this.flushScheduled = true;
-    // setImmediate rather than nextTick: callers that `await` between calls
-    // in the same macrotask still land in the same flush.
     setImmediate(() => {
       this.flushScheduled = false;
       const flights = this.outbox;
       this.outbox = [];
-      this.flush(flights).catch((err: unknown) => this.logger.error({ err }, 'flush failed'));
+      this.flushing = true;
+      this.flush(flights)
+        .catch((err: unknown) => this.logger.error({ err }, 'flush failed'))
+        .finally(() => {
+          this.flushing = false;
+          if (this.outbox.length > 0) this.scheduleFlush();
+        });
     });
   }
 
   /** Cache read + single-flight claim for the tick, then one addBulk. */
   private async flush(flights: Flight[]): Promise<void> {
-    const live = flights.filter((f) => f.callers.some((c) => !c.done));
-    for (const f of flights) if (!live.includes(f)) this.forget(f);
+    const live: Flight[] = [];
+    for (const f of flights) {
+      if (f.callers.some((c) => !c.done)) live.push(f);
+      else this.forget(f); // every caller timed out before the flush
+    }
     const keyed = live.filter((f) => f.key !== undefined);
     const owners: Flight[] = live.filter((f) => f.key === undefined);
     if (keyed.length > 0) {
