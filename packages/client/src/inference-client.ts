@@ -6,10 +6,11 @@
  *     typed error and nothing is written to Redis;
  *  2. key = SHA-256 of canonical JSON of {model, modelVersion, quantization, input};
  *  3. identical requests in this process share one flight (no Redis at all);
- *  4. all requests issued in one tick go out together: ONE script call reads
- *     the cache and claims single-flight markers for the whole tick (a hit
- *     never touches the queue), then ONE `addBulk` enqueues the owners packed
- *     into envelopes of up to `maxEnvelopeItems`;
+ *  4. requests that arrive together go out together, through two coalescing
+ *     stages (one call in flight each, see coalescing-stage.ts): ONE script
+ *     call reads the cache and claims single-flight markers for all of them
+ *     (a hit never touches the queue), then ONE `addBulk` enqueues the misses
+ *     packed into envelopes of up to `maxEnvelopeItems`;
  *  5. results come back through one inbox listener per client; a request past
  *     its `timeoutMs` rejects with TimeoutError and leaves nothing behind.
  */
@@ -36,6 +37,7 @@ import {
   modelKeys,
   readStats,
   releaseFlights,
+  type FlightClaim,
   type InboxMessage,
   type InferenceStats,
   type Logger,
@@ -47,6 +49,7 @@ import {
 import { resolveClientOptions, type InferenceClientOptions, type ResolvedClientOptions } from './client-options.js';
 import { DeadlineScheduler } from './deadline-scheduler.js';
 import { ResultInbox } from './result-inbox.js';
+import { CoalescingStage } from './coalescing-stage.js';
 
 export interface InferOptions {
   /** Read and fill the result cache (and share identical in-flight requests). Default: the config's `enableCaching`. */
@@ -111,10 +114,15 @@ export class InferenceClient<I = unknown, O = unknown> {
   private readonly flights = new Map<string, Flight>();
   /** Cached-mode flights by cache key, for in-process single-flight. */
   private readonly flightsByKey = new Map<string, Flight>();
-  /** Flights of this tick, not yet sent. */
-  private outbox: Flight[] = [];
-  private flushScheduled = false;
-  private flushing = false;
+  /** Cached requests go through the claim stage (cache read, single-flight), misses then through the enqueue stage. */
+  private readonly claimStage = new CoalescingStage<Flight>(
+    (fs) => this.claim(fs),
+    (err, fs) => this.failFlights(fs, err, 'claim stage failed'),
+  );
+  private readonly enqueueStage = new CoalescingStage<Flight>(
+    (fs) => this.enqueue(fs),
+    (err, fs) => this.failFlights(fs, err, 'enqueue stage failed'),
+  );
   private seq = 0;
   private closing = false;
   private closed: Promise<void> | undefined;
@@ -180,8 +188,8 @@ export class InferenceClient<I = unknown, O = unknown> {
         };
         this.flights.set(flight.id, flight);
         if (flight.key !== undefined) this.flightsByKey.set(flight.key, flight);
-        this.outbox.push(flight);
-        this.scheduleFlush();
+        if (flight.key !== undefined) this.claimStage.push(flight);
+        else this.enqueueStage.push(flight);
       }
       const caller: Caller = {
         flight,
@@ -262,66 +270,47 @@ export class InferenceClient<I = unknown, O = unknown> {
     return { input: value, key: useCache ? keyFromCanonicalInput(this.identity, json) : undefined };
   }
 
-  /**
-   * Sends the outbox on the next macrotask (setImmediate rather than nextTick:
-   * callers that `await` between calls in the same macrotask still land in
-   * the same flush). At most one flush is in flight: requests arriving
-   * meanwhile wait for it and go out together in the next one, the way
-   * Nagle's algorithm or ioredis auto-pipelining coalesce. Under light load
-   * every request goes out at once; under heavy load the round trips (and
-   * BullMQ's per-call cost) are shared by many requests.
-   */
-  private scheduleFlush(): void {
-    if (this.flushScheduled || this.flushing) return;
-    this.flushScheduled = true;
-    setImmediate(() => {
-      this.flushScheduled = false;
-      const flights = this.outbox;
-      this.outbox = [];
-      this.flushing = true;
-      this.flush(flights)
-        .catch((err: unknown) => this.logger.error({ err }, 'flush failed'))
-        .finally(() => {
-          this.flushing = false;
-          if (this.outbox.length > 0) this.scheduleFlush();
-        });
-    });
-  }
-
-  /** Cache read + single-flight claim for the tick, then one addBulk. */
-  private async flush(flights: Flight[]): Promise<void> {
-    const live: Flight[] = [];
+  /** Stage 1: cache read + single-flight claim for every cached request that arrived together. */
+  private async claim(flights: Flight[]): Promise<void> {
+    const keyed: Flight[] = [];
     for (const f of flights) {
-      if (f.callers.some((c) => !c.done)) live.push(f);
-      else this.forget(f); // every caller timed out before the flush
+      if (f.callers.some((c) => !c.done)) keyed.push(f);
+      else this.forget(f); // every caller timed out before it was sent
     }
-    const keyed = live.filter((f) => f.key !== undefined);
-    const owners: Flight[] = live.filter((f) => f.key === undefined);
-    if (keyed.length > 0) {
-      try {
-        const claims = await claimFlights(this.cmd, this.keys, {
-          client: this.id,
-          requests: keyed.map((f) => ({ id: f.id, key: f.key as string, ttlMs: Math.max(1, f.deadline - Date.now()) })),
-        });
-        claims.forEach((claim, i) => {
-          const f = keyed[i] as Flight;
-          if (claim.kind === 'hit') {
-            this.count(f, true);
-            this.resolveFlight(f, claim.value, true, undefined, undefined);
-          } else {
-            // joined: an identical request of another process is in flight; its result comes to our inbox too.
-            if (claim.kind === 'joined') f.coalesced = true;
-            else owners.push(f);
-            this.count(f, false);
-          }
-        });
-        this.flushLatencies();
-      } catch (err) {
-        this.failFlights(keyed, err, 'cache read / single-flight claim failed');
+    if (keyed.length === 0) return;
+    let claims: FlightClaim[];
+    try {
+      claims = await claimFlights(this.cmd, this.keys, {
+        client: this.id,
+        requests: keyed.map((f) => ({ id: f.id, key: f.key as string, ttlMs: Math.max(1, f.deadline - Date.now()) })),
+      });
+    } catch (err) {
+      this.failFlights(keyed, err, 'cache read / single-flight claim failed');
+      return;
+    }
+    claims.forEach((claim, i) => {
+      const f = keyed[i] as Flight;
+      if (claim.kind === 'hit') {
+        this.count(f, true);
+        this.resolveFlight(f, claim.value, true, undefined, undefined, true);
         return;
       }
+      // joined: an identical request of another process is in flight; its result comes to our inbox too.
+      if (claim.kind === 'joined') f.coalesced = true;
+      this.count(f, false);
+      if (claim.kind === 'owner') this.enqueueStage.push(f);
+    });
+    this.flushLatencies();
+  }
+
+  /** Stage 2: one addBulk for every request to compute that arrived together, packed into envelopes. */
+  private async enqueue(flights: Flight[]): Promise<void> {
+    const owners: Flight[] = [];
+    for (const f of flights) {
+      if (f.callers.some((c) => !c.done)) owners.push(f);
+      else this.forget(f);
+      if (!f.counted) this.count(f, false);
     }
-    for (const f of owners) if (!f.counted) this.count(f, false);
     if (owners.length === 0) return;
     const envelopes: RequestEnvelope[] = [];
     for (let i = 0; i < owners.length; i += this.opts.maxEnvelopeItems) {
@@ -387,13 +376,15 @@ export class InferenceClient<I = unknown, O = unknown> {
     }
   }
 
-  private resolveFlight(flight: Flight, output: unknown, cached: boolean, worker: string | undefined, batchSize: number | undefined): void {
+  private resolveFlight(flight: Flight, output: unknown, cached: boolean, worker: string | undefined, batchSize: number | undefined, clientHit = false): void {
     const now = Date.now();
     flight.callers.forEach((c, i) => {
       if (c.done) return;
       const latencyMs = now - c.start;
       this.latencies.push(latencyMs);
-      const r: ClientInferenceResult = { output, cached, coalesced: !cached && (flight.coalesced || i > 0), latencyMs };
+      // Same rule as the stats (count()): a client-side hit shares nothing; otherwise every caller but the
+      // flight's first, and all of a flight that joined another process's, shared a computation.
+      const r: ClientInferenceResult = { output, cached, coalesced: !clientHit && (flight.coalesced || i > 0), latencyMs };
       if (worker !== undefined) r.worker = worker;
       if (batchSize !== undefined) r.batchSize = batchSize;
       this.settle(c, r);
