@@ -87,7 +87,8 @@ interface Caller {
 interface Flight {
   readonly id: string;
   readonly key: string | undefined;
-  readonly input: unknown;
+  /** Canonical JSON of the input. */
+  readonly input: string;
   readonly deadline: number;
   readonly callers: Caller[];
   /** Set when the request joined an identical one in flight (here or in another process). */
@@ -166,7 +167,7 @@ export class InferenceClient<I = unknown, O = unknown> {
       if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) {
         return reject(this.fail(new InputInvalidError(`timeoutMs must be a positive number of ms, got ${String(timeoutMs)}.`), 'bad timeoutMs'));
       }
-      let prepared: { input: unknown; key: string | undefined };
+      let prepared: { json: string; key: string | undefined };
       try {
         prepared = this.prepare(input, useCache);
       } catch (err) {
@@ -180,7 +181,7 @@ export class InferenceClient<I = unknown, O = unknown> {
         flight = {
           id: `${this.id}.${(this.seq++).toString(36)}`,
           key: prepared.key,
-          input: prepared.input,
+          input: prepared.json,
           deadline,
           callers: [],
           coalesced: false,
@@ -253,7 +254,7 @@ export class InferenceClient<I = unknown, O = unknown> {
   }
 
   /** Validates the input; its cache key only when the request uses the cache (hashing is per-request CPU). */
-  private prepare(input: I, useCache: boolean): { input: unknown; key: string | undefined } {
+  private prepare(input: I, useCache: boolean): { json: string; key: string | undefined } {
     let value: unknown = input;
     const schema = this.opts.inputSchema;
     if (schema) {
@@ -267,7 +268,7 @@ export class InferenceClient<I = unknown, O = unknown> {
     const json = canonicalJson(value);
     const bytes = json.length <= this.opts.maxInputBytes / 3 ? json.length : Buffer.byteLength(json);
     if (bytes > this.opts.maxInputBytes) throw new InputTooLargeError(bytes, this.opts.maxInputBytes);
-    return { input: value, key: useCache ? keyFromCanonicalInput(this.identity, json) : undefined };
+    return { json, key: useCache ? keyFromCanonicalInput(this.identity, json) : undefined };
   }
 
   /** Stage 1: cache read + single-flight claim for every cached request that arrived together. */

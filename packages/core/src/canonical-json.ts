@@ -10,14 +10,18 @@
 import { InputNotSerializableError } from './errors.js';
 
 export function canonicalJson(value: unknown): string {
-  return write(value, '$', new Set());
+  return write(value, [], new Set());
 }
 
-function fail(path: string, what: string): never {
-  throw new InputNotSerializableError(`Input is not JSON-serialisable: ${what} at ${path}.`, { details: { path } });
+/** The path is kept as segments and joined only for an error message: most calls never fail. */
+type Path = Array<string | number>;
+
+function fail(path: Path, what: string): never {
+  const at = '$' + path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${p}`)).join('');
+  throw new InputNotSerializableError(`Input is not JSON-serialisable: ${what} at ${at}.`, { details: { path: at } });
 }
 
-function write(value: unknown, path: string, ancestors: Set<object>): string {
+function write(value: unknown, path: Path, ancestors: Set<object>): string {
   switch (typeof value) {
     case 'string':
       return JSON.stringify(value);
@@ -46,27 +50,46 @@ function write(value: unknown, path: string, ancestors: Set<object>): string {
   if (typeof (obj as { toJSON?: unknown }).toJSON === 'function') {
     return write((obj as { toJSON: () => unknown }).toJSON(), path, ancestors);
   }
-  ancestors.add(obj);
-  try {
-    if (ArrayBuffer.isView(obj)) {
-      if (obj instanceof DataView) fail(path, 'a DataView');
-      const items = Array.from(obj as unknown as ArrayLike<number | bigint>, (v, i) => write(v, `${path}[${i}]`, ancestors));
-      return `[${items.join(',')}]`;
-    }
-    if (Array.isArray(obj)) {
-      const parts: string[] = new Array(obj.length);
-      for (let i = 0; i < obj.length; i++) parts[i] = write(obj[i], `${path}[${i}]`, ancestors);
-      return `[${parts.join(',')}]`;
-    }
-    const keys = Object.keys(obj).sort();
-    const parts: string[] = [];
-    for (const key of keys) {
-      const v = (obj as Record<string, unknown>)[key];
-      if (v === undefined) continue;
-      parts.push(`${JSON.stringify(key)}:${write(v, `${path}.${key}`, ancestors)}`);
-    }
-    return `{${parts.join(',')}}`;
-  } finally {
-    ancestors.delete(obj);
+  if (ArrayBuffer.isView(obj)) {
+    if (obj instanceof DataView) fail(path, 'a DataView');
+    return writeArray(Array.from(obj as unknown as ArrayLike<number | bigint>), path, ancestors);
   }
+  if (Array.isArray(obj)) return writeArray(obj, path, ancestors);
+  ancestors.add(obj);
+  const keys = Object.keys(obj).sort();
+  let out = '{';
+  let first = true;
+  for (const key of keys) {
+    const v = (obj as Record<string, unknown>)[key];
+    if (v === undefined) continue;
+    path.push(key);
+    out += (first ? '' : ',') + JSON.stringify(key) + ':' + write(v, path, ancestors);
+    path.pop();
+    first = false;
+  }
+  ancestors.delete(obj);
+  return out + '}';
+}
+
+function writeArray(arr: readonly unknown[], path: Path, ancestors: Set<object>): string {
+  // Fast path: model inputs are mostly flat arrays of finite numbers, which
+  // JSON.stringify writes exactly as we would.
+  let numeric = true;
+  for (let i = 0; i < arr.length; i++) {
+    const v = arr[i];
+    if (typeof v !== 'number' || !Number.isFinite(v)) {
+      numeric = false;
+      break;
+    }
+  }
+  if (numeric) return JSON.stringify(arr);
+  ancestors.add(arr);
+  let out = '[';
+  for (let i = 0; i < arr.length; i++) {
+    path.push(i);
+    out += (i === 0 ? '' : ',') + write(arr[i], path, ancestors);
+    path.pop();
+  }
+  ancestors.delete(arr);
+  return out + ']';
 }

@@ -28,7 +28,12 @@ export interface RequestItem {
   key?: string;
   /** True when this request owns a single-flight marker the worker must settle. */
   flight?: boolean;
-  input: unknown;
+  /**
+   * The input as its canonical JSON text. Text, not a value: the client has
+   * it anyway (for the key and the size check), and BullMQ then serialises a
+   * string instead of walking, say, 256 floats a second time.
+   */
+  input: string;
   /** Epoch ms after which the caller no longer waits; a worker drops the item unrun. */
   deadline: number;
 }

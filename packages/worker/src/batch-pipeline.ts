@@ -18,6 +18,7 @@ import {
   DeadlineExceededError,
   ErrorCode,
   InferqError,
+  InputInvalidError,
   ModelError,
   ModelOutputMismatchError,
   RedisUnavailableError,
@@ -110,6 +111,7 @@ export class BatchPipeline {
         }
       }
     }
+    let errors = 0;
     const groups: Group[] = [];
     const byKey = new Map<string, Group>();
     for (const item of live) {
@@ -118,14 +120,23 @@ export class BatchPipeline {
       const existing = k !== undefined ? byKey.get(k) : undefined;
       if (existing) existing.items.push(item);
       else {
-        const g: Group = { input: item.input, items: [item] };
+        let input: unknown;
+        try {
+          input = JSON.parse(item.input) as unknown;
+        } catch (cause) {
+          const err = new InputInvalidError(`Request ${item.id} carries an input that is not JSON text.`, { cause });
+          o.logger.error({ err, requestId: item.id, jobId: item.jobId }, 'malformed request item');
+          fail(item, err);
+          errors++;
+          continue;
+        }
+        const g: Group = { input, items: [item] };
         groups.push(g);
         if (k !== undefined) byKey.set(k, g);
       }
     }
 
     // 4. one model call
-    let errors = 0;
     let modelMs = 0;
     if (groups.length > 0) {
       const batchSize = groups.length;
