@@ -121,6 +121,12 @@ export interface WorkerProcessOptions {
 export async function startWorkerProcess(o: WorkerProcessOptions): Promise<SpawnedProcess & { workerId: string }> {
   const args = ['--model', o.model, '--module', o.module, '--redis', o.redisUrl, ...(o.prefix ? ['--prefix', o.prefix] : []), ...(o.args ?? [])];
   const p = spawnNode(WORKER_BIN, args, o.env);
-  const line = await p.waitForLine(/^READY /, 60_000);
+  let line: string;
+  try {
+    line = await p.waitForLine(/^READY /, 60_000);
+  } catch (err) {
+    await p.kill(); // never leave a worker that did not get ready
+    throw err;
+  }
   return Object.assign(p, { workerId: line.slice('READY '.length) });
 }

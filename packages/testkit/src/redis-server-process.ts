@@ -48,7 +48,12 @@ export class RedisServerProcess {
     const binary = options.binary ?? findRedisServerBinary();
     if (!binary) throw new Error('redis-server was not found on PATH (set REDIS_SERVER_BIN or install redis-server).');
     const server = new RedisServerProcess(binary, options.appendOnly ?? true, options.port ?? (await freePort()));
-    await server.launch();
+    try {
+      await server.launch();
+    } catch (err) {
+      await server.destroy(); // a server that never became ready must not outlive the failed start
+      throw err;
+    }
     return server;
   }
 
