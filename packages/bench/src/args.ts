@@ -1,0 +1,123 @@
+/**
+ * Command-line flags of `pnpm bench`, with the defaults of quick and full mode.
+ */
+import { parseArgs } from 'node:util';
+
+export const HELP = `Usage: pnpm bench [options]          (or: npx tsx packages/bench/src/bench.ts [options])
+
+Compares, in one run on one Redis with the same load: plain BullMQ, inferq and
+a minimal Redis list queue (the floor), with a no-op and the default ONNX model,
+plus inferq with a 50 % repeat workload and caching on.
+
+  --quick                 1 s warm-up + 2.5 s measured per scenario, 1 repetition (whole run < 60 s:
+                          starting a scenario's processes takes another 2-4 s on 2 cores)
+                          (default: full mode, ~20 s per scenario, 3 repetitions, median reported)
+  --json <path>           also write every result as JSON
+  --clients <n>           client processes per scenario (default 2)
+  --workers <n>           worker processes per scenario, every system (default 2)
+  --in-flight <n>         requests in flight in total, split over the clients (default 256)
+  --duration <s>          measured seconds per scenario (quick 2.5, full 20)
+  --warmup <s>            unmeasured seconds before (quick 1, full 3)
+  --reps <n>              repetitions of every scenario; the median by req/s is reported (quick 1, full 3)
+  --only <list>           comma list of scenarios (${'noop-bullmq,noop-inferq,noop-floor,onnx-bullmq,onnx-inferq,onnx-floor,cache-inferq'})
+                          or groups (noop, onnx, cache) or systems (bullmq, inferq, floor)
+  --batch-timeout-ms <ms> inferq --batch-timeout-ms (default 5)
+  --max-batch-size <n>    inferq batch, BullMQ concurrency, list-queue batch (default 32)
+  --num-workers <n>       batches in flight per worker process (default 1; see bench.ts)
+  --seed <n>              seed of the request inputs (default 20240601)
+  --redis-url <url>       use this Redis (127.0.0.1 only) instead of starting redis-server (also REDIS_URL)
+  --no-cost-curve         skip measuring the default model's cost curve
+  -h, --help`;
+
+export interface BenchOptions {
+  quick: boolean;
+  json: string | undefined;
+  clients: number;
+  workers: number;
+  inFlight: number;
+  durationMs: number;
+  warmupMs: number;
+  reps: number;
+  only: string[] | undefined;
+  batchTimeoutMs: number;
+  maxBatchSize: number;
+  numWorkers: number;
+  seed: number;
+  redisUrl: string | undefined;
+  costCurve: boolean;
+  /** Longest wait for the processes of a scenario to be ready. */
+  startupTimeoutMs: number;
+  /** Longest wait for the clients' results after the window ends. */
+  resultGraceMs: number;
+  /** SIGTERM grace of a process at the end of a scenario before SIGKILL. */
+  stopGraceMs: number;
+}
+
+function int(name: string, v: string | undefined, fallback: number, min: number): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got '${v}'`);
+  return n;
+}
+
+function seconds(name: string, v: string | undefined, fallbackS: number): number {
+  if (v === undefined) return fallbackS * 1000;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number of seconds, got '${v}'`);
+  return Math.round(n * 1000);
+}
+
+/** Parses argv; returns undefined after printing the help. */
+export function parseBenchArgs(argv: string[]): BenchOptions | undefined {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: 'boolean' },
+      json: { type: 'string' },
+      clients: { type: 'string' },
+      workers: { type: 'string' },
+      'in-flight': { type: 'string' },
+      duration: { type: 'string' },
+      warmup: { type: 'string' },
+      reps: { type: 'string' },
+      only: { type: 'string' },
+      'batch-timeout-ms': { type: 'string' },
+      'max-batch-size': { type: 'string' },
+      'num-workers': { type: 'string' },
+      seed: { type: 'string' },
+      'redis-url': { type: 'string' },
+      'no-cost-curve': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) {
+    console.log(HELP);
+    return undefined;
+  }
+  const quick = values.quick === true;
+  const clients = int('clients', values.clients, 2, 1);
+  const inFlight = int('in-flight', values['in-flight'], 256, 1);
+  if (inFlight < clients) throw new Error(`--in-flight (${inFlight}) must be at least --clients (${clients})`);
+  return {
+    quick,
+    json: values.json,
+    clients,
+    workers: int('workers', values.workers, 2, 1),
+    inFlight,
+    durationMs: seconds('duration', values.duration, quick ? 2.5 : 20),
+    warmupMs: seconds('warmup', values.warmup, quick ? 1 : 3),
+    reps: int('reps', values.reps, quick ? 1 : 3, 1),
+    only: values.only?.split(',').map((s) => s.trim()).filter(Boolean),
+    batchTimeoutMs: int('batch-timeout-ms', values['batch-timeout-ms'], 5, 0),
+    maxBatchSize: int('max-batch-size', values['max-batch-size'], 32, 1),
+    numWorkers: int('num-workers', values['num-workers'], 1, 1),
+    seed: int('seed', values.seed, 20240601, 0),
+    redisUrl: values['redis-url'] ?? process.env.REDIS_URL,
+    costCurve: values['no-cost-curve'] !== true,
+    startupTimeoutMs: quick ? 30_000 : 60_000,
+    resultGraceMs: 10_000,
+    stopGraceMs: 500,
+  };
+}

@@ -1,0 +1,202 @@
+/**
+ * `pnpm bench`: inferq against the two baselines that say what its numbers
+ * mean, measured side by side in ONE run, on ONE Redis, under the SAME load:
+ *
+ *   plain BullMQ     - what a user glues together (one job per request);
+ *   inferq           - InferenceClient + the real `inferq-worker` CLI;
+ *   floor            - a minimal Redis list queue (LPUSH / BRPOP + RPOP count).
+ *
+ * each with (a) a no-op model and (b) the default ONNX model, plus (c) inferq
+ * with a 50 % repeat workload and its result cache on.
+ *
+ * Fairness, and why:
+ * - Same processes: C client processes (closed loop, N/C requests in flight
+ *   each) and W worker processes for every system, started fresh for every
+ *   scenario and ended by pid after it; Redis emptied between scenarios.
+ * - One concurrency setting for every worker process: it holds
+ *   `maxBatchSize x numWorkers` requests in work at once (default 32 x 1):
+ *   BullMQ's `concurrency`, inferq's `--max-batch-size`/`--num-workers`, and
+ *   the list queue's batch size and loops per process. ONNX runs on the JS
+ *   thread (onnxruntime-node), so more model calls in flight per process would
+ *   not add compute anyway; processes are what scale it.
+ * - Same model code: the baselines load the same built-ins the CLI loads.
+ * - Same inputs: seeded per run (`--seed`), same sizes and JSON for all.
+ * - Warm-up excluded; a fixed measured window; repetitions interleaved
+ *   (rep 1 of every scenario, then rep 2, ...) so that drift of the machine
+ *   hits every system alike, and the median repetition is reported.
+ */
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { HELP, parseBenchArgs, type BenchOptions } from './args.js';
+import { mean, percentile, type LatencySummary } from './latency.js';
+import { machineInfo, type MachineInfo } from './machine.js';
+import { defaultModelDescription, defaultModelInputSize, measureDefaultModelCost, type CostCurve } from './model-cost-curve.js';
+import { openRedisTarget, type RedisTarget } from './redis-target.js';
+import { buildRows, checkGoals, formatGoals, formatNotes, formatTable, ms } from './report.js';
+import { CACHE_MAX_SIZE, REPEAT_WINDOW, runScenario, type ScenarioRun } from './run-scenario.js';
+import { selectScenarios, type ScenarioDef } from './scenarios.js';
+import { SYSTEM_LABELS } from './systems/registry.js';
+
+
+async function main(): Promise<void> {
+  let opts: BenchOptions | undefined;
+  try {
+    opts = parseBenchArgs(process.argv.slice(2));
+  } catch (err) {
+    console.error(`bench: ${(err as Error).message}\n\n${HELP}`);
+    process.exitCode = 2;
+    return;
+  }
+  if (!opts) return;
+  const scenarios = selectScenarios(opts.only);
+  const t0 = Date.now();
+  const runId = randomBytes(3).toString('hex');
+
+  const target = await openRedisTarget(opts.redisUrl);
+  // Ctrl-C or a kill: stop the bench's redis-server; testkit SIGKILLs the other children on exit.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => {
+      console.error(`\nbench: ${signal}, stopping`);
+      void target.close().finally(() => process.exit(128 + (signal === 'SIGINT' ? 2 : signal === 'SIGTERM' ? 15 : 1)));
+    });
+  }
+  try {
+    await run(opts, scenarios, target, runId, t0);
+  } finally {
+    await target.close();
+  }
+}
+
+async function run(opts: BenchOptions, scenarios: ScenarioDef[], target: RedisTarget, runId: string, t0: number): Promise<void> {
+  const machine = await machineInfo(target);
+  printHeader(opts, machine, scenarios);
+
+  const pingSamples = opts.quick ? 1000 : 5000;
+  const pingIdle = await target.pingRtt(pingSamples);
+  console.log(`Redis PING round trip (idle, ${pingSamples} sequential, from this process): avg ${ms(mean(pingIdle))} ms, p50 ${ms(percentile(pingIdle, 50))} ms, p99 ${ms(percentile(pingIdle, 99))} ms\n`);
+
+  let cost: CostCurve | undefined;
+  if (opts.costCurve) {
+    cost = await measureDefaultModelCost(opts.quick, opts.seed);
+    console.log(`Default ONNX model cost curve (this process, alone; loaded in ${(cost.loadMs / 1000).toFixed(1)} s):\n${cost.text}\n`);
+  }
+
+  const labels = SYSTEM_LABELS;
+  const ctx = { opts, target, runId, onnxInputSize: defaultModelInputSize() };
+  const runs: ScenarioRun[] = [];
+  for (let rep = 1; rep <= opts.reps; rep++) {
+    for (const def of scenarios) {
+      const r = await runScenario(def, rep, ctx);
+      runs.push(r);
+      const tag = `[${rep}/${opts.reps}] ${def.id.padEnd(13)} ${(labels[def.system] ?? '').padEnd(18)}`;
+      if (r.ok) {
+        const errs = r.errors ? `, ${r.errors} errors` : '';
+        console.log(`${tag} ${Math.round(r.reqPerSec).toLocaleString('en-US').padStart(7)} req/s  p50 ${ms(r.p50Ms)} ms  p99 ${ms(r.p99Ms)} ms  batch ${Number.isFinite(r.avgBatch) ? r.avgBatch.toFixed(1) : '-'}${errs}  (ready in ${(r.startupMs / 1000).toFixed(1)} s, ended in ${(r.teardownMs / 1000).toFixed(1)} s)`);
+      } else {
+        console.log(`${tag} FAILED: ${(r.failure ?? '').split('\n')[0]}`);
+      }
+    }
+  }
+
+  const rows = buildRows(scenarios, runs, labels);
+  const goals = checkGoals(rows, pingIdle);
+  const mode = opts.quick ? 'quick' : 'full';
+  console.log(`\nResults (${mode}: ${opts.durationMs / 1000} s measured per scenario after ${opts.warmupMs / 1000} s warm-up, ${opts.reps === 1 ? '1 repetition' : `median of ${opts.reps} repetitions by req/s`}):\n`);
+  console.log(formatTable(rows));
+  const notes = formatNotes(rows);
+  if (notes) console.log(`\nNotes:\n${notes}`);
+  console.log(`\nGoals:\n${formatGoals(goals)}`);
+  const elapsed = (Date.now() - t0) / 1000;
+  console.log(`\nTotal time ${elapsed.toFixed(1)} s (${process.uptime().toFixed(1)} s since this process started).`);
+
+  if (opts.json) {
+    const path = resolve(opts.json);
+    const json = {
+      runId,
+      mode,
+      elapsedSeconds: elapsed,
+      options: opts,
+      machine,
+      model: { description: defaultModelDescription(), inputSize: defaultModelInputSize(), costCurve: cost?.points ?? null },
+      redisPingIdle: summaryJson(pingIdle),
+      scenarios: rows.map((r) => ({
+        id: r.def.id,
+        title: r.def.title,
+        system: r.def.system,
+        model: r.def.model,
+        caching: r.def.caching,
+        repeatFraction: r.def.repeatFraction,
+        vsPlainBullmq: nullIfNaN(r.vsBullmq),
+        vsFloor: nullIfNaN(r.vsFloor),
+        median: r.median ? runJson(r.median) : null,
+        repetitions: r.runs.map(runJson),
+      })),
+      goals,
+    };
+    writeFileSync(path, JSON.stringify(json, null, 2) + '\n');
+    console.log(`JSON written to ${path}`);
+  }
+}
+
+function printHeader(opts: BenchOptions, m: MachineInfo, scenarios: ScenarioDef[]): void {
+  console.log(`inferq bench (${opts.quick ? 'quick' : 'full'} mode)`);
+  console.log(`Machine: ${m.cpus} CPUs (${m.cpuModel}), ${m.memoryGb} GB, ${m.os}, Node ${m.node}, Redis ${m.redisVersion}, load avg ${m.loadAverage}`);
+  console.log(`Redis: ${m.redis}`);
+  console.log(
+    `Load: ${opts.clients} client processes x ${Math.floor(opts.inFlight / opts.clients)} in flight = ${opts.inFlight} (closed loop), ` +
+      `${opts.workers} worker processes per system, each holding ${opts.maxBatchSize} x ${opts.numWorkers} requests ` +
+      `(BullMQ concurrency ${opts.maxBatchSize * opts.numWorkers}; inferq --max-batch-size ${opts.maxBatchSize} --num-workers ${opts.numWorkers} --batch-timeout-ms ${opts.batchTimeoutMs}; list queue batch ${opts.maxBatchSize} x ${opts.numWorkers} loop)`,
+  );
+  console.log(`Inputs: seed ${opts.seed}; no-op: 4 floats; ONNX: ${defaultModelInputSize()} floats (4 decimals). Caching off except (c).`);
+  console.log(
+    `(c): half the requests repeat one of the client's last ${REPEAT_WINDOW} new inputs; inferq cache max size ${CACHE_MAX_SIZE} ` +
+      `(client config { enableCaching: true }, worker --enable-caching true); PING round trips timed in the client processes during the window.`,
+  );
+  console.log(`Scenarios: ${scenarios.map((s) => s.id).join(', ')}\n`);
+}
+
+function nullIfNaN(n: number): number | null {
+  return Number.isFinite(n) ? n : null;
+}
+
+function summaryJson(s: LatencySummary) {
+  return { count: s.count, meanMs: nullIfNaN(mean(s)), p50Ms: nullIfNaN(percentile(s, 50)), p99Ms: nullIfNaN(percentile(s, 99)), minMs: s.minMs, maxMs: s.maxMs };
+}
+
+function runJson(r: ScenarioRun) {
+  return {
+    rep: r.rep,
+    ok: r.ok,
+    failure: r.failure ?? null,
+    startupMs: r.startupMs,
+    readyMs: r.readyMs,
+    teardownMs: r.teardownMs,
+    windowMs: r.windowMs,
+    completed: r.completed,
+    errors: r.errors,
+    errorSamples: r.errorSamples,
+    reqPerSec: nullIfNaN(r.reqPerSec),
+    p50Ms: nullIfNaN(r.p50Ms),
+    p99Ms: nullIfNaN(r.p99Ms),
+    meanMs: nullIfNaN(r.meanMs),
+    avgBatch: nullIfNaN(r.avgBatch),
+    counters: r.counters ?? null,
+    cacheHits: summaryJson(r.hits),
+    pingUnderLoad: r.pingUnderLoad ? summaryJson(r.pingUnderLoad) : null,
+    cpu: r.cpu ?? null,
+    sent: r.sent,
+    repeats: r.repeats,
+    stderr: r.stderr ?? null,
+    latencyHistogram: r.latency,
+  };
+}
+
+main().then(
+  // The children are ended and Redis closed; leftover timers (e.g. testkit's line-wait timeouts) must not keep the process alive.
+  () => process.exit(process.exitCode ?? 0),
+  (err: unknown) => {
+    console.error('bench failed:', err);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,163 @@
+/**
+ * Turns scenario runs into what a reader needs: one row per scenario (the
+ * median repetition by req/s, so each row's numbers come from one coherent
+ * run), ratios to the baselines measured in the same run, notes on errors
+ * and warnings, and the goals checked against those numbers.
+ */
+import { mean, percentile, type LatencySummary } from './latency.js';
+import type { ScenarioRun } from './run-scenario.js';
+import type { ScenarioDef } from './scenarios.js';
+
+export interface ScenarioRow {
+  def: ScenarioDef;
+  label: string;
+  runs: ScenarioRun[];
+  /** The median repetition by req/s among the successful ones; undefined when all failed. */
+  median: ScenarioRun | undefined;
+  vsBullmq: number;
+  vsFloor: number;
+}
+
+export type GoalStatus = 'PASS' | 'FAIL' | 'INFO' | 'N/A';
+
+export interface Goal {
+  name: string;
+  status: GoalStatus;
+  detail: string;
+}
+
+export function buildRows(defs: readonly ScenarioDef[], runs: readonly ScenarioRun[], labels: Readonly<Record<string, string>>): ScenarioRow[] {
+  const rows = defs.map((def): ScenarioRow => {
+    const mine = runs.filter((r) => r.id === def.id);
+    const ok = mine.filter((r) => r.ok).sort((a, b) => a.reqPerSec - b.reqPerSec);
+    return { def, label: labels[def.system] ?? def.system, runs: mine, median: ok[(ok.length - 1) >> 1], vsBullmq: NaN, vsFloor: NaN };
+  });
+  // Ratios against the baselines of the same model (scenario c against the ONNX baselines).
+  for (const row of rows) {
+    const base = (system: string) => rows.find((r) => r.def.system === system && r.def.model === row.def.model && !r.def.caching)?.median?.reqPerSec;
+    const rps = row.median?.reqPerSec ?? NaN;
+    row.vsBullmq = rps / (base('bullmq') ?? NaN);
+    row.vsFloor = rps / (base('floor') ?? NaN);
+  }
+  return rows;
+}
+
+const int = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '-');
+export const ms = (n: number) => (!Number.isFinite(n) ? '-' : n < 1 ? n.toFixed(3) : n < 10 ? n.toFixed(2) : n < 100 ? n.toFixed(1) : n.toFixed(0));
+const ratio = (n: number) => (Number.isFinite(n) ? `${n < 10 ? n.toFixed(2) : n.toFixed(1)}x` : '-');
+const batch = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : '-');
+
+export function formatTable(rows: readonly ScenarioRow[]): string {
+  const header = ['scenario', 'system', 'req/s', 'p50 ms', 'p99 ms', 'avg batch', 'vs plain BullMQ (req/s)', 'vs floor (req/s)'];
+  const body = rows.map((r) => {
+    const m = r.median;
+    if (!m) return [r.def.title, r.label, 'FAILED', '-', '-', '-', '-', '-'];
+    return [r.def.title, r.label, int(m.reqPerSec), ms(m.p50Ms), ms(m.p99Ms), batch(m.avgBatch), ratio(r.vsBullmq), ratio(r.vsFloor)];
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join(' | ');
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('-|-'), ...body.map(line)].join('\n');
+}
+
+/** Everything the table cannot show: failures, errors, the system's own counters, stderr warnings, the spread of repetitions. */
+export function formatNotes(rows: readonly ScenarioRow[]): string {
+  const out: string[] = [];
+  for (const r of rows) {
+    const notes: string[] = [];
+    for (const f of r.runs.filter((x) => !x.ok)) notes.push(`rep ${f.rep} FAILED: ${firstLines(f.failure ?? 'unknown', 6)}`);
+    if (r.runs.length > 1) notes.push(`req/s per repetition: ${r.runs.map((x) => (x.ok ? int(x.reqPerSec) : 'failed')).join(', ')} (median shown)`);
+    const m = r.median;
+    if (m) {
+      notes.push(`${int(m.completed)} requests in ${+(m.windowMs / 1000).toFixed(1)} s, mean ${ms(m.meanMs)} ms, max ${ms(m.latency.maxMs)} ms; processes ready in ${(m.startupMs / 1000).toFixed(1)} s`);
+      if (m.cpu) {
+        const { cores, usPerRequest: us } = m.cpu;
+        notes.push(
+          `CPU over the window (cores busy / CPU us per request): clients ${cores.clients.toFixed(2)} / ${int(us.clients)}, ` +
+            `workers ${cores.workers.toFixed(2)} / ${int(us.workers)}, redis-server ${cores.redis.toFixed(2)} / ${int(us.redis)}`,
+        );
+      }
+      if (m.errors > 0) notes.push(`${int(m.errors)} failed requests: ${m.errorSamples.map(([msg, n]) => `${n}x ${msg}`).join(' | ')}`);
+      const c = m.counters;
+      if (c && r.def.system === 'inferq') {
+        const looked = (c.cacheHits ?? 0) + (c.cacheMisses ?? 0);
+        const parts = [`stats over the window: ${int(c.items)} items in ${int(c.batches)} model calls`];
+        if (r.def.caching) {
+          parts.push(`cache hits ${int(c.cacheHits ?? 0)} (${looked ? (((c.cacheHits ?? 0) / looked) * 100).toFixed(1) : '-'} % of lookups)`);
+          parts.push(`coalesced ${int(c.coalesced ?? 0)}, worker-side hits ${int(c.workerCacheHits ?? 0)}`);
+          parts.push(`repeated inputs sent ${int(m.repeats)} of ${int(m.sent)}`);
+        }
+        if (c.errors || c.timeouts || c.deadlineDrops) parts.push(`errors ${int(c.errors ?? 0)}, timeouts ${int(c.timeouts ?? 0)}, deadline drops ${int(c.deadlineDrops ?? 0)}`);
+        notes.push(parts.join('; '));
+      }
+    }
+    for (const x of r.runs) {
+      for (const role of ['workers', 'clients'] as const) {
+        const d = x.stderr?.[role];
+        if (d && d.warnings + d.errors + d.other > 0) {
+          notes.push(`rep ${x.rep} ${role} stderr: ${d.errors} error, ${d.warnings} warn, ${d.other} other lines; e.g. ${d.samples.map((s) => s.slice(0, 300)).join(' || ')}`);
+        }
+      }
+    }
+    if (notes.length) out.push(`${r.def.id} (${r.label}):\n${notes.map((n) => `  - ${n}`).join('\n')}`);
+  }
+  return out.join('\n');
+}
+
+export function checkGoals(rows: readonly ScenarioRow[], pingIdle: LatencySummary): Goal[] {
+  const get = (id: string) => rows.find((r) => r.def.id === id)?.median;
+  const goals: Goal[] = [];
+  const need = (name: string, ids: string[], check: (runs: ScenarioRun[]) => Goal): void => {
+    const runs = ids.map(get);
+    if (runs.some((r) => r === undefined)) {
+      const missing = ids.filter((_, i) => runs[i] === undefined).join(', ');
+      goals.push({ name, status: 'N/A', detail: `needs ${missing} (not run or failed)` });
+    } else {
+      goals.push(check(runs as ScenarioRun[]));
+    }
+  };
+  const atLeast = (name: string, a: ScenarioRun, b: ScenarioRun, factor: number, what: string): Goal => {
+    const r = a.reqPerSec / b.reqPerSec;
+    return { name, status: r >= factor ? 'PASS' : 'FAIL', detail: `${int(a.reqPerSec)} vs ${int(b.reqPerSec)} req/s = ${ratio(r)} of ${what} (goal >= ${factor < 1 ? `${factor * 100} %` : `${factor}x`})` };
+  };
+
+  // What the floor reaches against the same baseline says whether a goal is reachable on this machine at all.
+  const floorContext = (model: 'noop' | 'onnx', g: Goal): Goal => {
+    const f = get(`${model}-floor`);
+    const b = get(`${model}-bullmq`);
+    return f && b ? { ...g, detail: `${g.detail}; the floor reaches ${ratio(f.reqPerSec / b.reqPerSec)} of plain BullMQ in this run` } : g;
+  };
+  need('ONNX: inferq >= 10x plain BullMQ req/s', ['onnx-inferq', 'onnx-bullmq'], ([q, b]) =>
+    floorContext('onnx', atLeast('ONNX: inferq >= 10x plain BullMQ req/s', q!, b!, 10, 'plain BullMQ')),
+  );
+  need('ONNX: inferq p99 no worse than plain BullMQ', ['onnx-inferq', 'onnx-bullmq'], ([q, b]) => ({
+    name: 'ONNX: inferq p99 no worse than plain BullMQ',
+    status: q!.p99Ms <= b!.p99Ms ? 'PASS' : 'FAIL',
+    detail: `p99 ${ms(q!.p99Ms)} ms vs ${ms(b!.p99Ms)} ms (p50 ${ms(q!.p50Ms)} vs ${ms(b!.p50Ms)} ms)`,
+  }));
+  need('no-op: inferq >= 3x plain BullMQ req/s', ['noop-inferq', 'noop-bullmq'], ([q, b]) =>
+    floorContext('noop', atLeast('no-op: inferq >= 3x plain BullMQ req/s', q!, b!, 3, 'plain BullMQ')),
+  );
+  need('no-op: inferq >= 40 % of the floor req/s', ['noop-inferq', 'noop-floor'], ([q, f]) => atLeast('no-op: inferq >= 40 % of the floor req/s', q!, f!, 0.4, 'the floor'));
+  need('cache hits (c): avg latency of a hit vs one Redis round trip', ['cache-inferq'], ([c]) => {
+    const hits = c!.hits;
+    const idle = mean(pingIdle);
+    const loaded = c!.pingUnderLoad ? mean(c!.pingUnderLoad) : NaN;
+    const hitMean = mean(hits);
+    const detail = hits.count === 0
+      ? 'no cache hits in the window'
+      : `${int(hits.count)} hits: avg ${ms(hitMean)} ms (p50 ${ms(percentile(hits, 50))}, p99 ${ms(percentile(hits, 99))}) = ` +
+        `${ratio(hitMean / idle)} an idle PING round trip (avg ${ms(idle)} ms, p50 ${ms(percentile(pingIdle, 50))}) and ` +
+        `${ratio(hitMean / loaded)} a PING round trip timed in the client processes under the same load (avg ${ms(loaded)} ms, p50 ${c!.pingUnderLoad ? ms(percentile(c!.pingUnderLoad, 50)) : '-'})`;
+    return { name: 'cache hits (c): avg latency of a hit vs one Redis round trip', status: 'INFO', detail };
+  });
+  return goals;
+}
+
+export function formatGoals(goals: readonly Goal[]): string {
+  return goals.map((g) => `  [${g.status}] ${g.name}\n         ${g.detail}`).join('\n');
+}
+
+function firstLines(text: string, n: number): string {
+  const lines = text.split('\n');
+  return lines.slice(0, n).join('\n    ') + (lines.length > n ? `\n    ... (${lines.length - n} more lines)` : '');
+}

@@ -1,0 +1,230 @@
+/**
+ * Runs one scenario once: start its worker and client processes, give them
+ * one common start signal, measure a fixed window after a warm-up, collect
+ * the clients' reports, then end every process and empty Redis.
+ *
+ * Every wait is bounded (startup, window, results) and raced against any
+ * process exiting early, so a crashed or hung system fails its scenario with
+ * the reason (and the process's stderr) instead of hanging the bench.
+ */
+import type { BenchOptions } from './args.js';
+import { cpuSnapshot, cpuUsage, type CpuUsage } from './cpu-usage.js';
+import type { ClientReport } from './load-client.js';
+import { mean, mergeSummaries, percentile, type LatencySummary } from './latency.js';
+import { ProcessSet, withTimeout, type StderrDigest } from './processes.js';
+import type { RedisTarget } from './redis-target.js';
+import type { ScenarioDef } from './scenarios.js';
+import type { BatchCounters, ClientConfig, GoSignal, ScenarioSettings } from './settings.js';
+import { CHILD_SCRIPT, loadSystem } from './systems/registry.js';
+
+export interface ScenarioRun {
+  id: string;
+  rep: number;
+  ok: boolean;
+  failure?: string;
+  /** Time from the first spawn to every process READY, ms. */
+  startupMs: number;
+  /** Time from the first spawn to each process's READY, ms. */
+  readyMs: Record<string, number>;
+  /** Time to end every process and empty Redis, ms. */
+  teardownMs: number;
+  windowMs: number;
+  completed: number;
+  errors: number;
+  errorSamples: Array<[string, number]>;
+  reqPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  meanMs: number;
+  /** Items per model call in the window; 1 for plain BullMQ; NaN when unknown. */
+  avgBatch: number;
+  /** The system's own counters over the window (inferq: its stats hash; floor: its batch counters). */
+  counters?: BatchCounters;
+  latency: LatencySummary;
+  /** Requests answered from the result cache. */
+  hits: LatencySummary;
+  /** PING round trips timed inside the client processes during the window. */
+  pingUnderLoad?: LatencySummary;
+  sent: number;
+  repeats: number;
+  /** CPU of clients, workers and Redis over the window (Linux only). */
+  cpu?: CpuUsage;
+  stderr: { workers: StderrDigest; clients: StderrDigest } | undefined;
+}
+
+export interface ScenarioContext {
+  opts: BenchOptions;
+  target: RedisTarget;
+  runId: string;
+  /** Numbers per input vector for the ONNX model (its input size). */
+  onnxInputSize: number;
+}
+
+/** Inputs of the no-op model: small, so the no-op rows measure the queue rather than JSON bytes. */
+const NOOP_INPUT_SIZE = 4;
+/** Repeats of scenario (c) are drawn from this many recent inputs per client; the cache holds all of them. */
+export const REPEAT_WINDOW = 1000;
+export const CACHE_MAX_SIZE = 10_000;
+/** Children log warnings and errors only: their info lines are not results. */
+const CHILD_ENV: NodeJS.ProcessEnv = { INFERQ_LOG_LEVEL: 'warn' };
+
+const sleepUntil = (t: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, t - Date.now())));
+
+export async function runScenario(def: ScenarioDef, rep: number, ctx: ScenarioContext): Promise<ScenarioRun> {
+  const { opts, target } = ctx;
+  const namespace = `bench-${ctx.runId}-${def.id}-r${rep}`;
+  const settings: ScenarioSettings = {
+    system: def.system,
+    model: def.model,
+    redisUrl: target.url,
+    namespace,
+    queueName: `bench-${def.model}`,
+    maxBatchSize: opts.maxBatchSize,
+    numWorkers: opts.numWorkers,
+    batchTimeoutMs: opts.batchTimeoutMs,
+    caching: def.caching,
+    cacheMaxSize: CACHE_MAX_SIZE,
+    requestTimeoutMs: Math.max(10_000, opts.durationMs + opts.warmupMs),
+  };
+  const run: ScenarioRun = {
+    id: def.id,
+    rep,
+    ok: false,
+    startupMs: NaN,
+    readyMs: {},
+    teardownMs: NaN,
+    windowMs: opts.durationMs,
+    completed: 0,
+    errors: 0,
+    errorSamples: [],
+    reqPerSec: NaN,
+    p50Ms: NaN,
+    p99Ms: NaN,
+    meanMs: NaN,
+    avgBatch: NaN,
+    latency: mergeSummaries([]),
+    hits: mergeSummaries([]),
+    sent: 0,
+    repeats: 0,
+    stderr: undefined,
+  };
+  const procs = new ProcessSet();
+  try {
+    const system = await loadSystem(def.system);
+    const controlKey = `${namespace}:control`;
+    const started = Date.now();
+    for (let i = 0; i < opts.workers; i++) {
+      const { script, args } = system.workerCommand(settings, i);
+      procs.spawn(`${def.id} worker ${i}`, 'worker', script, args, CHILD_ENV);
+    }
+    const base = Math.floor(opts.inFlight / opts.clients);
+    for (let i = 0; i < opts.clients; i++) {
+      const cfg: ClientConfig = {
+        ...settings,
+        role: 'client',
+        clientIndex: i,
+        inFlight: base + (i < opts.inFlight % opts.clients ? 1 : 0),
+        workload: {
+          inputSize: def.model === 'onnx' ? ctx.onnxInputSize : NOOP_INPUT_SIZE,
+          seed: opts.seed,
+          repeatFraction: def.repeatFraction,
+          repeatWindow: REPEAT_WINDOW,
+        },
+        controlKey,
+        probePing: def.probePing,
+      };
+      procs.spawn(`${def.id} client ${i}`, 'client', CHILD_SCRIPT, [JSON.stringify(cfg)], CHILD_ENV, /^RESULT /);
+    }
+    const crashed = procs.unexpectedExit();
+
+    const ready = procs.all.map((p) =>
+      p.proc.waitForLine(/^READY /, opts.startupTimeoutMs + 1000).then(() => {
+        run.readyMs[p.label] = Date.now() - started;
+      }),
+    );
+    await Promise.race([withTimeout(Promise.all(ready), opts.startupTimeoutMs, 'every process to print READY'), crashed]);
+    run.startupMs = Date.now() - started;
+
+    const startAt = Date.now() + 50;
+    const go: GoSignal = { startAt, warmupUntil: startAt + opts.warmupMs, measureUntil: startAt + opts.warmupMs + opts.durationMs };
+    await target.redis.rpush(controlKey, ...Array.from({ length: opts.clients }, () => JSON.stringify(go)));
+
+    const pids = procs.all.map((p) => ({ label: p.label, pid: p.proc.pid }));
+    await Promise.race([sleepUntil(go.warmupUntil), crashed]);
+    const [before, cpuBefore] = await Promise.race([Promise.all([system.readCounters(target.redis, settings), cpuSnapshot(pids, target.redis)]), crashed]);
+    await Promise.race([sleepUntil(go.measureUntil), crashed]);
+    const [after, cpuAfter] = await Promise.race([Promise.all([system.readCounters(target.redis, settings), cpuSnapshot(pids, target.redis)]), crashed]);
+
+    const clients = procs.all.filter((p) => p.role === 'client');
+    const lines = await Promise.race([
+      withTimeout(Promise.all(clients.map((c) => c.proc.waitForLine(/^RESULT /, opts.resultGraceMs + 1000))), opts.resultGraceMs, 'the clients\' results'),
+      crashed,
+    ]);
+    for (const c of clients) c.done = true;
+    const reports = lines.map((l) => JSON.parse(l.slice('RESULT '.length)) as ClientReport);
+    summarise(run, def, reports, before, after, opts.durationMs);
+    const roles = new Map(procs.all.map((p) => [p.label, p.role] as const));
+    const cpu = cpuUsage(cpuBefore, cpuAfter, (label) => roles.get(label), opts.durationMs / 1000, run.completed);
+    if (cpu) run.cpu = cpu;
+    if (run.completed === 0) {
+      const why = run.errorSamples.map(([m, n]) => `${n}x ${m}`).join(' | ');
+      throw new Error(`no request completed in the measured window (${run.errors} failed${why ? `: ${why}` : ''})`);
+    }
+    run.ok = true;
+  } catch (err) {
+    run.failure = err instanceof Error ? err.message : String(err);
+  } finally {
+    const ending = Date.now();
+    await procs.endAll(opts.stopGraceMs);
+    run.stderr = { workers: procs.stderrDigest('worker'), clients: procs.stderrDigest('client') };
+    try {
+      await target.reset(namespace);
+    } catch (err) {
+      console.warn(`warning: emptying Redis after ${def.id} failed: ${(err as Error).message}`);
+    }
+    run.teardownMs = Date.now() - ending;
+  }
+  return run;
+}
+
+function summarise(
+  run: ScenarioRun,
+  def: ScenarioDef,
+  reports: readonly ClientReport[],
+  before: BatchCounters | undefined,
+  after: BatchCounters | undefined,
+  windowMs: number,
+): void {
+  run.latency = mergeSummaries(reports.map((r) => r.latency));
+  run.hits = mergeSummaries(reports.map((r) => r.hits));
+  const pings = reports.flatMap((r) => (r.ping ? [r.ping] : []));
+  if (pings.length) run.pingUnderLoad = mergeSummaries(pings);
+  run.completed = reports.reduce((n, r) => n + r.completed, 0);
+  run.errors = reports.reduce((n, r) => n + r.errors, 0);
+  const samples = new Map<string, number>();
+  for (const r of reports) for (const [m, c] of r.errorSamples) samples.set(m, (samples.get(m) ?? 0) + c);
+  run.errorSamples = [...samples.entries()];
+  run.sent = reports.reduce((n, r) => n + r.sent, 0);
+  run.repeats = reports.reduce((n, r) => n + r.repeats, 0);
+  run.reqPerSec = run.completed / (windowMs / 1000);
+  run.p50Ms = percentile(run.latency, 50);
+  run.p99Ms = percentile(run.latency, 99);
+  run.meanMs = mean(run.latency);
+  if (def.system === 'bullmq') {
+    run.avgBatch = 1;
+  } else if (before && after) {
+    const delta = diffCounters(before, after);
+    run.counters = delta;
+    run.avgBatch = delta.batches > 0 ? delta.items / delta.batches : NaN;
+  }
+}
+
+function diffCounters(a: BatchCounters, b: BatchCounters): BatchCounters {
+  const out: BatchCounters = { batches: b.batches - a.batches, items: b.items - a.items };
+  for (const k of ['cacheHits', 'cacheMisses', 'coalesced', 'workerCacheHits', 'errors', 'timeouts', 'deadlineDrops'] as const) {
+    const x = a[k];
+    const y = b[k];
+    if (x !== undefined && y !== undefined) out[k] = y - x;
+  }
+  return out;
+}

@@ -1,0 +1,64 @@
+/**
+ * The system under test: `InferenceClient` in the client processes, the real
+ * `inferq-worker` CLI (testkit's WORKER_BIN) as worker processes, with the
+ * same model built-ins the baselines load in-process.
+ */
+import { readStats } from '@inferq/core';
+import { WORKER_BIN } from '@inferq/testkit';
+import { MODEL_MODULE, type ClientConfig } from '../settings.js';
+import { SYSTEM_LABELS } from './registry.js';
+import type { SystemDefinition, Transport } from './system.js';
+
+async function connectClient(cfg: ClientConfig): Promise<Transport> {
+  // Imported where it is used: the parent process only needs this module's command lines and readStats.
+  const { InferenceClient } = await import('@inferq/client');
+  const client = new InferenceClient<number[], unknown>({
+    redis: cfg.redisUrl,
+    model: cfg.queueName,
+    prefix: cfg.namespace,
+    config: { enableCaching: cfg.caching, cacheMaxSize: cfg.cacheMaxSize },
+    defaultTimeoutMs: cfg.requestTimeoutMs,
+  });
+  // The client connects lazily; one round trip now keeps connection setup out of the warm-up.
+  await client.stats();
+  return {
+    async send(input) {
+      const r = await client.infer(input);
+      return { cached: r.cached };
+    },
+  };
+}
+
+export const inferq: SystemDefinition = {
+  id: 'inferq',
+  label: SYSTEM_LABELS.inferq,
+  workerCommand: (s) => ({
+    script: WORKER_BIN,
+    args: [
+      '--model', s.queueName,
+      '--module', MODEL_MODULE[s.model],
+      '--redis', s.redisUrl,
+      '--prefix', s.namespace,
+      '--max-batch-size', String(s.maxBatchSize),
+      '--batch-timeout-ms', String(s.batchTimeoutMs),
+      '--num-workers', String(s.numWorkers),
+      '--enable-caching', String(s.caching),
+      '--cache-max-size', String(s.cacheMaxSize),
+    ],
+  }),
+  async readCounters(redis, s) {
+    const st = await readStats(redis, s.queueName, s.namespace);
+    return {
+      batches: st.totalBatches,
+      items: st.batchItems,
+      cacheHits: st.cacheHits,
+      cacheMisses: st.cacheMisses,
+      coalesced: st.coalesced,
+      workerCacheHits: st.workerCacheHits,
+      errors: st.errors,
+      timeouts: st.timeouts,
+      deadlineDrops: st.deadlineDrops,
+    };
+  },
+  connectClient,
+};
