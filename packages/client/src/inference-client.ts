@@ -119,6 +119,8 @@ export class InferenceClient<I = unknown, O = unknown> {
   private readonly claimStage = new CoalescingStage<Flight>(
     (fs) => this.claim(fs),
     (err, fs) => this.failFlights(fs, err, 'claim stage failed'),
+    // Two claims in flight: a cache hit waits for at most part of one other round trip.
+    2,
   );
   private readonly enqueueStage = new CoalescingStage<Flight>(
     (fs) => this.enqueue(fs),
