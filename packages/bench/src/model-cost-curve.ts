@@ -1,5 +1,5 @@
 /**
- * The default ONNX model's cost curve (ms per call at batch 1, 8, 32), measured
+ * The default ONNX model's cost curve (ms per call at batch 1, 8, 32, 64), measured
  * in the bench's own process before any scenario runs, with the worker
  * package's `measureModelCost`: it says what batching can gain on this
  * machine, which is what the ONNX rows should be read against.
@@ -12,7 +12,7 @@ import { DEFAULT_MODEL_INFO, defaultModel } from '../../worker/src/models/defaul
 import { formatModelCost, measureModelCost, type ModelCostPoint } from '../../worker/src/models/model-cost.js';
 import { Workload } from './workload.js';
 
-export const COST_BATCH_SIZES: readonly number[] = Object.freeze([1, 8, 32]);
+export const COST_BATCH_SIZES: readonly number[] = Object.freeze([1, 8, 32, 64]);
 
 /** Numbers per input of the default model (its input tensor is [batch, 256]). */
 export function defaultModelInputSize(): number {
