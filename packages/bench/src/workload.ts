@@ -12,6 +12,7 @@
  *   inputs): the recent window keeps repeats within the result cache's reach,
  *   as in a real hot set, instead of asking for inputs evicted long ago.
  */
+import { mulberry32 } from '@inferq/worker';
 
 export interface WorkloadConfig {
   /** Numbers per input vector. */
@@ -24,17 +25,7 @@ export interface WorkloadConfig {
   repeatWindow: number;
 }
 
-/** mulberry32: tiny, fast, seeded; not for anything that needs unpredictability. */
-export function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 };
 
 export class Workload {
   private readonly random: () => number;

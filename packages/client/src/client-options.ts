@@ -6,7 +6,11 @@ import { z } from 'zod';
 import type { Redis, RedisOptions } from 'ioredis';
 import {
   DEFAULT_PREFIX,
-  MODEL_NAME_PATTERN,
+  ConfigObjectSchema,
+  KeyPrefixSchema,
+  LoggerSchema,
+  ModelNameSchema,
+  RedisConnectionSchema,
   loadOptimizationConfig,
   parseConfig,
   type Logger,
@@ -50,18 +54,17 @@ export interface InferenceClientOptions<I = unknown> {
 
 const OptionsSchema = z
   .object({
-    redis: z.union([z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'), z.object({}).passthrough()]),
-    model: z.string().regex(MODEL_NAME_PATTERN, 'letters, digits, ".", "_", "-"; 1..128 characters'),
+    redis: RedisConnectionSchema,
+    model: ModelNameSchema,
     modelVersion: z.string().min(1).max(64).default(CLIENT_DEFAULTS.modelVersion),
-    prefix: z.string().min(1).max(64).regex(/^[^{}\s]+$/, 'no braces or spaces').default(CLIENT_DEFAULTS.prefix),
-    // validated by OptimizationConfig itself (env first, then these values)
-    config: z.object({}).passthrough().optional(),
+    prefix: KeyPrefixSchema.default(CLIENT_DEFAULTS.prefix),
+    config: ConfigObjectSchema.optional(),
     maxInputBytes: z.number().int().min(1).max(512 * 1024 * 1024).default(CLIENT_DEFAULTS.maxInputBytes),
     defaultTimeoutMs: z.number().int().min(1).max(3_600_000).default(CLIENT_DEFAULTS.defaultTimeoutMs),
     inputSchema: z.custom<z.ZodType>((v) => v instanceof z.ZodType, 'must be a zod schema').optional(),
     maxEnvelopeItems: z.number().int().min(1).max(10_000).default(CLIENT_DEFAULTS.maxEnvelopeItems),
     statsFlushIntervalMs: z.number().int().min(1).max(60_000).default(CLIENT_DEFAULTS.statsFlushIntervalMs),
-    logger: z.custom<Logger>((v) => typeof v === 'object' && v !== null && typeof (v as Logger).error === 'function', 'must be a pino logger').optional(),
+    logger: LoggerSchema.optional(),
   })
   .strict();
 

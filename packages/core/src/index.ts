@@ -16,3 +16,4 @@ export * from './stats-reader.js';
 export * from './flight-claim.js';
 export * from './batch-settle.js';
 export * from './inference-optimizer.js';
+export * from './option-schemas.js';

@@ -11,23 +11,9 @@
  * a run is reproducible: the parent sends each client process only numbers
  * (seed, pool size, exponent), never the vectors themselves.
  */
+import { mulberry32 } from '@inferq/worker';
 
-/**
- * mulberry32: a tiny seeded PRNG (32-bit state). Deterministic across
- * machines, which `Math.random` is not; not for anything that needs
- * unpredictability. (The worker package has its own copy for the model's
- * weights; it is not exported, and the two need not stay in step.)
- */
-export function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 };
 
 /** Mixes two integers into a new seed, so per-client and per-vector streams do not overlap. */
 export function deriveSeed(seed: number, stream: number): number {

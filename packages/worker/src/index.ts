@@ -8,3 +8,4 @@ export { ONNX_MODEL_DEFAULTS, OnnxModelOptionsSchema, parseOnnxModelOptions, typ
 export { defaultModel, buildDefaultModelBytes, DEFAULT_MODEL_INFO, type DefaultModelOptions } from './models/default-model.js';
 export { measureModelCost, formatModelCost, MODEL_COST_DEFAULTS, type ModelCostOptions, type ModelCostPoint } from './models/model-cost.js';
 export type { TensorItemInput, NestedNumbers } from './models/batch-tensor.js';
+export { mulberry32 } from './models/mulberry32.js';

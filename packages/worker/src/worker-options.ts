@@ -8,7 +8,11 @@ import { z } from 'zod';
 import type { RedisOptions } from 'ioredis';
 import {
   DEFAULT_PREFIX,
-  MODEL_NAME_PATTERN,
+  ConfigObjectSchema,
+  KeyPrefixSchema,
+  LoggerSchema,
+  ModelNameSchema,
+  RedisConnectionSchema,
   loadOptimizationConfig,
   parseConfig,
   type Logger,
@@ -61,14 +65,14 @@ const isFunction = (v: unknown) => typeof v === 'function';
 
 const OptionsSchema = z
   .object({
-    redis: z.union([z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'), z.object({}).passthrough()]),
-    model: z.string().regex(MODEL_NAME_PATTERN, 'letters, digits, ".", "_", "-"; 1..128 characters'),
+    redis: RedisConnectionSchema,
+    model: ModelNameSchema,
     run: z.custom<BatchModel>(isFunction, 'must be a function (inputs) => outputs').optional(),
     module: z
       .custom<ModelModule>((v) => typeof v === 'object' && v !== null && isFunction((v as ModelModule).run), 'must be an object with a run(inputs) function')
       .optional(),
-    prefix: z.string().min(1).max(64).regex(/^[^{}\s]+$/, 'no braces or spaces').default(WORKER_DEFAULTS.prefix),
-    config: z.object({}).passthrough().optional(),
+    prefix: KeyPrefixSchema.default(WORKER_DEFAULTS.prefix),
+    config: ConfigObjectSchema.optional(),
     jobConcurrency: z.number().int().min(1).max(10_000).optional(),
     lockDurationMs: z.number().int().min(100).max(3_600_000).default(WORKER_DEFAULTS.lockDurationMs),
     stalledIntervalMs: z.number().int().min(100).max(3_600_000).default(WORKER_DEFAULTS.stalledIntervalMs),
@@ -76,7 +80,7 @@ const OptionsSchema = z
     cacheTtlMs: z.number().int().min(0).max(365 * 86_400_000).default(WORKER_DEFAULTS.cacheTtlMs),
     stopTimeoutMs: z.number().int().min(0).max(3_600_000).default(WORKER_DEFAULTS.stopTimeoutMs),
     workerId: z.string().min(1).max(128).regex(/^[^\s|]+$/, 'no spaces or "|"').optional(),
-    logger: z.custom<Logger>((v) => typeof v === 'object' && v !== null && isFunction((v as Logger).error), 'must be a pino logger').optional(),
+    logger: LoggerSchema.optional(),
   })
   .strict()
   .refine((o) => (o.run === undefined) !== (o.module === undefined), { message: 'give exactly one of run or module', path: ['run'] });
