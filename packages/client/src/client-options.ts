@@ -23,7 +23,7 @@ export const CLIENT_DEFAULTS = Object.freeze({
   prefix: DEFAULT_PREFIX,
   maxInputBytes: 1_048_576,
   defaultTimeoutMs: 30_000,
-  maxEnvelopeItems: 64,
+  maxEnvelopeItems: 256,
   statsFlushIntervalMs: 100,
 });
 
@@ -44,7 +44,11 @@ export interface InferenceClientOptions<I = unknown> {
   defaultTimeoutMs?: number;
   /** Optional zod schema every input must pass (checked before anything is written). */
   inputSchema?: z.ZodType<I>;
-  /** Most requests packed into one queue job. Default 64. */
+  /**
+   * Most requests packed into one queue job. Default 256: under load, fewer
+   * and larger jobs spread BullMQ's per-job work (two Lua scripts, an event)
+   * over more requests; workers still batch by `maxBatchSize` items.
+   */
   maxEnvelopeItems?: number;
   /** How often buffered stats are written to Redis, in ms. Default 100. */
   statsFlushIntervalMs?: number;
