@@ -10,8 +10,9 @@
  *     client's inbox and to the waiters of its single-flight key) and the
  *     batch's stats.
  * Model failures are results too: they are delivered to the callers, logged,
- * and the item counts as done. The returned array has an Error only where
- * delivery itself failed (Redis), so the job is retried.
+ * and the item counts as done. `run` returns as soon as the pipeline is sent;
+ * each item's `delivered` promise rejects only if delivery itself failed
+ * (Redis), so that its job is retried.
  */
 import type { Redis } from 'ioredis';
 import {
@@ -58,6 +59,11 @@ export interface BatchPipelineOptions {
   logger: Logger;
 }
 
+/** What a batch gives each of its items: settles once the item's result reached Redis (rejects if it did not). */
+export interface BatchOutcome {
+  delivered: Promise<void>;
+}
+
 interface Group {
   input: unknown;
   items: WorkItem[];
@@ -66,7 +72,7 @@ interface Group {
 export class BatchPipeline {
   constructor(private readonly o: BatchPipelineOptions) {}
 
-  async run(items: readonly WorkItem[]): Promise<Array<undefined | Error>> {
+  async run(items: readonly WorkItem[]): Promise<BatchOutcome[]> {
     const { o } = this;
     const settles: SettleItem[] = [];
     const now = Date.now();
@@ -197,15 +203,22 @@ export class BatchPipeline {
       deadline_drops: deadlineDrops,
       model_time_sum_ms: modelMs,
     });
-    try {
-      const results = await pipeline.exec();
-      const failed = results?.find(([err]) => err);
-      if (!results || failed) throw failed?.[0] ?? new Error('pipeline was not executed');
-    } catch (cause) {
+    // Not awaited here: the batch's model slot is free as soon as the model
+    // returned, so the next batch computes while this one's results travel
+    // (no round-trip bubble between model calls). Callers await `delivered`.
+    const delivered = pipeline.exec().then(
+      (results) => {
+        const failed = results?.find(([err]) => err);
+        if (!results || failed) throw failed?.[0] ?? new Error('pipeline was not executed');
+      },
+    ).catch((cause: unknown) => {
       const err = new RedisUnavailableError(`Delivering ${settles.length} results failed: ${(cause as Error).message}`, { cause });
       o.logger.error({ err, model: o.modelName, worker: o.workerId, items: items.length }, 'delivering batch results failed; the jobs will be retried');
-      return items.map(() => err);
-    }
-    return items.map(() => undefined);
+      throw err;
+    });
+    // Handled by whoever awaits it; this only keeps an unawaited failure from being "unhandled".
+    delivered.catch(() => undefined);
+    const outcome: BatchOutcome = { delivered };
+    return items.map(() => outcome);
   }
 }

@@ -30,7 +30,7 @@ import {
   type RequestEnvelope,
   type SettleItem,
 } from '@inferq/core';
-import { BatchPipeline, type WorkItem } from './batch-pipeline.js';
+import { BatchPipeline, type BatchOutcome, type WorkItem } from './batch-pipeline.js';
 import { resolveWorkerOptions, type InferenceWorkerOptions, type ResolvedWorkerOptions } from './worker-options.js';
 
 export interface WorkerJobResult {
@@ -45,7 +45,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
   private cmd: Redis | undefined;
   private bullConnection: Redis | undefined;
   private worker: Worker<RequestEnvelope, WorkerJobResult> | undefined;
-  private batcher: RequestBatcher<WorkItem, undefined> | undefined;
+  private batcher: RequestBatcher<WorkItem, BatchOutcome> | undefined;
   private stats: StatsRecorder | undefined;
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   private stopping: Promise<void> | undefined;
@@ -95,7 +95,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
       cacheTtlMs: opts.cacheTtlMs,
       logger,
     });
-    this.batcher = new RequestBatcher<WorkItem, undefined>({
+    this.batcher = new RequestBatcher<WorkItem, BatchOutcome>({
       name: `worker:${opts.model}`,
       process: (items) => pipeline.run(items),
       maxBatchSize: opts.config.maxBatchSize,
@@ -176,7 +176,9 @@ export class InferenceWorker<I = unknown, O = unknown> {
     const jobId = String(job.id);
     const items: WorkItem[] = env.items.map((it) => ({ ...it, client: env.client, jobId }));
     // No per-item timer: each item carries its deadline, checked when its batch runs.
-    const outcomes = await Promise.allSettled(batcher.submitMany(items, { timeoutMs: Infinity }));
+    const outcomes = await Promise.allSettled(
+      batcher.submitMany(items, { timeoutMs: Infinity }).map((computed) => computed.then((outcome) => outcome.delivered)),
+    );
     const undelivered = items.filter((_, i) => outcomes[i]?.status === 'rejected');
     if (undelivered.length > 0) {
       const first = outcomes.find((r) => r.status === 'rejected') as PromiseRejectedResult;
