@@ -22,11 +22,6 @@ import { createLogger, type Logger } from './logger.js';
 import { defineLuaCommands, type LuaCommands } from './lua-scripts.js';
 import { DEFAULT_PREFIX, MODEL_NAME_PATTERN, modelKeys } from './redis-keys.js';
 
-/** The expiry ZSET of a model's cache, from its key root (`modelKeys(model, prefix).root`). */
-export function cacheExpKey(root: string): string {
-  return `${root}:cache:exp`;
-}
-
 export interface RedisLruCacheOptions<V = unknown> {
   /** The ioredis connection (or cluster). Owned by the caller: the cache never closes it. */
   redis: Redis | Cluster;
@@ -98,7 +93,7 @@ export class RedisLruCache<V = unknown> {
     this.model = o.model;
     this.maxSize = o.maxSize;
     this.ttlMs = o.ttlMs;
-    this.redisKeys = Object.freeze({ lru: keys.cacheLru, val: keys.cacheVal, exp: cacheExpKey(keys.root) });
+    this.redisKeys = Object.freeze({ lru: keys.cacheLru, val: keys.cacheVal, exp: keys.cacheExp });
     this.scriptKeys = Object.freeze([this.redisKeys.lru, this.redisKeys.val, this.redisKeys.exp]);
     this.redis = o.redis;
     this.scripts = defineLuaCommands(o.redis, SCRIPTS);

@@ -12,7 +12,7 @@ import { startTestRedis, type TestRedis } from '../../testkit/src/index.js';
 import { ConfigError, ErrorCode, InferqError } from '../src/errors.js';
 import { LUA_DIR, LuaScriptLoader, defineLuaCommands } from '../src/lua-scripts.js';
 import { modelKeys } from '../src/redis-keys.js';
-import { RedisLruCache, cacheExpKey, type RedisLruCacheOptions } from '../src/redis-lru-cache.js';
+import { RedisLruCache, type RedisLruCacheOptions } from '../src/redis-lru-cache.js';
 import { LruReferenceModel, applyOp, lruOpArb, type TestValue } from './lru-reference-model.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -251,7 +251,7 @@ describe('RedisLruCache', () => {
     expect(await a.getMany(['x', 'y', 'z', 'w'])).toEqual([undefined, undefined, 30, 40]);
     expect(await b.size()).toBe(2);
     expect(a.redisKeys.lru).toBe(modelKeys(a.model, t.prefix).cacheLru);
-    expect(a.redisKeys.exp).toBe(cacheExpKey(modelKeys(a.model, t.prefix).root));
+    expect(a.redisKeys.exp).toBe(modelKeys(a.model, t.prefix).cacheExp);
     expect(a.redisKeys.lru).not.toBe(b.redisKeys.lru);
   });
 
