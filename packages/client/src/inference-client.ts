@@ -21,7 +21,6 @@ import type { Redis } from 'ioredis';
 import {
   ClosedError,
   ENVELOPE_JOB_NAME,
-  InferqError,
   InputInvalidError,
   InputTooLargeError,
   RedisLruCache,
@@ -438,7 +437,7 @@ export class InferenceClient<I = unknown, O = unknown> {
   }
 
   private failFlights(flights: Flight[], err: unknown, what: string): void {
-    const error = err instanceof InferqError ? err : (err as Error);
+    const error = err instanceof Error ? err : new Error(String(err));
     this.logger.error({ err: error, requests: flights.length }, what);
     for (const f of flights) {
       for (const c of f.callers) this.settle(c, error);

@@ -9,7 +9,7 @@
 import { cpus, platform, release, totalmem } from 'node:os';
 import { batchItemsFromRecords, latencyHistogram, timeSeries, type BatchItems } from './metrics.js';
 import type { RequestRecord } from './protocol.js';
-import { describeMode, fmt, headlineRows, type DemoSummary } from './summary.js';
+import { clientRows, describeMode, fmt, headlineRows, workerRows, type DemoSummary } from './summary.js';
 import { esc, formatTick, lineChart, stackedBarChart } from './svg-charts.js';
 
 const COLORS = { hit: '#2e9d5b', computed: '#3b6fd8', coalesced: '#e39b26', failed: '#d64545' };
@@ -105,31 +105,13 @@ function table(rows: string[][], header: string[], caption?: string): string {
 }
 
 function processTables(s: DemoSummary): string {
-  const clientRows = s.clients.map((c) => [
-    s.mode.kind === 'embedded' ? `simulated client ${c.client + 1}` : `client ${c.client + 1}`,
-    c.pid === undefined ? '-' : String(c.pid),
-    fmt.int(c.requests),
-    fmt.int(c.ok),
-    fmt.int(c.failed),
-    fmt.pct(c.hitRate),
-    fmt.ms(c.p50),
-    fmt.ms(c.p99),
-    fmt.int(c.reqPerSec),
-  ]);
-  let html = `<h3>Clients</h3>` + table(clientRows, ['client', 'pid', 'requests', 'ok', 'failed', 'hit rate', 'p50 ms', 'p99 ms', 'req/s']);
+  const clients = clientRows(s);
+  let html = `<h3>Clients</h3>` + table(clients.rows, clients.header);
   if (s.mode.kind !== 'embedded') {
-    const workerRows = s.workers.map((w) => [
-      w.worker,
-      w.pid === undefined ? '-' : String(w.pid),
-      fmt.int(w.items),
-      fmt.int(w.batchesEst),
-      w.batchesEst > 0 ? fmt.num(w.items / w.batchesEst, 1) : '-',
-      fmt.int(w.foundInCache),
-      fmt.int(w.delivered),
-    ]);
+    const workers = workerRows(s);
     html +=
       `<h3>Workers</h3>` +
-      table(workerRows, ['worker', 'pid', 'items computed', 'batches (est.)', 'avg batch', 'found in cache', 'results sent']) +
+      table(workers.rows, workers.header) +
       note('Batches per worker are estimated from the batch size each result carries (inferq counts batches per model, not per worker).');
   }
   if (s.redisStats) {

@@ -232,11 +232,12 @@ export function headlineRows(s: DemoSummary): Array<[string, string]> {
   return rows;
 }
 
-export function clientTable(s: DemoSummary): string {
+/** Per-client rows, shared by the terminal summary and the HTML report. */
+export function clientRows(s: DemoSummary): { header: string[]; rows: string[][] } {
   const embedded = s.mode.kind === 'embedded';
-  return textTable(
-    [embedded ? 'simulated client' : 'client process', 'pid', 'requests', 'ok', 'failed', 'hit rate', 'p50 ms', 'p99 ms', 'req/s'],
-    s.clients.map((c) => [
+  return {
+    header: [embedded ? 'simulated client' : 'client process', 'pid', 'requests', 'ok', 'failed', 'hit rate', 'p50 ms', 'p99 ms', 'req/s'],
+    rows: s.clients.map((c) => [
       `client ${c.client + 1}`,
       c.pid === undefined ? '-' : String(c.pid),
       fmt.int(c.requests),
@@ -247,13 +248,14 @@ export function clientTable(s: DemoSummary): string {
       fmt.ms(c.p99),
       fmt.int(c.reqPerSec),
     ]),
-  );
+  };
 }
 
-export function workerTable(s: DemoSummary): string {
-  return textTable(
-    ['worker process', 'pid', 'items computed', 'batches (est.)', 'avg batch', 'found in cache', 'results sent'],
-    s.workers.map((w) => [
+/** Per-worker rows, shared by the terminal summary and the HTML report. */
+export function workerRows(s: DemoSummary): { header: string[]; rows: string[][] } {
+  return {
+    header: ['worker process', 'pid', 'items computed', 'batches (est.)', 'avg batch', 'found in cache', 'results sent'],
+    rows: s.workers.map((w) => [
       w.worker,
       w.pid === undefined ? '-' : String(w.pid),
       fmt.int(w.items),
@@ -262,7 +264,17 @@ export function workerTable(s: DemoSummary): string {
       fmt.int(w.foundInCache),
       fmt.int(w.delivered),
     ]),
-  );
+  };
+}
+
+export function clientTable(s: DemoSummary): string {
+  const t = clientRows(s);
+  return textTable(t.header, t.rows);
+}
+
+export function workerTable(s: DemoSummary): string {
+  const t = workerRows(s);
+  return textTable(t.header, t.rows);
 }
 
 export function formatSummary(s: DemoSummary): string {
