@@ -4,12 +4,13 @@ import { defineConfig } from 'vitest/config';
 const src = (p: string) => fileURLToPath(new URL(`./packages/${p}/src/index.ts`, import.meta.url));
 
 // Tests import workspace packages from their sources: no build step.
-const alias = {
-  '@inferq/core': src('core'),
-  '@inferq/client': src('client'),
-  '@inferq/worker': src('worker'),
-  '@inferq/testkit': src('testkit'),
-};
+const alias = [
+  { find: /^@inferq\/core\/protocol$/, replacement: fileURLToPath(new URL('./packages/core/src/protocol/index.ts', import.meta.url)) },
+  { find: /^@inferq\/core$/, replacement: src('core') },
+  { find: /^@inferq\/client$/, replacement: src('client') },
+  { find: /^@inferq\/worker$/, replacement: src('worker') },
+  { find: /^@inferq\/testkit$/, replacement: src('testkit') },
+];
 
 export default defineConfig({
   resolve: { alias },

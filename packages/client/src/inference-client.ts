@@ -14,20 +14,18 @@
  *  5. results come back through one inbox listener per client; a request past
  *     its `timeoutMs` rejects with TimeoutError and leaves nothing behind.
  */
-import { hostname } from 'node:os';
-import { randomBytes } from 'node:crypto';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import {
   ClosedError,
-  ENVELOPE_JOB_NAME,
+  ErrorCode,
   InputInvalidError,
   InputTooLargeError,
+  JobLostError,
+  ProtocolError,
   RedisLruCache,
   StatsRecorder,
   TimeoutError,
-  WIRE_VERSION,
-  claimFlights,
   createLogger,
   createRedis,
   errorFromWire,
@@ -35,20 +33,31 @@ import {
   keyFromCanonicalInput,
   modelKeys,
   readStats,
-  releaseFlights,
-  type FlightClaim,
-  type InboxMessage,
   type InferenceStats,
   type Logger,
   type ModelIdentity,
   type ModelKeys,
+} from '@inferq/core';
+import {
+  ENVELOPE_JOB_NAME,
+  ENVELOPE_VERSION,
+  RedisClock,
+  claimFlights,
+  decodeInboxElement,
+  failurePayload,
+  newInstanceId,
+  releaseFlights,
+  type ClaimOutcome,
+  type InboxMessage,
   type RequestEnvelope,
   type RequestItem,
-} from '@inferq/core';
+} from '@inferq/core/protocol';
 import { resolveClientOptions, type InferenceClientOptions, type ResolvedClientOptions } from './client-options.js';
 import { DeadlineScheduler } from './deadline-scheduler.js';
 import { ResultInbox } from './result-inbox.js';
 import { CoalescingStage } from './coalescing-stage.js';
+import { FlightMonitor } from './flight-monitor.js';
+import { hasLiveCallers, resetFlight, type Caller, type Flight } from './flight.js';
 
 export interface InferOptions {
   /** Read and fill the result cache (and share identical in-flight requests). Default: the config's `enableCaching`. */
@@ -71,31 +80,6 @@ export interface ClientInferenceResult<O = unknown> {
   batchSize?: number;
 }
 
-/** One caller waiting for a result. */
-interface Caller {
-  readonly flight: Flight;
-  readonly start: number;
-  readonly deadline: number;
-  readonly timeoutMs: number;
-  done: boolean;
-  resolve(r: ClientInferenceResult): void;
-  reject(e: Error): void;
-}
-
-/** One request as Redis sees it; several local callers may share it. */
-interface Flight {
-  readonly id: string;
-  readonly key: string | undefined;
-  /** Canonical JSON of the input. */
-  readonly input: string;
-  readonly deadline: number;
-  readonly callers: Caller[];
-  /** Set when the request joined an identical one in flight (here or in another process). */
-  coalesced: boolean;
-  /** Counted in stats as a hit or a miss. */
-  counted: boolean;
-}
-
 export class InferenceClient<I = unknown, O = unknown> {
   readonly id: string;
   private readonly opts: ResolvedClientOptions;
@@ -109,6 +93,8 @@ export class InferenceClient<I = unknown, O = unknown> {
   private readonly cache: RedisLruCache;
   private readonly recorder: StatsRecorder;
   private readonly inbox: ResultInbox;
+  private readonly monitor: FlightMonitor;
+  private readonly clock = new RedisClock();
   private readonly deadlines: DeadlineScheduler<Caller>;
   /** Flights waiting for a result, by request id. */
   private readonly flights = new Map<string, Flight>();
@@ -132,7 +118,7 @@ export class InferenceClient<I = unknown, O = unknown> {
   constructor(options: InferenceClientOptions<I>) {
     this.opts = resolveClientOptions(options as InferenceClientOptions<unknown>);
     const { model, prefix } = this.opts;
-    this.id = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+    this.id = newInstanceId();
     this.logger = createLogger('client', this.opts.logger).child({ model, client: this.id });
     this.keys = modelKeys(model, prefix);
     this.identity = { model, modelVersion: this.opts.modelVersion, quantization: this.opts.config.quantization };
@@ -152,10 +138,33 @@ export class InferenceClient<I = unknown, O = unknown> {
     this.deadlines = new DeadlineScheduler<Caller>((caller) => this.expire(caller));
     this.inbox = new ResultInbox({
       redis: this.blocking,
-      inboxKey: this.keys.inbox(this.id),
-      onMessages: (ms) => this.deliverAll(ms),
+      keys: this.keys,
+      client: this.id,
+      onElements: (els) => this.deliverElements(els),
       logger: this.logger,
+      pendingTtlMs: 300_000,
     });
+    this.monitor = new FlightMonitor({
+      redis: this.cmd,
+      keys: this.keys,
+      client: this.id,
+      clock: this.clock,
+      logger: this.logger,
+      hooks: {
+        flights: () => this.flights.values(),
+        tracked: (f) => this.flights.get(f.id) === f,
+        resend: (f, owner) => this.resend(f, owner),
+        takeOver: (f) => {
+          f.role = 'owner';
+          f.joined = undefined;
+          f.suspect = false;
+          this.enqueueStage.push(f);
+        },
+        lose: (fs, reason) => void this.lose(fs, reason),
+        forget: (f) => this.forget(f),
+      },
+    });
+    this.monitor.start();
     this.inbox.start();
   }
 
@@ -183,8 +192,14 @@ export class InferenceClient<I = unknown, O = unknown> {
           id: `${this.id}.${(this.seq++).toString(36)}`,
           key: prepared.key,
           input: prepared.json,
-          deadline,
           callers: [],
+          role: 'new',
+          deadline,
+          sentDeadline: deadline,
+          since: start,
+          jobId: undefined,
+          joined: undefined,
+          suspect: false,
           coalesced: false,
           counted: false,
         };
@@ -193,15 +208,9 @@ export class InferenceClient<I = unknown, O = unknown> {
         if (flight.key !== undefined) this.claimStage.push(flight);
         else this.enqueueStage.push(flight);
       }
-      const caller: Caller = {
-        flight,
-        start,
-        deadline,
-        timeoutMs,
-        done: false,
-        resolve: resolve as (r: ClientInferenceResult) => void,
-        reject,
-      };
+      // A joiner keeps its own deadline: the flight lives as long as its latest caller waits.
+      if (deadline > flight.deadline) flight.deadline = deadline;
+      const caller: Caller = { flight, start, deadline, timeoutMs, done: false, resolve: resolve as (r: unknown) => void, reject };
       flight.callers.push(caller);
       if (joined) this.recordJoin(flight);
       this.deadlines.add(caller, timeoutMs);
@@ -241,11 +250,14 @@ export class InferenceClient<I = unknown, O = unknown> {
   private async doClose(timeoutMs: number): Promise<void> {
     this.closing = true;
     const until = Date.now() + timeoutMs;
-    while (this.flights.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    const waiting = () => [...this.flights.values()].some(hasLiveCallers);
+    while (waiting() && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
     for (const flight of [...this.flights.values()]) {
       for (const c of flight.callers) this.settle(c, new ClosedError('InferenceClient'));
+      this.forget(flight);
     }
     this.deadlines.clear();
+    await this.monitor.stop();
     await this.inbox.stop();
     await this.recorder.close().catch((err: unknown) => this.logger.error({ err }, 'flushing stats on close failed'));
     await this.queue.close().catch((err: unknown) => this.logger.error({ err }, 'closing the queue failed'));
@@ -276,81 +288,158 @@ export class InferenceClient<I = unknown, O = unknown> {
   private async claim(flights: Flight[]): Promise<void> {
     const keyed: Flight[] = [];
     for (const f of flights) {
-      if (f.callers.some((c) => !c.done)) keyed.push(f);
+      if (!this.tracked(f)) continue;
+      if (hasLiveCallers(f)) keyed.push(f);
       else this.forget(f); // every caller timed out before it was sent
     }
     if (keyed.length === 0) return;
-    let claims: FlightClaim[];
+    await this.monitor.ready;
+    let claims: ClaimOutcome[];
     try {
-      claims = await claimFlights(this.cmd, this.keys, {
-        client: this.id,
-        requests: keyed.map((f) => ({ id: f.id, key: f.key as string, ttlMs: Math.max(1, f.deadline - Date.now()) })),
-      });
+      claims = await claimFlights(
+        this.cmd,
+        this.keys,
+        this.id,
+        keyed.map((f) => ({ id: f.id, key: f.key as string, deadline: this.clock.toRedis(f.deadline) })),
+      );
     } catch (err) {
       this.failFlights(keyed, err, 'cache read / single-flight claim failed');
       return;
     }
+    const now = Date.now();
     claims.forEach((claim, i) => {
       const f = keyed[i] as Flight;
+      f.since = now;
+      f.sentDeadline = f.deadline;
       if (claim.kind === 'hit') {
+        let output: unknown;
+        try {
+          output = JSON.parse(claim.valueJson) as unknown;
+        } catch (cause) {
+          // One bad entry fails its own request only; the rest of the tick goes on.
+          const err = new ProtocolError(`The cache entry for request ${f.id} is not JSON; delete it or clear the cache.`, { cause, details: { requestId: f.id, key: f.key } });
+          this.failFlights([f], err, 'corrupt cache entry');
+          return;
+        }
         this.count(f, true);
-        this.resolveFlight(f, claim.value, true, undefined, undefined, true);
+        this.resolveFlight(f, { output, cached: true, clientHit: true });
         return;
       }
-      // joined: an identical request of another process is in flight; its result comes to our inbox too.
-      if (claim.kind === 'joined') f.coalesced = true;
-      this.count(f, false);
-      if (claim.kind === 'owner') this.enqueueStage.push(f);
+      if (claim.kind === 'owner') {
+        f.role = 'owner';
+        this.enqueueStage.push(f);
+      } else {
+        // An identical request of another process is in flight: its settle answers us too.
+        f.role = 'waiter';
+        f.coalesced = true;
+        f.joined = { flightId: claim.flightId, owner: claim.owner };
+      }
+      if (!f.counted) this.count(f, false);
     });
     this.flushLatencies();
   }
 
   /** Stage 2: one addBulk for every request to compute that arrived together, packed into envelopes. */
   private async enqueue(flights: Flight[]): Promise<void> {
-    const owners: Flight[] = [];
+    const toSend: Flight[] = [];
     for (const f of flights) {
-      if (f.callers.some((c) => !c.done)) owners.push(f);
+      if (!this.tracked(f)) continue;
+      // An owner is sent even when its own callers gave up: waiters elsewhere may depend on it.
+      if (hasLiveCallers(f) || f.role === 'owner') toSend.push(f);
       else this.forget(f);
       if (!f.counted) this.count(f, false);
     }
-    if (owners.length === 0) return;
+    if (toSend.length === 0) return;
+    await this.monitor.ready;
     const envelopes: RequestEnvelope[] = [];
-    for (let i = 0; i < owners.length; i += this.opts.maxEnvelopeItems) {
-      const items: RequestItem[] = owners.slice(i, i + this.opts.maxEnvelopeItems).map((f) => {
-        const item: RequestItem = { id: f.id, input: f.input, deadline: f.deadline };
-        if (f.key !== undefined) {
-          item.key = f.key;
-          item.flight = true;
-        }
+    const members: Flight[][] = [];
+    for (let i = 0; i < toSend.length; i += this.opts.maxEnvelopeItems) {
+      const group = toSend.slice(i, i + this.opts.maxEnvelopeItems);
+      const items: RequestItem[] = group.map((f) => {
+        if (f.role === 'new') f.role = 'uncached';
+        f.sentDeadline = f.deadline;
+        const item: RequestItem = { id: f.id, input: f.input, deadline: this.clock.toRedis(f.deadline) };
+        if (f.key !== undefined) item.key = f.key;
         return item;
       });
-      envelopes.push({ v: WIRE_VERSION, client: this.id, items });
+      members.push(group);
+      envelopes.push({
+        v: ENVELOPE_VERSION,
+        client: this.id,
+        modelVersion: this.opts.modelVersion,
+        quantization: this.opts.config.quantization,
+        items,
+      });
     }
     try {
-      await this.queue.addBulk(
+      const jobs = await this.queue.addBulk(
         envelopes.map((data) => ({
           name: ENVELOPE_JOB_NAME,
           data,
           opts: { removeOnComplete: true, removeOnFail: { count: 1000 }, attempts: 3, backoff: { type: 'exponential', delay: 200 } },
         })),
       );
+      const now = Date.now();
+      jobs.forEach((job, i) => {
+        for (const f of members[i] ?? []) {
+          f.jobId = String(job.id);
+          f.since = now;
+        }
+      });
     } catch (err) {
-      const flighted = owners.filter((f) => f.key !== undefined);
-      if (flighted.length) {
-        await releaseFlights(this.cmd, this.keys, this.id, flighted.map((f) => ({ id: f.id, key: f.key as string })), `enqueue failed: ${(err as Error).message}`).catch(
-          (e: unknown) => this.logger.error({ err: e }, 'releasing single-flight markers failed; they expire with the request timeout'),
-        );
-      }
-      this.failFlights(owners, err, 'enqueue failed');
+      this.failFlights(toSend, err, 'enqueue failed');
+      const owned = toSend.filter((f) => f.role === 'owner');
+      if (owned.length) await this.releaseOwned(owned, `enqueue failed: ${(err as Error).message}`);
     }
+  }
+
+  /** Flights we own but that will not be computed: their waiters elsewhere are told, the flights close. */
+  private async releaseOwned(owned: Flight[], reason: string): Promise<void> {
+    const payload = failurePayload(new JobLostError(reason), this.id);
+    await releaseFlights(this.cmd, this.keys, this.id, owned.map((f) => ({ id: f.id, key: f.key as string })), payload).catch((err: unknown) =>
+      this.logger.error({ err, flights: owned.length }, 'releasing owned flights failed; their waiters take them over when this client stops'),
+    );
+  }
+
+  /** Sends a flight again (its job or flight vanished, or a worker dropped it for another caller's deadline). */
+  private resend(f: Flight, stillOwner: boolean): void {
+    if (!this.tracked(f)) return;
+    resetFlight(f, Date.now());
+    if (stillOwner) {
+      f.role = 'owner';
+      this.enqueueStage.push(f);
+    } else if (f.key !== undefined) this.claimStage.push(f);
+    else this.enqueueStage.push(f);
+  }
+
+  /** Flights whose job failed for good or is lost: callers get JOB_LOST, owned flights close. */
+  private async lose(flights: Flight[], reason: string): Promise<void> {
+    const live = flights.filter((f) => this.tracked(f));
+    if (live.length === 0) return;
+    const err = new JobLostError(`Request lost: ${reason}.`);
+    this.failFlights(live, err, 'requests lost');
+    const owned = live.filter((f) => f.role === 'owner');
+    if (owned.length) await this.releaseOwned(owned, reason);
   }
 
   /** Latencies of results being delivered, recorded once per inbox read. */
   private latencies: number[] = [];
 
-  /** Results read from the inbox in one round trip. */
-  private deliverAll(messages: readonly InboxMessage[]): void {
-    for (const m of messages) this.deliver(m);
+  /** Result elements read from the inbox in one round trip. */
+  private deliverElements(elements: readonly string[]): void {
+    for (const element of elements) {
+      const messages = decodeInboxElement(element, (line) =>
+        this.logger.error({ line: line.slice(0, 200) }, 'dropping an inbox line without a readable request id'),
+      );
+      // One bad message fails its own request; the rest of the read is delivered.
+      for (const m of messages) {
+        try {
+          this.deliver(m);
+        } catch (err) {
+          this.logger.error({ err, requestId: m.id }, 'delivering a result failed');
+        }
+      }
+    }
     this.flushLatencies();
   }
 
@@ -360,25 +449,40 @@ export class InferenceClient<I = unknown, O = unknown> {
     this.latencies = [];
   }
 
-  /** A result arrived from a worker. */
+  /** A result arrived from a worker (or a flight's settle). */
   private deliver(message: InboxMessage): void {
     const flight = this.flights.get(message.id);
     if (!flight) {
-      this.logger.debug({ requestId: message.id }, 'result for a request no longer waiting (timed out or closed)');
+      this.logger.debug({ requestId: message.id }, 'result for a request no longer waiting (answered, timed out or closed)');
+      return;
+    }
+    if ('corrupt' in message) {
+      const err = new ProtocolError(`The result for request ${flight.id} could not be decoded: ${message.corrupt}.`, { details: { requestId: flight.id } });
+      this.failFlights([flight], err, 'corrupt result line');
       return;
     }
     const p = message.payload;
     if (p.ok === 1) {
-      this.resolveFlight(flight, p.output, p.cached === 1, p.worker, p.batchSize);
-    } else {
-      const err = errorFromWire(p.error, { requestId: flight.id, worker: p.worker, model: this.opts.model });
-      this.logger.warn({ err, requestId: flight.id, worker: p.worker }, 'request failed in the worker');
-      for (const c of flight.callers) this.settle(c, err);
-      this.forget(flight);
+      this.resolveFlight(flight, { output: p.output, cached: p.cached === 1, worker: p.worker, batchSize: p.batchSize });
+      return;
     }
+    const err = errorFromWire(p.error, { requestId: flight.id, worker: p.worker, model: this.opts.model });
+    if (err.code === ErrorCode.DEADLINE_EXCEEDED && hasLiveCallers(flight)) {
+      // Dropped for a deadline that is not our callers' (they joined later, or the flight they
+      // joined belonged to a caller who gave up): they still wait, so the request goes again.
+      this.logger.info({ requestId: flight.id }, 'a worker dropped this request for an earlier deadline; sending it again for callers still waiting');
+      this.resend(flight, false);
+      return;
+    }
+    this.logger.warn({ err, requestId: flight.id, worker: p.worker }, 'request failed in the worker');
+    for (const c of flight.callers) this.settle(c, err);
+    this.forget(flight);
   }
 
-  private resolveFlight(flight: Flight, output: unknown, cached: boolean, worker: string | undefined, batchSize: number | undefined, clientHit = false): void {
+  private resolveFlight(
+    flight: Flight,
+    r: { output: unknown; cached: boolean; worker?: string; batchSize?: number; clientHit?: boolean },
+  ): void {
     const now = Date.now();
     flight.callers.forEach((c, i) => {
       if (c.done) return;
@@ -386,10 +490,10 @@ export class InferenceClient<I = unknown, O = unknown> {
       this.latencies.push(latencyMs);
       // Same rule as the stats (count()): a client-side hit shares nothing; otherwise every caller but the
       // flight's first, and all of a flight that joined another process's, shared a computation.
-      const r: ClientInferenceResult = { output, cached, coalesced: !clientHit && (flight.coalesced || i > 0), latencyMs };
-      if (worker !== undefined) r.worker = worker;
-      if (batchSize !== undefined) r.batchSize = batchSize;
-      this.settle(c, r);
+      const result: ClientInferenceResult = { output: r.output, cached: r.cached, coalesced: !r.clientHit && (flight.coalesced || i > 0), latencyMs };
+      if (r.worker !== undefined) result.worker = r.worker;
+      if (r.batchSize !== undefined) result.batchSize = r.batchSize;
+      this.settle(c, result);
     });
     this.forget(flight);
   }
@@ -408,7 +512,8 @@ export class InferenceClient<I = unknown, O = unknown> {
     this.logger.warn({ err, requestId: flight.id, timeoutMs: caller.timeoutMs }, 'request timed out');
     this.settle(caller, err);
     this.recorder.record({ timeouts: 1 });
-    if (flight.callers.every((c) => c.done)) this.forget(flight);
+    // An owner stays tracked: waiters elsewhere may depend on its job (the monitor lets it go).
+    if (!hasLiveCallers(flight) && flight.role !== 'owner') this.forget(flight);
   }
 
   /**
@@ -429,6 +534,10 @@ export class InferenceClient<I = unknown, O = unknown> {
   /** A caller joined a flight of this process after its flight was counted. */
   private recordJoin(flight: Flight): void {
     if (flight.counted) this.recorder.record({ requests: 1, cache_misses: 1, coalesced: 1 });
+  }
+
+  private tracked(flight: Flight): boolean {
+    return this.flights.get(flight.id) === flight;
   }
 
   private forget(flight: Flight): void {

@@ -1,31 +1,50 @@
 /**
- * The one result listener of a client: a loop of `BLMPOP` on this client's
- * inbox list, on a connection of its own (a blocking command holds its
- * connection). Workers RPUSH one message per finished request; the loop hands
- * each to `onMessage`. Unlike BullMQ's QueueEvents, a client receives only
- * its own results, and nothing is dropped: a list keeps what was pushed until
- * it is read (workers set a TTL on the inbox so a dead client's inbox
- * disappears by itself).
+ * The one result listener of a client, reading its inbox list at least once,
+ * on a connection of its own (a blocking command holds its connection).
+ *
+ * Workers RPUSH one element per settled batch. The loop takes elements with
+ * `inbox-take` (up to 1000 at once) while there are any, and blocks with
+ * `BLMOVE` when there are none; either way an element moves to the client's
+ * pending list before it is handed out, and stays there until the next take,
+ * which is sent only after the element was handled. A connection lost in
+ * between leaves the element in the pending list, and the loop re-reads that
+ * list before anything else after every failure: results survive a dropped
+ * connection and a Redis restart (with AOF). Handing an element out twice is
+ * harmless: the client answers each request id once.
+ *
+ * A connection can also die silently (a network path that swallows packets:
+ * no error, no close, a blocking read that never returns). A watchdog bounds
+ * every read; past it the connection is dropped and re-opened.
  */
 import type { Redis } from 'ioredis';
-import { decodeInboxElement, type InboxMessage, type Logger } from '@inferq/core';
+import type { Logger } from '@inferq/core';
+import { readPending, takeInbox, waitInbox, type ModelKeys } from '@inferq/core/protocol';
 
 export interface ResultInboxOptions {
   redis: Redis;
-  inboxKey: string;
-  /** Called once per read with every well-formed message of that read. */
-  onMessages: (messages: InboxMessage[]) => void;
+  keys: ModelKeys;
+  client: string;
+  /** Called once per read with the elements of that read (each holds result lines). */
+  onElements: (elements: string[]) => void;
   logger: Logger;
-  /** Messages read per round trip. */
-  batchCount?: number;
+  /** TTL of the pending list, in ms. */
+  pendingTtlMs: number;
 }
 
-/** BLMPOP timeout, in seconds: the loop wakes this often when idle. */
+/** BLMOVE timeout, in seconds: the loop wakes this often when idle. */
 const BLOCK_SECONDS = 1;
+/** Elements per take. */
+const TAKE_COUNT = 1000;
+/** How long past its own timeout a read may take before the connection is presumed dead. */
+const WATCHDOG_SLACK_MS = 4000;
+/** Failures are logged at most this often. */
+const LOG_INTERVAL_MS = 5000;
 
 export class ResultInbox {
   private running = false;
   private loop: Promise<void> | undefined;
+  private lastErrorLog = 0;
+  private suppressed = 0;
 
   constructor(private readonly opts: ResultInboxOptions) {}
 
@@ -35,7 +54,7 @@ export class ResultInbox {
     this.loop = this.run();
   }
 
-  /** Ends the loop at once: the connection is dedicated to it, so closing it interrupts BLMPOP. */
+  /** Ends the loop at once: the connection is dedicated to it, so closing it interrupts BLMOVE. */
   async stop(): Promise<void> {
     this.running = false;
     this.opts.redis.disconnect();
@@ -43,35 +62,70 @@ export class ResultInbox {
   }
 
   private async run(): Promise<void> {
-    const { redis, inboxKey, logger } = this.opts;
-    const count = this.opts.batchCount ?? 1000;
+    const { redis, keys, client, pendingTtlMs } = this.opts;
+    let recover = true;
     let failures = 0;
     while (this.running) {
-      let reply: unknown;
       try {
-        reply = await redis.call('BLMPOP', BLOCK_SECONDS, 1, inboxKey, 'LEFT', 'COUNT', count);
+        if (recover) {
+          // Elements handed out before a failure may not have been handled: hand them out again.
+          this.hand(await this.guarded(readPending(redis, keys, client), 0));
+          recover = false;
+        }
+        const taken = await this.guarded(takeInbox(redis, keys, client, TAKE_COUNT, pendingTtlMs), 0);
         failures = 0;
+        if (taken.length > 0) {
+          this.hand(taken);
+          continue;
+        }
+        const one = await this.guarded(waitInbox(redis, keys, client, BLOCK_SECONDS), BLOCK_SECONDS * 1000);
+        if (one !== null) this.hand([one]);
       } catch (err) {
         if (!this.running) break;
+        recover = true;
         failures++;
-        logger.error({ err, inboxKey, failures }, 'reading the result inbox failed; retrying');
+        this.logFailure(err, failures);
         await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** Math.min(failures, 5))));
-        continue;
-      }
-      if (!Array.isArray(reply)) continue;
-      const messages = reply[1] as unknown;
-      if (!Array.isArray(messages)) continue;
-      const decoded: InboxMessage[] = [];
-      for (const raw of messages) {
-        for (const m of decodeInboxElement(String(raw), (err, line) => logger.error({ err, inboxKey, message: line.slice(0, 200) }, 'dropping a malformed inbox message'))) {
-          decoded.push(m);
-        }
-      }
-      try {
-        this.opts.onMessages(decoded);
-      } catch (err) {
-        logger.error({ err, inboxKey }, 'handling inbox messages failed');
       }
     }
+  }
+
+  private hand(elements: string[]): void {
+    if (elements.length === 0) return;
+    try {
+      this.opts.onElements(elements);
+    } catch (err) {
+      this.opts.logger.error({ err }, 'handling inbox elements failed');
+    }
+  }
+
+  /**
+   * Bounds one read. Past the bound the connection is dropped and re-opened
+   * (ioredis reconnects; commands still queued are sent again in order, so
+   * the re-read of the pending list comes after anything they moved there).
+   */
+  private guarded<T>(read: Promise<T>, blockMs: number): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const watchdog = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        this.opts.redis.disconnect(true);
+        reject(new Error(`inbox read got no reply within ${blockMs + WATCHDOG_SLACK_MS} ms; reconnecting`));
+      }, blockMs + WATCHDOG_SLACK_MS);
+    });
+    // An abandoned read may still settle later; its outcome is covered by the pending re-read.
+    read.catch(() => undefined);
+    return Promise.race([read, watchdog]).finally(() => clearTimeout(timer));
+  }
+
+  /** One line per interval, however fast reads fail. */
+  private logFailure(err: unknown, failures: number): void {
+    const now = Date.now();
+    if (now - this.lastErrorLog < LOG_INTERVAL_MS) {
+      this.suppressed++;
+      return;
+    }
+    this.opts.logger.error({ err, inbox: this.opts.keys.inbox(this.opts.client), failures, suppressed: this.suppressed }, 'reading the result inbox failed; retrying');
+    this.lastErrorLog = now;
+    this.suppressed = 0;
   }
 }

@@ -8,6 +8,7 @@ import { ConfigError, type ConfigIssue } from './errors.js';
 
 export const Quantization = z.enum(['FP32', 'FP16', 'INT8']);
 export type Quantization = z.infer<typeof Quantization>;
+export const QUANTIZATIONS: readonly Quantization[] = Quantization.options;
 
 /** All defaults in one place (the original specification's values). */
 export const OPTIMIZATION_DEFAULTS = Object.freeze({

@@ -35,6 +35,10 @@ export const ErrorCode = {
   JOB_LOST: 'INFERQ_JOB_LOST',
   /** A model module given to the worker CLI does not export a usable model. */
   MODEL_MODULE_INVALID: 'INFERQ_MODEL_MODULE_INVALID',
+  /** The worker serves another model version or quantization than the client asked for; nothing was computed or cached. */
+  MODEL_MISMATCH: 'INFERQ_MODEL_MISMATCH',
+  /** A message or cache entry read from Redis could not be decoded (corrupt, or written by an incompatible version); only its own request fails. */
+  PROTOCOL_ERROR: 'INFERQ_PROTOCOL_ERROR',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -154,6 +158,18 @@ export class RedisUnavailableError extends InferqError {
 export class JobLostError extends InferqError {
   constructor(message: string, details: Record<string, unknown> = {}) {
     super(ErrorCode.JOB_LOST, message, { details });
+  }
+}
+
+export class ModelMismatchError extends InferqError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super(ErrorCode.MODEL_MISMATCH, message, { details });
+  }
+}
+
+export class ProtocolError extends InferqError {
+  constructor(message: string, options: InferqErrorOptions = {}) {
+    super(ErrorCode.PROTOCOL_ERROR, message, options);
   }
 }
 

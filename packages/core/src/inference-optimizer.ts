@@ -15,11 +15,12 @@ import { z } from 'zod';
 import { keyInput, type ModelIdentity } from './cache-key.js';
 import { canonicalJson } from './canonical-json.js';
 import { parseConfig, parseOptimizationConfig, toConfigError, type OptimizationConfig, type OptimizationConfigInput } from './config.js';
-import { ClosedError, InferqError, InputNotSerializableError, ModelOutputMismatchError, TimeoutError } from './errors.js';
+import { ClosedError, ErrorCode, InferqError, InputNotSerializableError, TimeoutError } from './errors.js';
 import { LatencyHistogram } from './latency-histogram.js';
 import { createLogger, type Logger } from './logger.js';
 import { MemoryLruCache } from './memory-lru-cache.js';
-import { RequestBatcher, TimeoutMsSchema, toModelError, type BatchProcessor } from './request-batcher.js';
+import { callModel } from './protocol/model-contract.js';
+import { RequestBatcher, TimeoutMsSchema, type BatchProcessor } from './request-batcher.js';
 
 /** What `infer()` resolves to. The distributed client extends it. */
 export interface InferenceResult<O> {
@@ -171,20 +172,18 @@ export class InferenceOptimizer<I, O> {
     this.directBatches++;
     this.directItems += inputs.length;
     const details = { model: this.modelName, batchSize: inputs.length, direct: true };
-    let outputs: unknown;
-    try {
-      outputs = await this.model([...inputs]);
-    } catch (thrown) {
-      throw this.logged(toModelError(thrown, details), 'inferBatch failed: the model threw', 'error');
+    const outcome = await callModel(this.model, [...inputs], details);
+    if (!outcome.ok) {
+      const mismatch = outcome.error.code === ErrorCode.MODEL_OUTPUT_MISMATCH;
+      throw this.logged(outcome.error, mismatch ? 'inferBatch failed' : 'inferBatch failed: the model threw', 'error');
     }
-    if (!Array.isArray(outputs) || outputs.length !== inputs.length) {
-      throw this.logged(new ModelOutputMismatchError(inputs.length, outputs, details), 'inferBatch failed', 'error');
+    const outputs: O[] = [];
+    for (const slot of outcome.slots) {
+      // All or nothing: the first failed slot rejects the call.
+      if (!slot.ok) throw this.logged(slot.error, 'inferBatch failed: the model returned an error', 'error');
+      outputs.push(slot.output);
     }
-    const index = outputs.findIndex((out) => out instanceof Error);
-    if (index >= 0) {
-      throw this.logged(toModelError(outputs[index], { ...details, index }), 'inferBatch failed: the model returned an error', 'error');
-    }
-    return outputs as O[];
+    return outputs;
   }
 
   get stats(): OptimizerStats {

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import type { Logger } from './logger.js';
-import { MODEL_NAME_PATTERN } from './redis-keys.js';
+import { MODEL_NAME_PATTERN } from './protocol/keys.js';
 
 /** `redis://` / `rediss://` URL, or an ioredis options object. */
 export const RedisConnectionSchema = z.union([

@@ -20,7 +20,7 @@ import { OptimizationConfigSchema, parseConfig } from './config.js';
 import { ErrorCode, InferqError } from './errors.js';
 import { createLogger, type Logger } from './logger.js';
 import { defineLuaCommands, type LuaCommands } from './lua-scripts.js';
-import { DEFAULT_PREFIX, MODEL_NAME_PATTERN, modelKeys } from './redis-keys.js';
+import { DEFAULT_PREFIX, MODEL_NAME_PATTERN, modelKeys } from './protocol/keys.js';
 
 export interface RedisLruCacheOptions<V = unknown> {
   /** The ioredis connection (or cluster). Owned by the caller: the cache never closes it. */

@@ -20,25 +20,19 @@
  * - The processor is called on a microtask, never inside `submit()`'s stack,
  *   so a processor that submits again cannot re-enter the scheduler.
  *
- * Results, as in DataLoader: a processor that throws rejects every item of the
- * batch (`ModelError`, original as `cause`; an `InferqError` passes through);
- * an `Error` in one output slot rejects that item alone; a result that is not
- * an array of one output per input rejects the whole batch
+ * Results, as in DataLoader, by the model contract (`callModel` in
+ * protocol/model-contract.ts): a processor that throws rejects every item of
+ * the batch (`ModelError`, original as `cause`; an `InferqError` passes
+ * through); an `Error` in one output slot rejects that item alone; a result
+ * that is not an array of one output per input rejects the whole batch
  * (`ModelOutputMismatchError`, naming both lengths). Every error is logged
  * before it reaches a caller, and no promise is ever left to reject unheard.
  */
 import { z } from 'zod';
 import { parseConfig, OptimizationConfigSchema, toConfigError } from './config.js';
-import {
-  ClosedError,
-  ConfigError,
-  InferqError,
-  ModelError,
-  ModelOutputMismatchError,
-  NotStartedError,
-  TimeoutError,
-} from './errors.js';
+import { ClosedError, ConfigError, ErrorCode, InferqError, NotStartedError, TimeoutError } from './errors.js';
 import { createLogger, type Logger } from './logger.js';
+import { callModel } from './protocol/model-contract.js';
 
 /** The batch function: one output (or `Error`) per input, in input order. */
 export type BatchProcessor<I, O> = (inputs: I[]) => Promise<ReadonlyArray<O | Error>> | ReadonlyArray<O | Error>;
@@ -400,34 +394,25 @@ export class RequestBatcher<I, O> {
   /** Calls the processor once and settles every item; returns how many were rejected. */
   private async processAndSettle(batch: Item<I, O>[]): Promise<number> {
     const batchSize = batch.length;
-    let outputs: unknown;
-    try {
-      outputs = await this.opts.process(batch.map((item) => item.input));
-    } catch (thrown) {
-      const err = toModelError(thrown, { batcher: this.opts.name, batchSize });
-      this.log.error({ err, batchSize }, 'batch failed: the processor threw');
-      for (const item of batch) this.rejectItem(item, err);
-      return batchSize;
-    }
-    if (!Array.isArray(outputs) || outputs.length !== batchSize) {
-      const err = new ModelOutputMismatchError(batchSize, outputs, { batcher: this.opts.name });
-      this.log.error({ err, batchSize }, 'batch failed: wrong number of outputs');
+    const outcome = await callModel(this.opts.process, batch.map((item) => item.input), { batcher: this.opts.name, batchSize });
+    if (!outcome.ok) {
+      const err = outcome.error;
+      const why = err.code === ErrorCode.MODEL_OUTPUT_MISMATCH ? 'wrong number of outputs' : 'the processor threw';
+      this.log.error({ err, batchSize }, `batch failed: ${why}`);
       for (const item of batch) this.rejectItem(item, err);
       return batchSize;
     }
     let failed = 0;
-    for (let i = 0; i < batchSize; i++) {
+    outcome.slots.forEach((slot, i) => {
       const item = batch[i] as Item<I, O>;
-      const out: unknown = outputs[i];
-      if (out instanceof Error) {
-        const err = toModelError(out, { batcher: this.opts.name, batchSize, index: i });
-        this.log.error({ err, batchSize, index: i }, 'the model returned an error for one item');
-        this.rejectItem(item, err);
-        failed++;
-      } else {
-        this.resolveItem(item, out as O);
+      if (slot.ok) {
+        this.resolveItem(item, slot.output);
+        return;
       }
-    }
+      this.log.error({ err: slot.error, batchSize, index: i }, 'the model returned an error for one item');
+      this.rejectItem(item, slot.error);
+      failed++;
+    });
     return failed;
   }
 
@@ -466,11 +451,4 @@ export class RequestBatcher<I, O> {
     this.log.warn({ err }, err.message);
     return err;
   }
-}
-
-/** Model failures reach callers as `ModelError` (original as `cause`); errors already typed pass through. */
-export function toModelError(thrown: unknown, details: Record<string, unknown>): InferqError {
-  if (thrown instanceof InferqError) return thrown;
-  const message = thrown instanceof Error ? thrown.message : String(thrown);
-  return new ModelError(message, { cause: thrown, details });
 }

@@ -7,7 +7,7 @@
  */
 import { LatencyHistogram } from './latency-histogram.js';
 import { RedisUnavailableError } from './errors.js';
-import { DEFAULT_PREFIX, modelKeys } from './redis-keys.js';
+import { DEFAULT_PREFIX, modelKeys } from './protocol/keys.js';
 import { LATENCY_COUNT_FIELD, LATENCY_SUM_FIELD, MODEL_TIME_SUM_FIELD, type StatsRedis } from './stats-recorder.js';
 
 export interface InferenceStats {

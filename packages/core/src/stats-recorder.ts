@@ -38,7 +38,7 @@ import { parseConfig } from './config.js';
 import { RedisUnavailableError } from './errors.js';
 import { LATENCY_BUCKET_FIELDS, bucketFor } from './latency-histogram.js';
 import { createLogger, type Logger } from './logger.js';
-import { DEFAULT_PREFIX, MODEL_NAME_PATTERN, modelKeys, type ModelKeys } from './redis-keys.js';
+import { DEFAULT_PREFIX, MODEL_NAME_PATTERN, modelKeys, type ModelKeys } from './protocol/keys.js';
 
 /** A connection a recorder or reader can use (standalone or cluster: both keys share one hash tag). */
 export type StatsRedis = Redis | Cluster;

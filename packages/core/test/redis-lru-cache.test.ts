@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestRedis, type TestRedis } from '../../testkit/src/index.js';
 import { ConfigError, ErrorCode, InferqError } from '../src/errors.js';
 import { LUA_DIR, LuaScriptLoader, defineLuaCommands } from '../src/lua-scripts.js';
-import { modelKeys } from '../src/redis-keys.js';
+import { modelKeys } from '../src/protocol/keys.js';
 import { RedisLruCache, type RedisLruCacheOptions } from '../src/redis-lru-cache.js';
 import { LruReferenceModel, applyOp, lruOpArb, type TestValue } from './lru-reference-model.js';
 

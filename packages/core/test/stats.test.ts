@@ -5,7 +5,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ConfigError, RedisUnavailableError } from '../src/errors.js';
 import { LatencyHistogram, bucketFor, bucketRange } from '../src/latency-histogram.js';
-import { modelKeys } from '../src/redis-keys.js';
+import { modelKeys } from '../src/protocol/keys.js';
 import { readStats, resetStats } from '../src/stats-reader.js';
 import { StatsRecorder } from '../src/stats-recorder.js';
 

@@ -2,3 +2,4 @@ export { freePort } from './free-port.js';
 export { RedisServerProcess, findRedisServerBinary, type RedisServerOptions } from './redis-server-process.js';
 export { startTestRedis, HOW_TO_GET_REDIS, type TestRedis, type TestRedisKind, type TestRedisOptions } from './test-redis.js';
 export { spawnNode, startWorkerProcess, REPO_ROOT, WORKER_BIN, CLIENT_BIN, type SpawnedProcess, type WorkerProcessOptions } from './child-process.js';
+export { TcpProxy } from './tcp-proxy.js';

@@ -1,45 +1,49 @@
 /**
  * What a worker does with one batch of request items (the RequestBatcher's
  * processor), in order:
- *  1. drop items whose caller stopped waiting (deadline passed) unrun;
- *  2. read the cache for every cached item at once (another worker may have
- *     filled it since the client looked);
- *  3. call the model ONCE on the remaining distinct inputs;
- *  4. check it returned one output per input;
- *  5. in ONE pipeline: the settle script (cache writes, each result to its
- *     client's inbox and to the waiters of its single-flight key) and the
- *     batch's stats.
- * Model failures are results too: they are delivered to the callers, logged,
- * and the item counts as done. `run` returns as soon as the pipeline is sent;
- * each item's `delivered` promise rejects only if delivery itself failed
- * (Redis), so that its job is retried.
+ *  1. one read for every cached item (`openBatch`): a late cache hit (another
+ *     worker may have filled it since the client looked), or the latest
+ *     deadline of everyone waiting on the item's flight; and Redis time;
+ *  2. drop items whose every caller stopped waiting, unrun — deadlines are
+ *     compared on Redis time, never on this machine's clock;
+ *  3. call the model ONCE on the remaining distinct inputs, under the model
+ *     contract (`callModel`);
+ *  4. in ONE pipeline: the settle script (cache writes, each outcome to its
+ *     client's inbox and to the waiters of its flight, each item at most once
+ *     per job) and the batch's stats.
+ * Model failures are outcomes too: delivered to the callers, logged, and the
+ * item counts as done. `run` returns as soon as the pipeline is sent; the
+ * batch's `delivered` promise rejects only if delivery itself failed (Redis),
+ * so that its jobs are retried.
  */
 import type { Redis } from 'ioredis';
 import {
   DeadlineExceededError,
   ErrorCode,
   InferqError,
-  InputInvalidError,
-  ModelError,
-  ModelOutputMismatchError,
+  ProtocolError,
   RedisUnavailableError,
-  appendSettle,
   canonicalJson,
-  encodeOutputPayload,
-  encodeResultPayload,
-  errorToWire,
   type Logger,
-  type ModelKeys,
   type OptimizationConfig,
-  type RedisLruCache,
-  type RequestItem,
-  type SettleItem,
   type StatsRecorder,
 } from '@inferq/core';
+import {
+  appendSettle,
+  callModel,
+  failurePayload,
+  openBatch,
+  successPayload,
+  type EnvelopeItem,
+  type ModelKeys,
+  type OpenedItem,
+  type RedisClock,
+  type SettleItem,
+} from '@inferq/core/protocol';
 import type { ModelModule } from './models/batch-model.js';
 
 /** A request item as a worker holds it: with the client that waits and the job that carried it. */
-export interface WorkItem extends RequestItem {
+export interface WorkItem extends EnvelopeItem {
   client: string;
   jobId: string;
 }
@@ -49,17 +53,17 @@ export interface BatchPipelineOptions {
   keys: ModelKeys;
   model: ModelModule;
   modelName: string;
-  /** Raw (JSON text) view of the model's cache. */
-  cache: RedisLruCache<string>;
+  clock: RedisClock;
   stats: StatsRecorder;
   config: OptimizationConfig;
   workerId: string;
   inboxTtlMs: number;
   cacheTtlMs: number;
+  doneTtlMs: number;
   logger: Logger;
 }
 
-/** What a batch gives each of its items: settles once the item's result reached Redis (rejects if it did not). */
+/** What a batch gives each of its items: settles once the item's outcome reached Redis (rejects if it did not). */
 export interface BatchOutcome {
   delivered: Promise<void>;
 }
@@ -75,126 +79,103 @@ export class BatchPipeline {
   async run(items: readonly WorkItem[]): Promise<BatchOutcome[]> {
     const { o } = this;
     const settles: SettleItem[] = [];
-    const now = Date.now();
     const settle = (item: WorkItem, payload: string, cacheValue?: string) => {
-      const s: SettleItem = { requestId: item.id, client: item.client, flight: item.flight === true, payload };
+      const s: SettleItem = { requestId: item.id, client: item.client, job: { id: item.jobId, index: item.index }, payload };
       if (item.key !== undefined) s.cacheKey = item.key;
       if (cacheValue !== undefined) s.cacheValue = cacheValue;
       settles.push(s);
     };
-    const fail = (item: WorkItem, err: InferqError) => settle(item, encodeResultPayload({ ok: 0, error: errorToWire(err), worker: o.workerId }));
+    const fail = (item: WorkItem, err: InferqError) => settle(item, failurePayload(err, o.workerId));
 
-    // 1. deadlines
+    // 1. late cache hits and flight deadlines, on Redis time
+    const opened = await this.open(items);
+    const now = opened.now;
+    let workerCacheHits = 0;
     let deadlineDrops = 0;
+    let errors = 0;
     const live: WorkItem[] = [];
-    for (const item of items) {
-      if (item.deadline <= now) {
+    items.forEach((item, i) => {
+      const seen = opened.items[i];
+      if (seen?.hit) {
+        workerCacheHits++;
+        settle(item, successPayload(seen.valueJson, o.workerId, 0, true));
+        return;
+      }
+      // 2. deadlines: the item lives while anyone waiting on its flight does
+      const deadline = Math.max(item.deadline, seen?.deadline ?? 0);
+      if (deadline <= now) {
         deadlineDrops++;
         fail(item, new DeadlineExceededError(`Request ${item.id} waited past its deadline before a worker took it; dropped unrun.`, { requestId: item.id }));
-      } else live.push(item);
-    }
-
-    // 2. late cache hits, 3. group identical inputs
-    const useCache = o.config.enableCaching;
-    const keyed = useCache ? live.filter((i) => i.key !== undefined) : [];
-    let workerCacheHits = 0;
-    const hitKeys = new Set<string>();
-    if (keyed.length > 0) {
-      const distinct = [...new Set(keyed.map((i) => i.key as string))];
-      const values = await o.cache.getMany(distinct).catch((err: unknown) => {
-        o.logger.error({ err, model: o.modelName, items: distinct.length }, 'batch cache read failed; computing instead');
-        return distinct.map(() => undefined);
-      });
-      distinct.forEach((k, idx) => {
-        if (values[idx] !== undefined) hitKeys.add(k);
-      });
-      const valueOf = new Map(distinct.map((k, idx) => [k, values[idx]]));
-      for (const item of keyed) {
-        const v = valueOf.get(item.key as string);
-        if (v !== undefined) {
-          workerCacheHits++;
-          settle(item, encodeOutputPayload(v, o.workerId, 0, true));
-        }
+        return;
       }
-    }
-    let errors = 0;
+      live.push(item);
+    });
+
+    // identical inputs of one batch are computed once
     const groups: Group[] = [];
     const byKey = new Map<string, Group>();
     for (const item of live) {
-      const k = useCache ? item.key : undefined;
-      if (k !== undefined && hitKeys.has(k)) continue;
-      const existing = k !== undefined ? byKey.get(k) : undefined;
-      if (existing) existing.items.push(item);
-      else {
-        let input: unknown;
-        try {
-          input = JSON.parse(item.input) as unknown;
-        } catch (cause) {
-          const err = new InputInvalidError(`Request ${item.id} carries an input that is not JSON text.`, { cause });
-          o.logger.error({ err, requestId: item.id, jobId: item.jobId }, 'malformed request item');
-          fail(item, err);
-          errors++;
-          continue;
-        }
-        const g: Group = { input, items: [item] };
-        groups.push(g);
-        if (k !== undefined) byKey.set(k, g);
+      const existing = item.key !== undefined ? byKey.get(item.key) : undefined;
+      if (existing) {
+        existing.items.push(item);
+        continue;
       }
+      let input: unknown;
+      try {
+        input = JSON.parse(item.input) as unknown;
+      } catch (cause) {
+        const err = new ProtocolError(`Request ${item.id} carries an input that is not JSON text.`, { cause });
+        o.logger.error({ err, requestId: item.id, jobId: item.jobId }, 'malformed request item');
+        fail(item, err);
+        errors++;
+        continue;
+      }
+      const g: Group = { input, items: [item] };
+      groups.push(g);
+      if (item.key !== undefined) byKey.set(item.key, g);
     }
 
-    // 4. one model call
+    // 3. one model call
     let modelMs = 0;
     if (groups.length > 0) {
       const batchSize = groups.length;
       const context = () => ({ model: o.modelName, worker: o.workerId, batchSize, jobIds: [...new Set(groups.flatMap((g) => g.items.map((i) => i.jobId)))] });
-      let outputs: unknown;
       const t0 = performance.now();
-      try {
-        outputs = await o.model.run(groups.map((g) => g.input));
-      } catch (err) {
-        outputs = err instanceof Error ? err : new Error(String(err));
-      }
+      const outcome = await callModel(o.model.run as (inputs: unknown[]) => Promise<unknown[]>, groups.map((g) => g.input), { model: o.modelName });
       modelMs = performance.now() - t0;
-      if (outputs instanceof Error) {
-        const err = outputs instanceof InferqError ? outputs : new ModelError(outputs.message, { cause: outputs });
-        o.logger.error({ err, ...context() }, 'model threw; failing every item of the batch');
-        for (const g of groups) for (const item of g.items) fail(item, err);
-        errors += groups.reduce((n, g) => n + g.items.length, 0);
-      } else if (!Array.isArray(outputs) || outputs.length !== batchSize) {
-        const err = new ModelOutputMismatchError(batchSize, outputs, { model: o.modelName });
-        o.logger.error({ err, ...context() }, 'model returned the wrong number of outputs; failing the batch');
-        for (const g of groups) for (const item of g.items) fail(item, err);
+      if (!outcome.ok) {
+        o.logger.error({ err: outcome.error, ...context() }, 'model call failed; failing every item of the batch');
+        for (const g of groups) for (const item of g.items) fail(item, outcome.error);
         errors += groups.reduce((n, g) => n + g.items.length, 0);
       } else {
         groups.forEach((g, idx) => {
-          const out: unknown = outputs[idx];
+          const slot = outcome.slots[idx];
           let json: string | undefined;
-          let err: InferqError | undefined;
-          if (out instanceof Error) {
-            err = out instanceof InferqError ? out : new ModelError(out.message, { cause: out });
-          } else {
+          let err: InferqError | undefined = slot && !slot.ok ? slot.error : undefined;
+          if (slot?.ok) {
             try {
-              json = canonicalJson(out);
+              json = canonicalJson(slot.output);
             } catch (cause) {
               err = new InferqError(ErrorCode.OUTPUT_NOT_SERIALIZABLE, `The model's output for this input is not JSON-serialisable: ${(cause as Error).message}`, { cause });
             }
           }
-          if (err || json === undefined) {
-            const e = err ?? new ModelError('no output');
+          if (json === undefined) {
+            const e = err ?? new InferqError(ErrorCode.MODEL_FAILED, 'The model gave no output for this input.');
             o.logger.error({ err: e, ...context(), requestIds: g.items.map((i) => i.id) }, 'model failed for one item');
             for (const item of g.items) fail(item, e);
             errors += g.items.length;
             return;
           }
-          const payload = encodeOutputPayload(json, o.workerId, batchSize, false);
-          g.items.forEach((item, n) => settle(item, payload, n === 0 && useCache && item.key !== undefined ? json : undefined));
+          const payload = successPayload(json, o.workerId, batchSize, false);
+          const cacheable = o.config.enableCaching;
+          g.items.forEach((item, n) => settle(item, payload, n === 0 && cacheable && item.key !== undefined ? json : undefined));
         });
       }
     }
 
-    // 5. one pipeline: settle + stats
+    // 4. one pipeline: settle + stats
     const pipeline = o.redis.pipeline();
-    appendSettle(pipeline, o.keys, settles, { maxSize: o.config.cacheMaxSize, cacheTtlMs: o.cacheTtlMs, inboxTtlMs: o.inboxTtlMs });
+    appendSettle(pipeline, o.keys, settles, { maxSize: o.config.cacheMaxSize, cacheTtlMs: o.cacheTtlMs, inboxTtlMs: o.inboxTtlMs, doneTtlMs: o.doneTtlMs });
     o.stats.appendTo(pipeline, {
       batches: groups.length > 0 ? 1 : 0,
       batch_items: groups.length,
@@ -206,19 +187,49 @@ export class BatchPipeline {
     // Not awaited here: the batch's model slot is free as soon as the model
     // returned, so the next batch computes while this one's results travel
     // (no round-trip bubble between model calls). Callers await `delivered`.
-    const delivered = pipeline.exec().then(
-      (results) => {
-        const failed = results?.find(([err]) => err);
+    const delivered = pipeline
+      .exec()
+      .then((results) => {
+        // The settle replies come first; a failed stats command must not count as a failed delivery.
+        const settleReplies = results?.slice(0, Math.ceil(settles.length / 256) || 0) ?? [];
+        const failed = settleReplies.find(([err]) => err);
         if (!results || failed) throw failed?.[0] ?? new Error('pipeline was not executed');
-      },
-    ).catch((cause: unknown) => {
-      const err = new RedisUnavailableError(`Delivering ${settles.length} results failed: ${(cause as Error).message}`, { cause });
-      o.logger.error({ err, model: o.modelName, worker: o.workerId, items: items.length }, 'delivering batch results failed; the jobs will be retried');
-      throw err;
-    });
+        const statsFailed = results.slice(settleReplies.length).find(([err]) => err);
+        if (statsFailed) o.logger.warn({ err: statsFailed[0], model: o.modelName }, 'recording batch stats failed (results were delivered)');
+      })
+      .catch((cause: unknown) => {
+        const err = new RedisUnavailableError(`Delivering ${settles.length} results failed: ${(cause as Error).message}`, { cause });
+        o.logger.error({ err, model: o.modelName, worker: o.workerId, items: items.length }, 'delivering batch results failed; the jobs will be retried');
+        throw err;
+      });
     // Handled by whoever awaits it; this only keeps an unawaited failure from being "unhandled".
     delivered.catch(() => undefined);
     const outcome: BatchOutcome = { delivered };
     return items.map(() => outcome);
+  }
+
+  /** Step 1: one script call for the items that own flights; Redis time from it, or from the clock. */
+  private async open(items: readonly WorkItem[]): Promise<{ now: number; items: Array<OpenedItem | undefined> }> {
+    const { o } = this;
+    const keyed: Array<{ i: number; id: string; key: string }> = [];
+    items.forEach((it, i) => {
+      if (it.key !== undefined) keyed.push({ i, id: it.id, key: it.key });
+    });
+    const seen: Array<OpenedItem | undefined> = items.map(() => undefined);
+    if (keyed.length === 0) return { now: o.clock.now(), items: seen };
+    try {
+      const sentAt = Date.now();
+      const opened = await openBatch(o.redis, o.keys, keyed);
+      o.clock.observe(opened.now, sentAt, Date.now());
+      keyed.forEach((k, j) => {
+        const r = opened.items[j];
+        // A worker with caching off still honours flights (their deadlines) but never serves the cache.
+        seen[k.i] = r?.hit && !o.config.enableCaching ? undefined : r;
+      });
+      return { now: opened.now, items: seen };
+    } catch (err) {
+      o.logger.error({ err, model: o.modelName, items: keyed.length }, 'batch cache read failed; computing instead');
+      return { now: o.clock.now(), items: seen };
+    }
   }
 }

@@ -1,7 +1,7 @@
 /**
  * InferenceWorker: a BullMQ Worker feeding the core RequestBatcher.
  *
- * Jobs are request envelopes (see wire-format.ts in core); each job's
+ * Jobs are request envelopes (see protocol/envelope.ts in core); each job's
  * processor hands its items to the batcher and waits for them. The batcher
  * dispatches a batch at `maxBatchSize` items or when the oldest item has
  * waited `batchTimeoutMs`, with at most `numWorkers` batches in flight, and
@@ -9,27 +9,31 @@
  * one settle+stats pipeline). A job completes once all its items' results are
  * delivered; it fails (and BullMQ retries it) only when delivery failed.
  */
-import { Worker, type Job } from 'bullmq';
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import {
   ErrorCode,
   InferqError,
   JobLostError,
-  RedisLruCache,
+  ModelMismatchError,
+  ProtocolError,
   RequestBatcher,
   StatsRecorder,
-  WIRE_VERSION,
-  appendSettle,
   createLogger,
   createRedis,
-  encodeResultPayload,
-  errorToWire,
   modelKeys,
   type Logger,
   type ModelKeys,
+} from '@inferq/core';
+import {
+  RedisClock,
+  decodeEnvelope,
+  execSettle,
+  failurePayload,
   type RequestEnvelope,
   type SettleItem,
-} from '@inferq/core';
+  type SettleOptions,
+} from '@inferq/core/protocol';
 import { BatchPipeline, type BatchOutcome, type WorkItem } from './batch-pipeline.js';
 import { resolveWorkerOptions, type InferenceWorkerOptions, type ResolvedWorkerOptions } from './worker-options.js';
 
@@ -47,6 +51,8 @@ export class InferenceWorker<I = unknown, O = unknown> {
   private worker: Worker<RequestEnvelope, WorkerJobResult> | undefined;
   private batcher: RequestBatcher<WorkItem, BatchOutcome> | undefined;
   private stats: StatsRecorder | undefined;
+  private readonly clock = new RedisClock();
+  private clockTimer: NodeJS.Timeout | undefined;
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   private stopping: Promise<void> | undefined;
 
@@ -73,26 +79,24 @@ export class InferenceWorker<I = unknown, O = unknown> {
     cmd.on('error', (err) => logger.error({ err }, 'Redis connection error'));
     this.cmd = cmd;
     this.stats = new StatsRecorder({ redis: cmd, model: opts.model, prefix: opts.prefix, logger });
-    const cache = new RedisLruCache<string>({
-      redis: cmd,
-      model: opts.model,
-      prefix: opts.prefix,
-      maxSize: opts.config.cacheMaxSize,
-      logger,
-      serialize: (s: string) => s,
-      deserialize: (s: string) => s,
-    });
+    // Deadlines are on Redis time: sync before the first job, then keep following it.
+    await this.clock.sync(cmd);
+    this.clockTimer = setInterval(() => {
+      this.clock.sync(cmd).catch((err: unknown) => logger.warn({ err }, 'reading Redis time failed'));
+    }, 10_000);
+    this.clockTimer.unref();
     const pipeline = new BatchPipeline({
       redis: cmd,
       keys,
       model: opts.module,
       modelName: opts.model,
-      cache,
+      clock: this.clock,
       stats: this.stats,
       config: opts.config,
       workerId: this.id,
       inboxTtlMs: opts.inboxTtlMs,
       cacheTtlMs: opts.cacheTtlMs,
+      doneTtlMs: this.settleOptions().doneTtlMs,
       logger,
     });
     this.batcher = new RequestBatcher<WorkItem, BatchOutcome>({
@@ -117,8 +121,10 @@ export class InferenceWorker<I = unknown, O = unknown> {
       autorun: false,
     });
     this.worker.on('error', (err) => logger.error({ err }, 'BullMQ worker error'));
+    // `finishedOn` is set exactly when BullMQ moved the job to failed for good: attempts used up,
+    // or an UnrecoverableError such as "job stalled more than allowable limit".
     this.worker.on('failed', (job, err) => {
-      if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) void this.abandon(job, err);
+      if (job?.finishedOn) void this.abandon(job, err);
     });
     void this.worker.run().catch((err: unknown) => logger.error({ err }, 'BullMQ worker loop stopped with an error'));
     await this.worker.waitUntilReady();
@@ -151,6 +157,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
       new Promise<boolean>((r) => (timer = setTimeout(() => r(true), this.opts.stopTimeoutMs))),
     ]);
     clearTimeout(timer);
+    clearInterval(this.clockTimer);
     if (timedOut) {
       logger.warn({ stopTimeoutMs: this.opts.stopTimeoutMs }, 'jobs still active at stop timeout; closing anyway (BullMQ will retry them as stalled)');
       await this.worker?.close(true).catch((err: unknown) => logger.error({ err }, 'forced close failed'));
@@ -164,46 +171,86 @@ export class InferenceWorker<I = unknown, O = unknown> {
     logger.info({ ms: Date.now() - t0 }, 'worker stopped');
   }
 
+  private settleOptions(): SettleOptions {
+    const { opts } = this;
+    // A job can be re-run until BullMQ gives up on it; its done bitmap must outlive that.
+    const doneTtlMs = Math.max(600_000, 4 * (opts.lockDurationMs + opts.stalledIntervalMs));
+    return { maxSize: opts.config.cacheMaxSize, cacheTtlMs: opts.cacheTtlMs, inboxTtlMs: opts.inboxTtlMs, doneTtlMs };
+  }
+
   private async process(job: Job<RequestEnvelope, WorkerJobResult>): Promise<WorkerJobResult> {
-    const env = job.data;
-    if (env?.v !== WIRE_VERSION || !Array.isArray(env.items) || typeof env.client !== 'string') {
-      const err = new InferqError(ErrorCode.INPUT_INVALID, `Job ${job.id} is not an inferq request envelope v${WIRE_VERSION}.`, { details: { jobId: job.id } });
-      this.logger.error({ err, jobId: job.id }, 'dropping a malformed job');
-      throw err;
-    }
     const batcher = this.batcher;
-    if (!batcher) throw new InferqError(ErrorCode.NOT_STARTED, 'InferenceWorker is not started.');
+    const cmd = this.cmd;
+    if (!batcher || !cmd) throw new InferqError(ErrorCode.NOT_STARTED, 'InferenceWorker is not started.');
     const jobId = String(job.id);
-    const items: WorkItem[] = env.items.map((it) => ({ ...it, client: env.client, jobId }));
+    const env = decodeEnvelope(job.data);
+    if (!env.ok) {
+      const err = new ProtocolError(`Job ${jobId} is not an inferq request envelope: ${env.reason}.`, { details: { jobId } });
+      this.logger.error({ err, jobId }, 'failing a malformed job (its callers cannot be named)');
+      throw new UnrecoverableError(err.message);
+    }
+    const answerNow: SettleItem[] = [];
+    for (const bad of env.bad) {
+      const err = new ProtocolError(`Request item ${bad.index} of job ${jobId} is malformed: ${bad.reason}.`, { details: { jobId } });
+      this.logger.error({ err, jobId, requestId: bad.id }, 'malformed request item');
+      if (bad.id !== undefined) answerNow.push({ requestId: bad.id, client: env.client, job: { id: jobId, index: bad.index }, payload: failurePayload(err, this.id) });
+    }
+    let items: WorkItem[] = env.items.map((it) => ({ ...it, client: env.client, jobId }));
+    const { modelVersion, config } = this.opts;
+    if (env.modelVersion !== modelVersion || env.quantization !== config.quantization) {
+      // Never computed, never cached: one precision's outputs must not land under the other's keys.
+      const err = new ModelMismatchError(
+        `This worker serves model version '${modelVersion}' at ${config.quantization}; the request asked for version '${env.modelVersion}' at ${env.quantization}.`,
+        { jobId, worker: this.id },
+      );
+      this.logger.error({ err, jobId, items: items.length }, 'refusing requests for another model version or quantization');
+      for (const it of items) answerNow.push({ requestId: it.id, client: env.client, cacheKey: it.key, job: { id: jobId, index: it.index }, payload: failurePayload(err, this.id) } as SettleItem);
+      items = [];
+    }
+    if (answerNow.length > 0) await execSettle(cmd, this.keys, answerNow.map(withoutUndefinedKey), this.settleOptions());
+    if (items.length > 0 && (job.attemptsStarted > 1 || job.attemptsMade > 0 || job.stalledCounter > 0)) {
+      // A re-run: skip what an earlier run already answered (it is not computed or counted twice).
+      const done = await cmd.getBuffer(this.keys.jobDone(jobId));
+      if (done) items = items.filter((it) => !bitIsSet(done, it.index));
+    }
+    if (items.length === 0) return { items: 0 };
     // No per-item timer: each item carries its deadline, checked when its batch runs.
     const outcomes = await Promise.allSettled(
       batcher.submitMany(items, { timeoutMs: Infinity }).map((computed) => computed.then((outcome) => outcome.delivered)),
     );
-    const undelivered = items.filter((_, i) => outcomes[i]?.status === 'rejected');
-    if (undelivered.length > 0) {
-      const first = outcomes.find((r) => r.status === 'rejected') as PromiseRejectedResult;
-      // Retry only what did not reach its caller.
-      await job.updateData({ ...env, items: env.items.filter((_, i) => outcomes[i]?.status === 'rejected') }).catch(() => undefined);
-      throw first.reason instanceof Error ? first.reason : new Error(String(first.reason));
-    }
+    const failed = outcomes.find((r) => r.status === 'rejected');
+    // A retry re-runs only what did not reach its caller: the done bitmap knows what did.
+    if (failed) throw failed.reason instanceof Error ? failed.reason : new Error(String(failed.reason));
     return { items: items.length };
   }
 
-  /** A job that failed for good: tell its callers (and their single-flight waiters) instead of letting them wait. */
+  /** A job that failed for good: tell its callers (and their flights' waiters) instead of letting them wait. */
   private async abandon(job: Job<RequestEnvelope, WorkerJobResult>, cause: Error): Promise<void> {
-    const env = job.data;
     const cmd = this.cmd;
-    if (!cmd || !env || !Array.isArray(env.items)) return;
-    const err = new JobLostError(`Job ${job.id} failed after ${job.attemptsMade} attempts: ${cause.message}`, { jobId: job.id });
-    this.logger.error({ err, jobId: job.id, items: env.items.length }, 'job failed for good; telling its callers');
-    const payload = encodeResultPayload({ ok: 0, error: errorToWire(err), worker: this.id });
+    const env = decodeEnvelope(job.data);
+    if (!cmd || !env.ok) return;
+    const jobId = String(job.id);
+    const err = new JobLostError(`Job ${jobId} failed for good after ${job.attemptsMade} attempt(s): ${cause.message}`, { jobId });
+    this.logger.error({ err, jobId, items: env.items.length }, 'job failed for good; telling its callers');
+    const payload = failurePayload(err, this.id);
     const settles: SettleItem[] = env.items.map((it) => {
-      const s: SettleItem = { requestId: it.id, client: env.client, flight: it.flight === true, payload };
+      const s: SettleItem = { requestId: it.id, client: env.client, job: { id: jobId, index: it.index }, payload };
       if (it.key !== undefined) s.cacheKey = it.key;
       return s;
     });
-    const pipeline = cmd.pipeline();
-    appendSettle(pipeline, this.keys, settles, { maxSize: this.opts.config.cacheMaxSize, cacheTtlMs: 0, inboxTtlMs: this.opts.inboxTtlMs });
-    await pipeline.exec().catch((e: unknown) => this.logger.error({ err: e, jobId: job.id }, 'could not tell the callers of a failed job'));
+    await execSettle(cmd, this.keys, settles, this.settleOptions()).catch((e: unknown) =>
+      this.logger.error({ err: e, jobId }, 'could not tell the callers of a failed job; they learn it from their own checks'),
+    );
   }
+}
+
+/** Bit `index` of a Redis bitmap (Redis numbers bits from the most significant bit of byte 0). */
+function bitIsSet(bitmap: Buffer, index: number): boolean {
+  const byte = bitmap[index >> 3];
+  return byte !== undefined && (byte & (0x80 >> (index & 7))) !== 0;
+}
+
+function withoutUndefinedKey(s: SettleItem): SettleItem {
+  if (s.cacheKey === undefined) delete s.cacheKey;
+  return s;
 }

@@ -2,8 +2,6 @@
  * InferenceWorker options: one zod schema, parsed once at construction; a bad
  * value throws one ConfigError listing every bad field.
  */
-import { hostname } from 'node:os';
-import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { RedisOptions } from 'ioredis';
 import {
@@ -19,9 +17,11 @@ import {
   type OptimizationConfig,
   type OptimizationConfigInput,
 } from '@inferq/core';
+import { WIRE_ID_PATTERN, newInstanceId } from '@inferq/core/protocol';
 import type { BatchModel, ModelModule } from './models/batch-model.js';
 
 export const WORKER_DEFAULTS = Object.freeze({
+  modelVersion: '1',
   prefix: DEFAULT_PREFIX,
   lockDurationMs: 30_000,
   stalledIntervalMs: 30_000,
@@ -39,6 +39,12 @@ export interface InferenceWorkerOptions<I = unknown, O = unknown> {
   run?: BatchModel<I, O>;
   /** ... or a module with `run` and optional `init`/`close` (e.g. `onnxModel(...)`). Exactly one of `run`/`module`. */
   module?: ModelModule<I, O>;
+  /**
+   * The model version this worker serves; part of every cache key. Requests
+   * of clients asking for another version (or another `quantization`) are
+   * refused with INFERQ_MODEL_MISMATCH and nothing is cached. Default '1'.
+   */
+  modelVersion?: string;
   /** Key prefix of every Redis key. Default 'inferq'. */
   prefix?: string;
   /** OptimizationConfig: `maxBatchSize`, `batchTimeoutMs`, `numWorkers` (batches in flight), `enableCaching`, `cacheMaxSize`. Env `INFERQ_*` is read first. */
@@ -71,6 +77,7 @@ const OptionsSchema = z
     module: z
       .custom<ModelModule>((v) => typeof v === 'object' && v !== null && isFunction((v as ModelModule).run), 'must be an object with a run(inputs) function')
       .optional(),
+    modelVersion: z.string().min(1).max(64).default(WORKER_DEFAULTS.modelVersion),
     prefix: KeyPrefixSchema.default(WORKER_DEFAULTS.prefix),
     config: ConfigObjectSchema.optional(),
     jobConcurrency: z.number().int().min(1).max(10_000).optional(),
@@ -79,7 +86,7 @@ const OptionsSchema = z
     inboxTtlMs: z.number().int().min(1000).max(86_400_000).default(WORKER_DEFAULTS.inboxTtlMs),
     cacheTtlMs: z.number().int().min(0).max(365 * 86_400_000).default(WORKER_DEFAULTS.cacheTtlMs),
     stopTimeoutMs: z.number().int().min(0).max(3_600_000).default(WORKER_DEFAULTS.stopTimeoutMs),
-    workerId: z.string().min(1).max(128).regex(/^[^\s|]+$/, 'no spaces or "|"').optional(),
+    workerId: z.string().min(1).max(128).regex(WIRE_ID_PATTERN, 'letters, digits, ".", "_" and "-" only').optional(),
     logger: LoggerSchema.optional(),
   })
   .strict()
@@ -89,6 +96,7 @@ export interface ResolvedWorkerOptions {
   redis: string | RedisOptions;
   model: string;
   module: ModelModule;
+  modelVersion: string;
   prefix: string;
   config: OptimizationConfig;
   jobConcurrency: number;
@@ -109,6 +117,7 @@ export function resolveWorkerOptions(input: InferenceWorkerOptions<unknown, unkn
     redis: o.redis as string | RedisOptions,
     model: o.model,
     module,
+    modelVersion: o.modelVersion,
     prefix: o.prefix,
     config,
     jobConcurrency: o.jobConcurrency ?? config.maxBatchSize * config.numWorkers,
@@ -117,7 +126,7 @@ export function resolveWorkerOptions(input: InferenceWorkerOptions<unknown, unkn
     inboxTtlMs: o.inboxTtlMs,
     cacheTtlMs: o.cacheTtlMs,
     stopTimeoutMs: o.stopTimeoutMs,
-    workerId: o.workerId ?? `${hostname()}-${process.pid}-${randomBytes(2).toString('hex')}`,
+    workerId: o.workerId ?? newInstanceId(),
     logger: o.logger,
   });
 }

@@ -1,53 +1,69 @@
 --[[
   Client side of a tick of cached requests: for each request, read the cache (a hit marks the entry
-  most recently used); on a miss, claim the single-flight marker of its cache key, or, when another
-  request (from any process) holds it, join that flight as a waiter. One round trip for the tick.
+  most recently used); on a miss, open a flight for its cache key and own it (the caller enqueues
+  the request), or, when a flight is open, join it as a waiter: the flight's settle will push its
+  outcome to our inbox. One round trip for the tick. Every argument is checked before the first
+  write, so a bad argument leaves nothing half done.
 
   KEYS[1]          recency ZSET  <root>:cache:lru
   KEYS[2]          value HASH    <root>:cache:val
   KEYS[3]          expiry ZSET   <root>:cache:exp
-  KEYS[2+2i]       marker STRING <root>:flight:<cache key of request i>   (i = 1..n)
-  KEYS[3+2i]       waiter LIST   <root>:flight:<cache key of request i>:w
-  ARGV[1]          client id (the waiter's inbox is <root>:inbox:<client id>)
+  KEYS[3+i]        flight HASH   <root>:flight:<cache key of request i>   (i = 1..n)
+  ARGV[1]          client id (a waiter's inbox is <root>:inbox:<client id>)
   ARGV[3i-1]       cache key of request i
   ARGV[3i]         request id of request i
-  ARGV[3i+1]       ms the request still waits: the marker's TTL, so a flight whose job is lost
-                   (removed, or its client died before enqueueing) stops blocking later requests
+  ARGV[3i+1]       deadline of request i: Redis time, epoch ms (clamped to now + FLIGHT_MAX_MS)
 
-  Returns: an array of n replies in request order:
-    {1, value}  cache hit (value as stored)
-    2           this request now owns the flight: the caller must enqueue it
-    3           joined a flight in progress: the owner's result will be pushed to our inbox
+  Returns: an array of n replies in request order (codes: ClaimReply in protocol/claim.ts):
+    {1, value}             cache hit (value as stored)
+    {2}                    this request now owns the flight: the caller must enqueue it
+    {3, flight id, owner}  joined the flight of request `flight id`, owned by client `owner`
 ]]
 -- @include lru-get.lua
+-- @include flight.lua
 
-local c = lru_open(KEYS[1], KEYS[2], KEYS[3], 0, 0)
+local n = #KEYS - 3
+if n < 0 or #ARGV ~= 1 + 3 * n then
+  return redis.error_reply('ERR flight-claim: expected 3 ARGV per request after the client id')
+end
 local client = ARGV[1]
-local n = (#KEYS - 3) / 2
-local cacheKeys = {}
+local cacheKeys, deadlines = {}, {}
 for i = 1, n do
   cacheKeys[i] = ARGV[3 * i - 1]
+  local dl = tonumber(ARGV[3 * i + 1])
+  if dl == nil or dl ~= dl or dl == math.huge or dl == -math.huge or ARGV[3 * i] == '' then
+    return redis.error_reply('ERR flight-claim: request ' .. i .. ' has a bad request id or deadline')
+  end
+  deadlines[i] = math.floor(dl)
 end
+
+local c = lru_open(KEYS[1], KEYS[2], KEYS[3], 0, 0)
 -- One bulk read (and recency touch) for the whole tick.
 local values = lru_get_many(c, cacheKeys)
 local out = {}
 for i = 1, n do
   local requestId = ARGV[3 * i]
-  local ttlMs = ARGV[3 * i + 1]
-  local markerKey = KEYS[2 + 2 * i]
-  local waitersKey = KEYS[3 + 2 * i]
+  local flightKey = KEYS[3 + i]
+  local deadline = flight_deadline(c.nowMs, deadlines[i])
   if values[i] then
     out[i] = { 1, values[i] }
-  elseif redis.call('SET', markerKey, requestId, 'NX', 'PX', ttlMs) then
-    out[i] = 2
   else
-    redis.call('RPUSH', waitersKey, client .. '|' .. requestId)
-    -- The waiter list lives exactly as long as the flight it waits for.
-    local left = redis.call('PTTL', markerKey)
-    if left > 0 then
-      redis.call('PEXPIRE', waitersKey, left)
+    local f = redis.call('HMGET', flightKey, 'id', 'own', 'dl')
+    if not f[1] then
+      -- No flight (or a corrupt one without an id): open ours.
+      redis.call('DEL', flightKey)
+      redis.call('HSET', flightKey, 'id', requestId, 'own', client, 'dl', deadline)
+      flight_expire(flightKey, c.nowMs, deadline)
+      out[i] = { 2 }
+    else
+      redis.call('HSET', flightKey, 'w:' .. client .. ' ' .. requestId, deadline)
+      local dl = tonumber(f[3]) or 0
+      if deadline > dl then
+        redis.call('HSET', flightKey, 'dl', deadline)
+        flight_expire(flightKey, c.nowMs, deadline)
+      end
+      out[i] = { 3, f[1], f[2] or '' }
     end
-    out[i] = 3
   end
 end
 return out

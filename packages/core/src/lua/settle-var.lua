@@ -1,52 +1,81 @@
 --[[
   Worker side of a finished batch, in one round trip: writes the computed outputs to the cache
   (evicting least recently used entries), sends every item's outcome to the inbox of the client
-  that asked, serves the waiters of each single-flight key, and clears the flights. Writing the
-  cache and clearing the marker in one script means a request arriving just after sees either the
-  flight (and waits) or the cached value, never neither.
+  that asked, serves the waiters of each flight the item owns, and closes those flights. Writing
+  the cache and closing the flight in one script means a request arriving just after sees either
+  the flight (and joins it) or the cached value, never neither.
 
-  KEYS[1]              recency ZSET  <root>:cache:lru
-  KEYS[2]              value HASH    <root>:cache:val
-  KEYS[3]              expiry ZSET   <root>:cache:exp
-  KEYS[3+j]            inbox LIST    <root>:inbox:<client id>, j = 1..m (each client once)
-  KEYS[3+m+2f-1]       marker STRING <root>:flight:<cache key>, f = 1..(flights)
-  KEYS[3+m+2f]         waiter LIST   <root>:flight:<cache key>:w
+  Each item is settled at most once per job: a bit per envelope item in the job's done bitmap is
+  set here, and an item whose bit is already set (a job re-run after a worker died past this point,
+  or run twice after a lost lock) is skipped whole: no second answer, no second cache write.
+
+  KEYS[1]              recency ZSET   <root>:cache:lru
+  KEYS[2]              value HASH     <root>:cache:val
+  KEYS[3]              expiry ZSET    <root>:cache:exp
+  KEYS[3+j]            inbox LIST     <root>:inbox:<client id>, j = 1..m (each client once)
+  KEYS[3+m+f]          flight HASH    <root>:flight:<cache key>, f = 1..nf
+  KEYS[3+m+nf+d]       done STRING    <root>:done:<job id> (a bitmap), d = 1..nd
   ARGV[1]              cache max size (entries)
   ARGV[2]              cache TTL in ms (0 = none)
   ARGV[3]              inbox TTL in ms
   ARGV[4]              inbox key prefix (<root>:inbox:), for waiters of other clients
   ARGV[5]              m, the number of inbox keys
-  ARGV[6+5(i-1)+0]     item i: index j of its client's inbox key
-  ARGV[6+5(i-1)+1]     item i: request id
-  ARGV[6+5(i-1)+2]     item i: flight index f, or 0 when the item owns no single-flight marker
-  ARGV[6+5(i-1)+3]     item i: result payload (JSON) for its callers
-  ARGV[6+5(i-1)+4]     item i: cache key and output to cache, as "<cache key> <output JSON>", or ''
+  ARGV[6]              nf, the number of flight keys
+  ARGV[7]              TTL of the done bitmaps, in ms
+  ARGV[8+7(i-1)+0]     item i: index j of its client's inbox key
+  ARGV[8+7(i-1)+1]     item i: request id
+  ARGV[8+7(i-1)+2]     item i: index f of the flight it owns, or 0
+  ARGV[8+7(i-1)+3]     item i: index d of its job's done bitmap, or 0 (no at-most-once check)
+  ARGV[8+7(i-1)+4]     item i: its index in the job's envelope (bit offset in the bitmap)
+  ARGV[8+7(i-1)+5]     item i: result payload (JSON) for its callers
+  ARGV[8+7(i-1)+6]     item i: cache key and output to cache, as "<cache key> <output JSON>", or ''
 
-  Returns: {entries evicted, waiters served}
+  Returns: {entries evicted, waiters served, items skipped as already settled}
 ]]
 -- @include lru-put.lua
 -- @include lru-expire.lua
--- @include flight-settle.lua
+-- @include flight.lua
 
-local c = lru_open(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[1]), tonumber(ARGV[2]))
-local inboxTtl = ARGV[3]
-local inboxPrefix = ARGV[4]
-local m = tonumber(ARGV[5])
-local n = (#ARGV - 5) / 5
+local W = 7
+local m, nf = tonumber(ARGV[5]), tonumber(ARGV[6])
+local n = (#ARGV - 7) / W
+if m == nil or nf == nil or n ~= math.floor(n) then
+  return redis.error_reply('ERR settle: malformed arguments')
+end
+local nd = #KEYS - 3 - m - nf
+
+-- Pass 1: which items are settled now (their done bit was not set), and what they cache.
+local live = {}
+local cacheKeys, cacheValues = {}, {}
+local skipped = 0
+for i = 1, n do
+  local a = 8 + W * (i - 1)
+  local d = tonumber(ARGV[a + 3])
+  local first = true
+  if d > 0 then
+    first = redis.call('SETBIT', KEYS[3 + m + nf + d], tonumber(ARGV[a + 4]), 1) == 0
+  end
+  if first then
+    live[#live + 1] = a
+    local entry = ARGV[a + 6]
+    if entry ~= '' then
+      local sep = string.find(entry, ' ', 1, true)
+      cacheKeys[#cacheKeys + 1] = string.sub(entry, 1, sep - 1)
+      cacheValues[#cacheValues + 1] = string.sub(entry, sep + 1)
+    end
+  else
+    skipped = skipped + 1
+  end
+end
+for d = 1, nd do
+  redis.call('PEXPIRE', KEYS[3 + m + nf + d], ARGV[7])
+end
 
 -- Cache writes first, in one bulk write, so every waiter served below could
 -- equally have read the value from the cache.
-local cacheKeys, cacheValues = {}, {}
-for i = 1, n do
-  local entry = ARGV[6 + 5 * (i - 1) + 4]
-  if entry ~= '' then
-    local sep = string.find(entry, ' ', 1, true)
-    cacheKeys[#cacheKeys + 1] = string.sub(entry, 1, sep - 1)
-    cacheValues[#cacheValues + 1] = string.sub(entry, sep + 1)
-  end
-end
 local evicted = 0
 if #cacheKeys > 0 then
+  local c = lru_open(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[1]), tonumber(ARGV[2]))
   if c.ttlMs > 0 then
     lru_purge_expired(c, 64)
   end
@@ -55,14 +84,13 @@ end
 
 local outbox = flight_out()
 local served = 0
-for i = 1, n do
-  local a = 6 + 5 * (i - 1)
+for _, a in ipairs(live) do
   local inboxKey = KEYS[3 + tonumber(ARGV[a])]
-  local requestId, f, payload = ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3]
+  local requestId, f, payload = ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 5]
   flight_add(outbox, inboxKey, requestId, payload)
   if f > 0 then
-    served = served + flight_settle(outbox, KEYS[3 + m + 2 * f - 1], KEYS[3 + m + 2 * f], requestId, payload, inboxPrefix)
+    served = served + flight_settle(outbox, KEYS[3 + m + f], requestId, payload, ARGV[4])
   end
 end
-flight_flush(outbox, inboxTtl)
-return { evicted, served }
+flight_flush(outbox, ARGV[3])
+return { evicted, served, skipped }

@@ -1,0 +1,27 @@
+/**
+ * Reading a client's result inbox at least once (script `inbox-take-2.lua`):
+ * elements move to a pending list as they are handed out and are deleted by
+ * the next take, sent only after they were handled. After a lost connection
+ * the client first re-reads the pending list (`readPending`); request ids
+ * make a second delivery harmless.
+ */
+import type { Redis } from 'ioredis';
+import { callScript } from '../lua-scripts.js';
+import type { ModelKeys } from './keys.js';
+
+/** Acknowledges the previous take and takes up to `count` elements. */
+export async function takeInbox(redis: Redis, keys: ModelKeys, client: string, count: number, pendingTtlMs: number): Promise<string[]> {
+  const reply = await callScript(redis, 'inbox-take', [keys.inbox(client), keys.inboxPending(client)], [String(count), String(pendingTtlMs)]);
+  return (reply as unknown[]).map(String);
+}
+
+/** Blocks up to `seconds` for one element, moved to the pending list; null when none came. */
+export async function waitInbox(redis: Redis, keys: ModelKeys, client: string, seconds: number): Promise<string | null> {
+  const reply = await redis.blmove(keys.inbox(client), keys.inboxPending(client), 'LEFT', 'RIGHT', seconds);
+  return reply === null ? null : String(reply);
+}
+
+/** Elements handed out before a connection was lost, not yet acknowledged. */
+export async function readPending(redis: Redis, keys: ModelKeys, client: string): Promise<string[]> {
+  return redis.lrange(keys.inboxPending(client), 0, -1);
+}

@@ -1,0 +1,71 @@
+/**
+ * The Redis key layout. Every key of one model shares the hash tag
+ * `{<model>}`, so multi-key Lua scripts are valid on Redis Cluster and an
+ * operator finds all of a model's keys with `SCAN MATCH inferq:{<model>}:*`.
+ *
+ * | key                                 | type | holds                                          |
+ * |-------------------------------------|------|------------------------------------------------|
+ * | inferq:{m}:cache:lru                | ZSET | cache key -> last access (µs, Redis TIME)      |
+ * | inferq:{m}:cache:val                | HASH | cache key -> output JSON                       |
+ * | inferq:{m}:cache:exp                | ZSET | cache key -> expiry (ms), only with a TTL      |
+ * | inferq:{m}:stats                    | HASH | counters (requests, cache_hits, ...)           |
+ * | inferq:{m}:stats:latency            | HASH | latency histogram buckets                      |
+ * | inferq:{m}:flight:<cache key>       | HASH | one single flight: id, own, dl, w:<waiter>...  |
+ * | inferq:{m}:inbox:<client id>        | LIST | results for one client process                 |
+ * | inferq:{m}:inbox:<client id>:pending| LIST | results handed out, not yet acknowledged       |
+ * | inferq:{m}:client:<client id>       | STR  | a client's heartbeat (TTL: HEARTBEAT_TTL_MS)   |
+ * | inferq:{m}:done:<job id>            | STR  | bitmap of the job's envelope items settled     |
+ * | inferq:{m}:<bullmq keys>            | -    | the BullMQ queue (prefix inferq, name {m})     |
+ */
+
+export const DEFAULT_PREFIX = 'inferq';
+
+/** Model names become part of keys; keep them to a safe alphabet. */
+export const MODEL_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+export interface ModelKeys {
+  /** The hash-tagged root, e.g. `inferq:{sentiment}`. */
+  readonly root: string;
+  readonly cacheLru: string;
+  readonly cacheVal: string;
+  readonly cacheExp: string;
+  readonly stats: string;
+  readonly statsLatency: string;
+  /** BullMQ queue prefix and name: BullMQ builds `<prefix>:<name>:<suffix>`. */
+  readonly queuePrefix: string;
+  readonly queueName: string;
+  /** Prefix of client inboxes; the inbox of client C is `inboxPrefix + C`. */
+  readonly inboxPrefix: string;
+  /** The flight hash of one cache key. */
+  flight(cacheKey: string): string;
+  inbox(clientId: string): string;
+  /** Results of `inbox(clientId)` handed to the client and not yet acknowledged. */
+  inboxPending(clientId: string): string;
+  /** A client's heartbeat: present while the client is alive. */
+  clientAlive(clientId: string): string;
+  /** Which items of a job's envelope were settled (one bit per item). */
+  jobDone(jobId: string): string;
+  /** BullMQ's hash of a job. */
+  job(jobId: string): string;
+}
+
+export function modelKeys(model: string, prefix: string = DEFAULT_PREFIX): ModelKeys {
+  const root = `${prefix}:{${model}}`;
+  return Object.freeze({
+    root,
+    cacheLru: `${root}:cache:lru`,
+    cacheVal: `${root}:cache:val`,
+    cacheExp: `${root}:cache:exp`,
+    stats: `${root}:stats`,
+    statsLatency: `${root}:stats:latency`,
+    queuePrefix: prefix,
+    queueName: `{${model}}`,
+    inboxPrefix: `${root}:inbox:`,
+    flight: (k: string) => `${root}:flight:${k}`,
+    inbox: (c: string) => `${root}:inbox:${c}`,
+    inboxPending: (c: string) => `${root}:inbox:${c}:pending`,
+    clientAlive: (c: string) => `${root}:client:${c}`,
+    jobDone: (j: string) => `${root}:done:${j}`,
+    job: (j: string) => `${root}:${j}`,
+  });
+}
