@@ -18,6 +18,8 @@ export interface RedisServerOptions {
   binary?: string;
   /** Port; default a free one. */
   port?: number;
+  /** AOF fsync policy (`--appendfsync`). Default 'everysec'; 'always' keeps every acknowledged write through a SIGKILL. */
+  appendFsync?: 'always' | 'everysec';
 }
 
 export function findRedisServerBinary(): string | undefined {
@@ -36,10 +38,12 @@ export class RedisServerProcess {
   private child: ChildProcess | undefined;
   private readonly binary: string;
   private readonly appendOnly: boolean;
+  private readonly appendFsync: 'always' | 'everysec';
 
-  private constructor(binary: string, appendOnly: boolean, port: number) {
+  private constructor(binary: string, appendOnly: boolean, port: number, appendFsync: 'always' | 'everysec' = 'everysec') {
     this.binary = binary;
     this.appendOnly = appendOnly;
+    this.appendFsync = appendFsync;
     this.port = port;
     this.dir = mkdtempSync(join(tmpdir(), 'inferq-redis-'));
   }
@@ -47,7 +51,7 @@ export class RedisServerProcess {
   static async start(options: RedisServerOptions = {}): Promise<RedisServerProcess> {
     const binary = options.binary ?? findRedisServerBinary();
     if (!binary) throw new Error('redis-server was not found on PATH (set REDIS_SERVER_BIN or install redis-server).');
-    const server = new RedisServerProcess(binary, options.appendOnly ?? true, options.port ?? (await freePort()));
+    const server = new RedisServerProcess(binary, options.appendOnly ?? true, options.port ?? (await freePort()), options.appendFsync);
     try {
       await server.launch();
     } catch (err) {
@@ -76,7 +80,7 @@ export class RedisServerProcess {
       '--dir', this.dir,
       '--save', '',
       '--appendonly', this.appendOnly ? 'yes' : 'no',
-      '--appendfsync', 'everysec',
+      '--appendfsync', this.appendFsync,
       '--maxmemory-policy', 'noeviction',
       '--daemonize', 'no',
       '--logfile', join(this.dir, 'redis.log'),

@@ -8,6 +8,9 @@
  *   returns and only a client-side timeout can notice; stopping or killing
  *   Redis cannot produce it, because the kernel then closes the sockets.
  * - `restore()`: forwarding resumes; what was swallowed stays lost.
+ * - `blackholeExisting()`: the connections open now go silently dead for
+ *   good, while new ones are forwarded: what a client sees when one path
+ *   dies and a reconnect finds a working one.
  * - `dropAll()`: every connection is reset at once, as by a network reset.
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
@@ -19,6 +22,8 @@ interface Pair {
   upstream: Socket | undefined;
   /** The upstream side went away during a blackhole; the client learns it on restore. */
   upstreamLost: boolean;
+  /** Swallowed for good (`blackholeExisting`). */
+  dead: boolean;
 }
 
 export class TcpProxy {
@@ -66,6 +71,15 @@ export class TcpProxy {
     }
   }
 
+  /** The connections open now swallow every byte from now on, for good; new connections are forwarded. */
+  blackholeExisting(): void {
+    for (const pair of this.pairs) {
+      pair.dead = true;
+      pair.client.resume();
+      pair.upstream?.resume();
+    }
+  }
+
   /** Forwards again, for existing and new connections. */
   restore(): void {
     this.blackholed = false;
@@ -91,13 +105,15 @@ export class TcpProxy {
   }
 
   private accept(client: Socket): void {
-    const pair: Pair = { client, upstream: undefined, upstreamLost: false };
+    const pair: Pair = { client, upstream: undefined, upstreamLost: false, dead: false };
     this.pairs.add(pair);
     client.setNoDelay(true);
     client.on('error', () => undefined); // the 'close' that follows does the cleanup
-    client.on('data', (chunk: Buffer) => this.forward(chunk, client, pair.upstream));
+    client.on('data', (chunk: Buffer) => {
+      if (!pair.dead) this.forward(chunk, client, pair.upstream);
+    });
     client.on('end', () => {
-      if (!this.blackholed) pair.upstream?.end();
+      if (!this.blackholed && !pair.dead) pair.upstream?.end();
     });
     // Whatever the network state, a client that is gone takes its upstream with it (no leaked sockets to Redis).
     client.on('close', () => this.destroyPair(pair));
@@ -110,13 +126,15 @@ export class TcpProxy {
     pair.upstream = upstream;
     upstream.setNoDelay(true);
     upstream.on('error', () => undefined); // the 'close' that follows does the cleanup
-    upstream.on('data', (chunk: Buffer) => this.forward(chunk, upstream, pair.client));
+    upstream.on('data', (chunk: Buffer) => {
+      if (!pair.dead) this.forward(chunk, upstream, pair.client);
+    });
     upstream.on('end', () => {
-      if (!this.blackholed) pair.client.end();
+      if (!this.blackholed && !pair.dead) pair.client.end();
     });
     upstream.on('close', (hadError) => {
       if (!this.pairs.has(pair)) return;
-      if (this.blackholed) {
+      if (this.blackholed || pair.dead) {
         pair.upstreamLost = true; // a dead path carries no FIN or RST to the client
         return;
       }

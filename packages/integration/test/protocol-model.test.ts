@@ -1,0 +1,451 @@
+/**
+ * Model-based property test of the client/worker protocol (fast-check commands).
+ *
+ * Each run builds a fresh system on a fresh key prefix (3 clients with caching
+ * on, 1-2 in-process workers whose model squares `x` after sleeping `d` ms),
+ * then plays a random sequence of commands against it: start calls (never
+ * awaited), wait, remove waiting jobs as an operator would, kill a worker
+ * (gracefully or as a crash) and start another, restart Redis (at most once).
+ * Afterwards every call is checked against the promises of the protocol:
+ *  - it settled, by its own deadline plus a grace;
+ *  - a value is the right output (y = x * x);
+ *  - an error is typed (its `code` starts with 'INFERQ_');
+ *  - INFERQ_TIMEOUT and INFERQ_DEADLINE_EXCEEDED never come before the
+ *    caller's own deadline (an earlier one would be another flight's error).
+ *
+ * Replay a failure: FC_SEED=<seed> FC_PATH=<path> [FC_REPLAY_PATH=<replayPath>]
+ * npx vitest run packages/integration/test/protocol-model.test.ts
+ * (FC_RUNS and FC_MAX_COMMANDS change the budget.)
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { Queue, type Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { modelKeys } from '@inferq/core';
+import { InferenceClient, type ClientInferenceResult } from '@inferq/client';
+import { InferenceWorker } from '@inferq/worker';
+import { startTestRedis, type TestRedis } from '@inferq/testkit';
+
+type In = { x: number; d: number };
+type Out = { y: number };
+
+const MODEL = 'pm';
+const NUM_CLIENTS = 3;
+/** A call must have settled by its deadline plus this. */
+const SETTLE_GRACE_MS = 2500;
+/** Timer slop allowed on "not before the deadline". */
+const EARLY_SLOP_MS = 20;
+/** After the commands, wait at most until the latest deadline plus this. */
+const DRAIN_AFTER_DEADLINE_MS = 3000;
+
+const SEED = process.env.FC_SEED !== undefined ? Number(process.env.FC_SEED) : (Date.now() ^ (Math.random() * 0x7fffffff)) | 0;
+const PATH = process.env.FC_PATH;
+const REPLAY_PATH = process.env.FC_REPLAY_PATH;
+const NUM_RUNS = Number(process.env.FC_RUNS ?? 20);
+const MAX_COMMANDS = Number(process.env.FC_MAX_COMMANDS ?? 12);
+/** fast-check stops starting runs (and shrinking) past this; the test timeout is above it. */
+const TIME_LIMIT_MS = 190_000;
+const TEST_TIMEOUT_MS = 240_000;
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+type Outcome =
+  | { ok: true; y: unknown; cached: boolean; coalesced: boolean; worker: string | undefined; at: number }
+  | { ok: false; code: unknown; name: string; message: string; at: number };
+
+interface Call {
+  n: number;
+  client: number;
+  x: number;
+  d: number;
+  timeoutMs: number;
+  start: number;
+  deadline: number;
+  done: Promise<void>;
+  outcome?: Outcome;
+}
+
+interface WorkerSlot {
+  worker: InferenceWorker<In, Out>;
+  crashed: boolean;
+}
+
+/** The system under test of one run, and what happened to it. */
+interface Real {
+  t0: number;
+  prefix: string;
+  clients: InferenceClient<In, Out>[];
+  workers: WorkerSlot[];
+  /** Workers taken out of service (stopped, or crashed and stopped at teardown). */
+  retired: WorkerSlot[];
+  queue: Queue;
+  calls: Call[];
+  trace: string[];
+}
+
+/** The model is minimal: the checks are on the log of calls. */
+interface Model {
+  restarts: number;
+  workers: number;
+  calls: number;
+}
+
+let redis: TestRedis;
+
+beforeAll(async () => {
+  redis = await startTestRedis({ ownServer: true });
+});
+afterAll(() => redis?.cleanup());
+
+const square = async (xs: In[]): Promise<Out[]> => {
+  const d = Math.max(0, ...xs.map((i) => i.d));
+  if (d > 0) await sleep(d);
+  return xs.map((i) => ({ y: i.x * i.x }));
+};
+
+async function startWorker(prefix: string): Promise<WorkerSlot> {
+  const worker = new InferenceWorker<In, Out>({
+    redis: redis.url,
+    model: MODEL,
+    prefix,
+    run: square,
+    config: { maxBatchSize: 8, batchTimeoutMs: 5, enableCaching: true },
+    lockDurationMs: 1000,
+    stalledIntervalMs: 300,
+    stopTimeoutMs: 1000,
+  });
+  await worker.start();
+  return { worker, crashed: false };
+}
+
+/**
+ * A crash, as close as one process can get: the worker's connections drop
+ * at once (nothing more reaches Redis from it: no result, no lock renewal,
+ * no completion), and BullMQ's loop is force-closed without waiting for its
+ * jobs. The batches it holds run on into closed connections. Its locks
+ * expire and another worker's stalled check retries its jobs.
+ */
+async function crash(slot: WorkerSlot): Promise<void> {
+  slot.crashed = true;
+  const inner = slot.worker as unknown as { worker?: Worker; cmd?: Redis; bullConnection?: Redis };
+  const closing = inner.worker?.close(true).catch(() => undefined) ?? Promise.resolve();
+  inner.cmd?.disconnect();
+  inner.bullConnection?.disconnect();
+  await Promise.race([closing, sleep(2000)]);
+}
+
+async function setup(): Promise<Real> {
+  const prefix = redis.newPrefix();
+  const keys = modelKeys(MODEL, prefix);
+  const real: Real = {
+    t0: Date.now(),
+    prefix,
+    clients: [],
+    workers: [],
+    retired: [],
+    queue: new Queue(keys.queueName, { connection: { host: '127.0.0.1', port: redis.server!.port }, prefix: keys.queuePrefix }),
+    calls: [],
+    trace: [],
+  };
+  real.queue.on('error', () => undefined);
+  try {
+    for (let i = 0; i < NUM_CLIENTS; i++) {
+      real.clients.push(
+        new InferenceClient<In, Out>({ redis: redis.url, model: MODEL, prefix, config: { enableCaching: true }, statsFlushIntervalMs: 50 }),
+      );
+    }
+    real.workers.push(await startWorker(prefix));
+  } catch (err) {
+    await teardown(real);
+    throw err;
+  }
+  real.t0 = Date.now();
+  return real;
+}
+
+async function teardown(real: Real): Promise<void> {
+  await Promise.all(real.clients.map((c) => c.close({ timeoutMs: 100 }).catch(() => undefined)));
+  const slots = [...real.workers, ...real.retired];
+  await Promise.all(slots.map((s) => Promise.race([s.worker.stop().catch(() => undefined), sleep(5000)])));
+  await real.queue.close().catch(() => undefined);
+}
+
+const rel = (real: Real, t: number) => `+${t - real.t0}ms`;
+
+function note(real: Real, what: string): void {
+  real.trace.push(`${rel(real, Date.now())} ${what}`);
+}
+
+// ---------------------------------------------------------------- commands
+
+type Cmd = fc.AsyncCommand<Model, Real>;
+
+class InferCommand implements Cmd {
+  constructor(
+    readonly client: number,
+    readonly x: number,
+    readonly d: number,
+    readonly timeoutMs: number,
+  ) {}
+  check(): boolean {
+    return true;
+  }
+  async run(m: Model, real: Real): Promise<void> {
+    m.calls++;
+    const start = Date.now();
+    const call: Call = {
+      n: real.calls.length,
+      client: this.client,
+      x: this.x,
+      d: this.d,
+      timeoutMs: this.timeoutMs,
+      start,
+      deadline: start + this.timeoutMs,
+      done: Promise.resolve(),
+    };
+    const p = real.clients[this.client]!.infer({ x: this.x, d: this.d }, { timeoutMs: this.timeoutMs });
+    call.done = p.then(
+      (r: ClientInferenceResult<Out>) => {
+        call.outcome = { ok: true, y: r.output?.y, cached: r.cached, coalesced: r.coalesced, worker: r.worker, at: Date.now() };
+      },
+      (e: unknown) => {
+        const err = e as Error & { code?: unknown };
+        call.outcome = { ok: false, code: err?.code, name: String(err?.name), message: String(err?.message), at: Date.now() };
+      },
+    );
+    real.calls.push(call);
+    note(real, `#${call.n} ${this.toString()}`);
+  }
+  toString(): string {
+    return `Infer(c${this.client}, x=${this.x}, d=${this.d}, t=${this.timeoutMs})`;
+  }
+}
+
+class WaitCommand implements Cmd {
+  constructor(readonly ms: number) {}
+  check(): boolean {
+    return true;
+  }
+  async run(_m: Model, real: Real): Promise<void> {
+    note(real, this.toString());
+    await sleep(this.ms);
+  }
+  toString(): string {
+    return `Wait(${this.ms})`;
+  }
+}
+
+class RemoveWaitingJobsCommand implements Cmd {
+  check(): boolean {
+    return true;
+  }
+  async run(_m: Model, real: Real): Promise<void> {
+    let removed = 0;
+    try {
+      const jobs = await real.queue.getJobs(['wait']);
+      for (const job of jobs) {
+        try {
+          await job.remove();
+          removed++;
+        } catch {
+          // taken by a worker meanwhile, or already gone
+        }
+      }
+    } catch {
+      // Redis unavailable: nothing removed
+    }
+    note(real, `${this.toString()} removed ${removed}`);
+  }
+  toString(): string {
+    return 'RemoveWaitingJobs';
+  }
+}
+
+class KillWorkerCommand implements Cmd {
+  constructor(
+    readonly which: number,
+    readonly hard: boolean,
+    readonly replacements: 1 | 2,
+  ) {}
+  check(m: Model): boolean {
+    return m.workers > 0;
+  }
+  async run(m: Model, real: Real): Promise<void> {
+    const i = this.which % real.workers.length;
+    const [slot] = real.workers.splice(i, 1);
+    real.retired.push(slot!);
+    note(real, `${this.toString()} begin`);
+    if (this.hard) await crash(slot!);
+    else await slot!.worker.stop();
+    // Keep one or two workers running.
+    const want = Math.max(1, Math.min(2, real.workers.length + this.replacements));
+    while (real.workers.length < want) real.workers.push(await startWorker(real.prefix));
+    m.workers = real.workers.length;
+    note(real, `${this.toString()} end, ${real.workers.length} worker(s)`);
+  }
+  toString(): string {
+    return `KillWorker(${this.which}, ${this.hard ? 'crash' : 'graceful'}, +${this.replacements})`;
+  }
+}
+
+class RestartRedisCommand implements Cmd {
+  check(m: Model): boolean {
+    return m.restarts === 0;
+  }
+  async run(m: Model, real: Real): Promise<void> {
+    m.restarts++;
+    note(real, 'RestartRedis begin');
+    await redis.server!.restart();
+    note(real, 'RestartRedis end');
+  }
+  toString(): string {
+    return 'RestartRedis';
+  }
+}
+
+const inferArb = fc
+  .record({
+    client: fc.integer({ min: 0, max: NUM_CLIENTS - 1 }),
+    x: fc.integer({ min: 0, max: 4 }),
+    d: fc.constantFrom(0, 50, 300),
+    timeoutMs: fc.constantFrom(150, 400, 2000, 5000),
+  })
+  .map((r): Cmd => new InferCommand(r.client, r.x, r.d, r.timeoutMs));
+const waitArb = fc.constantFrom(10, 100, 500).map((ms): Cmd => new WaitCommand(ms));
+const removeArb = fc.constant(null).map((): Cmd => new RemoveWaitingJobsCommand());
+const killArb = fc
+  .record({ which: fc.nat(3), hard: fc.boolean(), replacements: fc.constantFrom(1 as const, 2 as const) })
+  .map((r): Cmd => new KillWorkerCommand(r.which, r.hard, r.replacements));
+const restartArb = fc.constant(null).map((): Cmd => new RestartRedisCommand());
+
+// fc.commands picks among the arbitraries uniformly: repeats weigh them (restart is rare).
+const commandArbs: fc.Arbitrary<Cmd>[] = [
+  inferArb, inferArb, inferArb, inferArb, inferArb, inferArb,
+  waitArb, waitArb, waitArb,
+  removeArb,
+  killArb,
+  restartArb,
+  inferArb, inferArb, inferArb, inferArb, inferArb, inferArb,
+  waitArb, waitArb, waitArb,
+  removeArb,
+  killArb,
+];
+
+// ---------------------------------------------------------------- checks
+
+async function drain(real: Real): Promise<void> {
+  if (real.calls.length === 0) return;
+  const until = Math.max(...real.calls.map((c) => c.deadline)) + DRAIN_AFTER_DEADLINE_MS;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    Promise.all(real.calls.map((c) => c.done)),
+    new Promise<void>((r) => (timer = setTimeout(r, Math.max(0, until - Date.now())))),
+  ]).finally(() => clearTimeout(timer));
+}
+
+function describeCall(real: Real, c: Call): string {
+  const head = `#${c.n} c${c.client} x=${c.x} d=${c.d} t=${c.timeoutMs} start ${rel(real, c.start)} deadline ${rel(real, c.deadline)}`;
+  const o = c.outcome;
+  if (!o) return `${head}: NOT SETTLED`;
+  const when = `at ${rel(real, o.at)} (${o.at - c.deadline >= 0 ? '+' : ''}${o.at - c.deadline} ms vs deadline)`;
+  return o.ok
+    ? `${head}: ok y=${JSON.stringify(o.y)} cached=${o.cached} coalesced=${o.coalesced} ${when}`
+    : `${head}: ${o.name} ${String(o.code)}: ${o.message} ${when}`;
+}
+
+function violations(real: Real): string[] {
+  const out: string[] = [];
+  for (const c of real.calls) {
+    const o = c.outcome;
+    const bad = (why: string) => out.push(`${why} -- ${describeCall(real, c)}`);
+    if (!o) {
+      bad(`call #${c.n} never settled (checked until ${rel(real, Date.now())})`);
+      continue;
+    }
+    if (o.at > c.deadline + SETTLE_GRACE_MS) bad(`call #${c.n} settled ${o.at - c.deadline} ms after its deadline`);
+    if (o.ok) {
+      if (o.y !== c.x * c.x) bad(`call #${c.n} got a wrong output`);
+      continue;
+    }
+    if (typeof o.code !== 'string' || !o.code.startsWith('INFERQ_')) {
+      bad(`call #${c.n} rejected with an untyped error`);
+      continue;
+    }
+    if (o.code === 'INFERQ_TIMEOUT' && o.at < c.deadline - EARLY_SLOP_MS) bad(`call #${c.n} got INFERQ_TIMEOUT before its deadline`);
+    if (o.code === 'INFERQ_DEADLINE_EXCEEDED' && o.at < c.deadline - EARLY_SLOP_MS) {
+      bad(`call #${c.n} got INFERQ_DEADLINE_EXCEEDED before its deadline (another flight's error)`);
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- the property
+
+const stats = { runs: 0, commands: 0, calls: 0, settledOk: 0, errors: new Map<string, number>(), restarts: 0, kills: 0, removes: 0 };
+
+describe('protocol model (fast-check commands)', () => {
+  it(
+    `every call settles once, in time, with the right output or its own typed error (seed ${SEED})`,
+    async () => {
+      const t0 = Date.now();
+      // eslint-disable-next-line no-console
+      console.log(`[protocol-model] seed=${SEED}${PATH ? ` path=${PATH}` : ''} runs=${NUM_RUNS} maxCommands=${MAX_COMMANDS}`);
+      const property = fc.asyncProperty(
+        fc.commands(commandArbs, { maxCommands: MAX_COMMANDS, ...(REPLAY_PATH ? { replayPath: REPLAY_PATH } : {}) }),
+        async (cmds) => {
+          const real = await setup();
+          let failures: string[] = [];
+          try {
+            await fc.asyncModelRun(() => ({ model: { restarts: 0, workers: real.workers.length, calls: 0 }, real }), cmds);
+            await drain(real);
+            failures = violations(real);
+          } finally {
+            await teardown(real);
+          }
+          stats.runs++;
+          stats.commands += [...cmds].length;
+          stats.calls += real.calls.length;
+          for (const line of real.trace) {
+            if (line.includes('RestartRedis begin')) stats.restarts++;
+            if (line.includes('KillWorker') && line.endsWith('begin')) stats.kills++;
+            if (line.includes('RemoveWaitingJobs')) stats.removes++;
+          }
+          for (const c of real.calls) {
+            if (c.outcome?.ok) stats.settledOk++;
+            else if (c.outcome) stats.errors.set(String(c.outcome.code), (stats.errors.get(String(c.outcome.code)) ?? 0) + 1);
+          }
+          if (failures.length > 0) {
+            throw new Error(
+              [
+                `${failures.length} violation(s):`,
+                ...failures.map((f) => `  ${f}`),
+                'trace:',
+                ...real.trace.map((t) => `  ${t}`),
+                'calls:',
+                ...real.calls.map((c) => `  ${describeCall(real, c)}`),
+              ].join('\n'),
+            );
+          }
+        },
+      );
+      const result = await fc.check(property, {
+        seed: SEED,
+        ...(PATH ? { path: PATH } : {}),
+        numRuns: NUM_RUNS,
+        interruptAfterTimeLimit: TIME_LIMIT_MS,
+        markInterruptAsFailure: false,
+        verbose: 1,
+      });
+      const errors = [...stats.errors].map(([k, v]) => `${k}=${v}`).join(' ');
+      // eslint-disable-next-line no-console
+      console.log(
+        `[protocol-model] ${stats.runs} runs (incl. shrinking), ${stats.commands} commands, ${stats.calls} calls: ${stats.settledOk} ok, errors {${errors}}; ` +
+          `${stats.kills} worker kills, ${stats.removes} job removals, ${stats.restarts} Redis restarts; ${Date.now() - t0} ms` +
+          (result.interrupted ? ` (interrupted after ${result.numRuns} runs)` : ''),
+      );
+      if (result.failed) throw new Error(fc.defaultReportMessage(result) ?? 'property failed');
+      expect(result.failed).toBe(false);
+    },
+    TEST_TIMEOUT_MS,
+  );
+});
