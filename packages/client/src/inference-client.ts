@@ -1,18 +1,22 @@
 /**
  * InferenceClient: the SDK an application embeds.
  *
- * Request path (see DESIGN.md section 3):
+ * Request path (docs/architecture.md draws it whole):
  *  1. validate (zod schema, JSON-serialisable, size) — bad input throws a
  *     typed error and nothing is written to Redis;
  *  2. key = SHA-256 of canonical JSON of {model, modelVersion, quantization, input};
  *  3. identical requests in this process share one flight (no Redis at all);
+ *     a caller who joins keeps its own deadline;
  *  4. requests that arrive together go out together, through two coalescing
- *     stages (one call in flight each, see coalescing-stage.ts): ONE script
- *     call reads the cache and claims single-flight markers for all of them
- *     (a hit never touches the queue), then ONE `addBulk` enqueues the misses
- *     packed into envelopes of up to `maxEnvelopeItems`;
- *  5. results come back through one inbox listener per client; a request past
- *     its `timeoutMs` rejects with TimeoutError and leaves nothing behind.
+ *     stages (see coalescing-stage.ts): ONE script call reads the cache and
+ *     opens or joins the flights of all of them (a hit never touches the
+ *     queue), then ONE `addBulk` enqueues the flights it owns, packed into
+ *     envelopes of up to `maxEnvelopeItems`;
+ *  5. results come back through one inbox per client, read at least once;
+ *     a request past its `timeoutMs` rejects with TimeoutError;
+ *  6. a tick per second (flight-monitor.ts) keeps the heartbeat and checks
+ *     requests that waited long, so none waits for a job or flight that no
+ *     longer exists.
  */
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';

@@ -1,7 +1,7 @@
 /**
  * `RedisLruCache`: the result cache shared by every process of one model.
  *
- * Layout (see redis-keys.ts), all under the model's hash tag so the scripts
+ * Layout (see protocol/keys.ts), all under the model's hash tag so the scripts
  * are valid on Redis Cluster:
  * - `<root>:cache:lru` ZSET  cache key -> recency score, Redis `TIME` in us;
  * - `<root>:cache:val` HASH  cache key -> serialised value;

@@ -12,11 +12,13 @@
  * INFERQ_FAULT_RUNS=n runs the scenario n times in a row (fresh prefix and
  * processes each time), for a manual soak check.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { modelKeys } from '@inferq/core';
 import { RedisServerProcess, spawnNode, startWorkerProcess, type SpawnedProcess } from '@inferq/testkit';
 
 const MODEL_MODULE = fileURLToPath(new URL('./fixtures/square-model.mjs', import.meta.url));
@@ -82,12 +84,49 @@ function lastProgress(p: SpawnedProcess): number {
   return 0;
 }
 
+/** Diagnosis: the BullMQ job hash and queue events of every job named in a failure, times relative to the run's start. */
+async function dumpJobs(failures: Line[], prefix: string, model: string, t0: number, dir: string): Promise<void> {
+  const ids = [...new Set(failures.map((f) => /Job (\S+) /.exec(f.error ?? '')?.[1]).filter((x): x is string => x !== undefined))];
+  if (ids.length === 0) return;
+  const keys = modelKeys(model, prefix);
+  const base = `${keys.queuePrefix}:${keys.queueName}`;
+  const conn = new Redis(serverUrl, { maxRetriesPerRequest: 3 });
+  conn.on('error', () => undefined);
+  try {
+    const out: Record<string, unknown> = {};
+    for (const id of ids) {
+      const job = await conn.hgetall(`${base}:${id}`);
+      const rel = (v: string | undefined) => (v ? Number(v) - t0 : undefined);
+      const events: Array<[string, string[]]> = [];
+      let cursor = '-';
+      for (let n = 0; n < 100; n++) {
+        const page = (await conn.xrange(`${base}:events`, cursor, '+', 'COUNT', 1000)) as Array<[string, string[]]>;
+        for (const e of page) if (e[1].includes(id) && e[1][e[1].indexOf('jobId') + 1] === id) events.push(e);
+        if (page.length < 1000) break;
+        cursor = `(${(page[page.length - 1] as [string, string[]])[0]}`;
+      }
+      out[id] = {
+        stc: job.stc, atm: job.atm, ats: job.ats, defa: job.defa, failedReason: job.failedReason,
+        timestamp: rel(job.timestamp), processedOn: rel(job.processedOn), finishedOn: rel(job.finishedOn), processedBy: job.pb,
+        items: (() => { try { return (JSON.parse(job.data ?? '{}') as { items?: unknown[] }).items?.length; } catch { return undefined; } })(),
+        events: events.map(([eid, f]) => `${Number(eid.split('-')[0]) - t0} ${f.join(' ')}`.slice(0, 200)),
+      };
+    }
+    writeFileSync(join(dir, 'failed-jobs.json'), JSON.stringify(out, null, 2));
+    console.log(`[fault-recovery] failed jobs (ms from run start):\n${JSON.stringify(out, null, 1)}`);
+  } finally {
+    conn.disconnect();
+  }
+}
+let serverUrl = '';
+
 describe('fault recovery', () => {
   let server: RedisServerProcess;
   const procs: SpawnedProcess[] = [];
 
   beforeAll(async () => {
     server = await RedisServerProcess.start({ appendFsync: 'always' });
+    serverUrl = server.url;
   });
   afterEach(async () => {
     await Promise.all(procs.splice(0).map((p) => p.stop(3000)));
@@ -213,7 +252,11 @@ describe('fault recovery', () => {
         dir,
       };
       console.log(`[fault-recovery] ${JSON.stringify(summary)}`);
-      if (failures.length) console.log(`[fault-recovery] run ${run} failures (first 20):\n${failures.slice(0, 20).map((f) => JSON.stringify(f)).join('\n')}`);
+      if (failures.length) {
+        console.log(`[fault-recovery] run ${run} failures (first 20):\n${failures.slice(0, 20).map((f) => JSON.stringify(f)).join('\n')}`);
+        await dumpJobs(failures, prefix, model, t0, dir).catch((err: unknown) => console.log(`[fault-recovery] job dump failed: ${String(err)}`));
+      }
+      if (existsSync(join(server.dir, 'redis.log'))) copyFileSync(join(server.dir, 'redis.log'), join(dir, 'redis.log'));
 
       for (const s of settled) if (s.status === 'rejected') throw s.reason; // every client printed DONE
       expect(missing.slice(0, 20), 'requests without a result line').toEqual([]);

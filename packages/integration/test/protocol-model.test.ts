@@ -391,7 +391,7 @@ describe('protocol model (fast-check commands)', () => {
       // eslint-disable-next-line no-console
       console.log(`[protocol-model] seed=${SEED}${PATH ? ` path=${PATH}` : ''} runs=${NUM_RUNS} maxCommands=${MAX_COMMANDS}`);
       const property = fc.asyncProperty(
-        fc.commands(commandArbs, { maxCommands: MAX_COMMANDS, ...(REPLAY_PATH ? { replayPath: REPLAY_PATH } : {}) }),
+        fc.commands(commandArbs, { maxCommands: MAX_COMMANDS, size: 'max', ...(REPLAY_PATH ? { replayPath: REPLAY_PATH } : {}) }),
         async (cmds) => {
           const real = await setup();
           let failures: string[] = [];
