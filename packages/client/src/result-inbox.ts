@@ -12,9 +12,15 @@
  * connection and a Redis restart (with AOF). Handing an element out twice is
  * harmless: the client answers each request id once.
  *
- * A connection can also die silently (a network path that swallows packets:
- * no error, no close, a blocking read that never returns). A watchdog bounds
- * every read; past it the connection is dropped and re-opened.
+ * A read whose connection closed is abandoned at once, and never sent again:
+ * ioredis would otherwise resend it after the reconnect and hand its reply
+ * to the old promise, hiding that the first one may have run — and a take
+ * that runs twice acknowledges (deletes) what the first one moved to the
+ * pending list without handing it out. The pending re-read covers what an
+ * abandoned read did. A connection can also die silently (a network path
+ * that swallows packets: no error, no close, a blocking read that never
+ * returns): a watchdog bounds every read; past it the connection is dropped
+ * and re-opened.
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from '@inferq/core';
@@ -45,8 +51,14 @@ export class ResultInbox {
   private loop: Promise<void> | undefined;
   private lastErrorLog = 0;
   private suppressed = 0;
+  /** Rejects the read in flight when the connection closes. */
+  private abandon: ((err: Error) => void) | undefined;
 
-  constructor(private readonly opts: ResultInboxOptions) {}
+  constructor(private readonly opts: ResultInboxOptions) {
+    // See above: a read is sent once; after a reconnect the loop decides what to send.
+    opts.redis.options.autoResendUnfulfilledCommands = false;
+    opts.redis.on('close', () => this.abandon?.(new Error('inbox connection closed')));
+  }
 
   start(): void {
     if (this.running) return;
@@ -100,21 +112,24 @@ export class ResultInbox {
   }
 
   /**
-   * Bounds one read. Past the bound the connection is dropped and re-opened
-   * (ioredis reconnects; commands still queued are sent again in order, so
-   * the re-read of the pending list comes after anything they moved there).
+   * Bounds one read: it is abandoned when its connection closes, or past the
+   * watchdog's bound (then the connection is dropped and re-opened).
    */
   private guarded<T>(read: Promise<T>, blockMs: number): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     const watchdog = new Promise<never>((_, reject) => {
+      this.abandon = reject;
       timer = setTimeout(() => {
-        this.opts.redis.disconnect(true);
         reject(new Error(`inbox read got no reply within ${blockMs + WATCHDOG_SLACK_MS} ms; reconnecting`));
+        this.opts.redis.disconnect(true);
       }, blockMs + WATCHDOG_SLACK_MS);
     });
-    // An abandoned read may still settle later; its outcome is covered by the pending re-read.
+    // An abandoned read never settles (it is not resent); what it did is covered by the pending re-read.
     read.catch(() => undefined);
-    return Promise.race([read, watchdog]).finally(() => clearTimeout(timer));
+    return Promise.race([read, watchdog]).finally(() => {
+      clearTimeout(timer);
+      this.abandon = undefined;
+    });
   }
 
   /** One line per interval, however fast reads fail. */

@@ -14,6 +14,9 @@
   ARGV[3i]         request id of request i
   ARGV[3i+1]       deadline of request i: Redis time, epoch ms (clamped to now + FLIGHT_MAX_MS)
 
+  Idempotent per request id: a call sent again after a lost reply (ioredis resends unanswered
+  commands on reconnect) finds the flight it opened and answers {2} again, never joins it.
+
   Returns: an array of n replies in request order (codes: ClaimReply in protocol/claim.ts):
     {1, value}             cache hit (value as stored)
     {2}                    this request now owns the flight: the caller must enqueue it
@@ -49,7 +52,10 @@ for i = 1, n do
     out[i] = { 1, values[i] }
   else
     local f = redis.call('HMGET', flightKey, 'id', 'own', 'dl')
-    if not f[1] then
+    if f[1] == requestId then
+      -- Our own flight: this call is a resend of one whose reply was lost (a reconnect). Same answer.
+      out[i] = { 2 }
+    elseif not f[1] then
       -- No flight (or a corrupt one without an id): open ours.
       redis.call('DEL', flightKey)
       redis.call('HSET', flightKey, 'id', requestId, 'own', client, 'dl', deadline)
