@@ -13,9 +13,14 @@
  *  - INFERQ_TIMEOUT and INFERQ_DEADLINE_EXCEEDED never come before the
  *    caller's own deadline (an earlier one would be another flight's error).
  *
- * Replay a failure: FC_SEED=<seed> FC_PATH=<path> [FC_REPLAY_PATH=<replayPath>]
+ * The harness also requires worker.stop() to return (its stopTimeoutMs is
+ * 1000; STOP_BOUND_MS below): this found stop() hanging right after a Redis
+ * restart (replay: FC_SEED=1681724600 FC_PATH=4, fixed since).
+ *
+ * Replay a failure: FC_SEED=<seed> FC_PATH=<path>
  * npx vitest run packages/integration/test/protocol-model.test.ts
- * (FC_RUNS and FC_MAX_COMMANDS change the budget.)
+ * (FC_REPLAY_PATH=<replayPath> as well, only with the path of the final counterexample;
+ * FC_RUNS and FC_MAX_COMMANDS change the budget; PM_DEBUG=1 prints the trace live.)
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
@@ -68,6 +73,8 @@ interface Call {
 interface WorkerSlot {
   worker: InferenceWorker<In, Out>;
   crashed: boolean;
+  /** Its stop() hung (reported once, released by hand). */
+  hung: boolean;
 }
 
 /** The system under test of one run, and what happened to it. */
@@ -81,6 +88,8 @@ interface Real {
   queue: Queue;
   calls: Call[];
   trace: string[];
+  /** Harness steps that failed during the commands (a hung stop, say). */
+  harnessFailures: string[];
 }
 
 /** The model is minimal: the checks are on the log of calls. */
@@ -91,11 +100,22 @@ interface Model {
 }
 
 let redis: TestRedis;
+/**
+ * The run in progress. fast-check's time limit can give up on a run while it
+ * still goes on: the file's Redis is cleaned up only after it ended, and no
+ * run restarts Redis once the file is shutting down.
+ */
+let currentRun: Promise<unknown> | undefined;
+let shuttingDown = false;
 
 beforeAll(async () => {
   redis = await startTestRedis({ ownServer: true });
 });
-afterAll(() => redis?.cleanup());
+afterAll(async () => {
+  shuttingDown = true;
+  if (currentRun) await Promise.race([currentRun.catch(() => undefined), sleep(45_000)]);
+  await redis?.cleanup();
+});
 
 const square = async (xs: In[]): Promise<Out[]> => {
   const d = Math.max(0, ...xs.map((i) => i.d));
@@ -115,7 +135,7 @@ async function startWorker(prefix: string): Promise<WorkerSlot> {
     stopTimeoutMs: 1000,
   });
   await worker.start();
-  return { worker, crashed: false };
+  return { worker, crashed: false, hung: false };
 }
 
 /**
@@ -134,6 +154,33 @@ async function crash(slot: WorkerSlot): Promise<void> {
   await Promise.race([closing, sleep(2000)]);
 }
 
+/** stopTimeoutMs of the workers below is 1000: stop() is promised to return well within this. */
+const STOP_BOUND_MS = 6000;
+
+/**
+ * Stops a worker within STOP_BOUND_MS; past it, releases what it holds by
+ * hand (its batcher, stats and connections) and reports the hang.
+ */
+async function stopWorker(slot: WorkerSlot, what: string): Promise<void> {
+  if (slot.hung) return;
+  try {
+    await bounded(what, STOP_BOUND_MS, slot.worker.stop());
+  } catch (err) {
+    slot.hung = true;
+    const inner = slot.worker as unknown as {
+      batcher?: { stop(o: { timeoutMs: number }): Promise<unknown> };
+      stats?: { close(): Promise<unknown> };
+      cmd?: Redis;
+      bullConnection?: Redis;
+    };
+    await Promise.race([inner.batcher?.stop({ timeoutMs: 100 }).catch(() => undefined), sleep(1000)]);
+    inner.cmd?.disconnect();
+    await Promise.race([inner.stats?.close().catch(() => undefined), sleep(500)]);
+    inner.bullConnection?.disconnect();
+    throw err;
+  }
+}
+
 async function setup(): Promise<Real> {
   const prefix = redis.newPrefix();
   const keys = modelKeys(MODEL, prefix);
@@ -146,6 +193,7 @@ async function setup(): Promise<Real> {
     queue: new Queue(keys.queueName, { connection: { host: '127.0.0.1', port: redis.server!.port }, prefix: keys.queuePrefix }),
     calls: [],
     trace: [],
+    harnessFailures: [],
   };
   real.queue.on('error', () => undefined);
   try {
@@ -154,9 +202,9 @@ async function setup(): Promise<Real> {
         new InferenceClient<In, Out>({ redis: redis.url, model: MODEL, prefix, config: { enableCaching: true }, statsFlushIntervalMs: 50 }),
       );
     }
-    real.workers.push(await startWorker(prefix));
+    real.workers.push(await bounded('setup: start the first worker', 10_000, startWorker(prefix)));
   } catch (err) {
-    await teardown(real);
+    await teardown(real).catch(() => undefined);
     throw err;
   }
   real.t0 = Date.now();
@@ -164,16 +212,39 @@ async function setup(): Promise<Real> {
 }
 
 async function teardown(real: Real): Promise<void> {
-  await Promise.all(real.clients.map((c) => c.close({ timeoutMs: 100 }).catch(() => undefined)));
+  const hung: string[] = [];
+  const step = (what: string, ms: number, p: Promise<unknown>) => bounded(what, ms, p).catch((e: Error) => void hung.push(e.message));
+  await Promise.all(real.clients.map((c, i) => step(`teardown: client ${i} close({ timeoutMs: 100 })`, 10_000, c.close({ timeoutMs: 100 }))));
   const slots = [...real.workers, ...real.retired];
-  await Promise.all(slots.map((s) => Promise.race([s.worker.stop().catch(() => undefined), sleep(5000)])));
-  await real.queue.close().catch(() => undefined);
+  await Promise.all(slots.map((s, i) => stopWorker(s, `teardown: worker ${i}${s.crashed ? ' (crashed)' : ''} stop()`).catch((e: Error) => void hung.push(e.message))));
+  await step('teardown: queue.close()', 10_000, real.queue.close());
+  if (hung.length > 0) throw new Error(`teardown hung: ${hung.join('; ')}`);
 }
 
 const rel = (real: Real, t: number) => `+${t - real.t0}ms`;
 
+const DEBUG = process.env.PM_DEBUG === '1';
+
 function note(real: Real, what: string): void {
   real.trace.push(`${rel(real, Date.now())} ${what}`);
+  // eslint-disable-next-line no-console
+  if (DEBUG) console.error(`[pm ${real.prefix.slice(-8)}] ${rel(real, Date.now())} ${what}`);
+}
+
+/** A step of the harness that must not hang: past `ms` it fails the run, naming the step. */
+async function bounded<T>(what: string, ms: number, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const t0 = Date.now();
+  const hung = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([p, hung]);
+  } finally {
+    clearTimeout(timer);
+    // eslint-disable-next-line no-console
+    if (DEBUG && Date.now() - t0 > 1500) console.error(`[pm] slow step: ${what} took ${Date.now() - t0} ms`);
+  }
 }
 
 // ---------------------------------------------------------------- commands
@@ -242,10 +313,10 @@ class RemoveWaitingJobsCommand implements Cmd {
   async run(_m: Model, real: Real): Promise<void> {
     let removed = 0;
     try {
-      const jobs = await real.queue.getJobs(['wait']);
+      const jobs = await bounded('RemoveWaitingJobs: getJobs', 10_000, real.queue.getJobs(['wait']));
       for (const job of jobs) {
         try {
-          await job.remove();
+          await bounded('RemoveWaitingJobs: job.remove', 10_000, job.remove());
           removed++;
         } catch {
           // taken by a worker meanwhile, or already gone
@@ -276,10 +347,10 @@ class KillWorkerCommand implements Cmd {
     real.retired.push(slot!);
     note(real, `${this.toString()} begin`);
     if (this.hard) await crash(slot!);
-    else await slot!.worker.stop();
+    else await stopWorker(slot!, 'KillWorker: graceful worker.stop()').catch((e: Error) => real.harnessFailures.push(e.message));
     // Keep one or two workers running.
     const want = Math.max(1, Math.min(2, real.workers.length + this.replacements));
-    while (real.workers.length < want) real.workers.push(await startWorker(real.prefix));
+    while (real.workers.length < want) real.workers.push(await bounded('KillWorker: start a new worker', 10_000, startWorker(real.prefix)));
     m.workers = real.workers.length;
     note(real, `${this.toString()} end, ${real.workers.length} worker(s)`);
   }
@@ -294,8 +365,9 @@ class RestartRedisCommand implements Cmd {
   }
   async run(m: Model, real: Real): Promise<void> {
     m.restarts++;
+    if (shuttingDown) return note(real, 'RestartRedis skipped: the file is shutting down');
     note(real, 'RestartRedis begin');
-    await redis.server!.restart();
+    await bounded('RestartRedis: server.restart()', 20_000, redis.server!.restart());
     note(real, 'RestartRedis end');
   }
   toString(): string {
@@ -383,6 +455,44 @@ function violations(real: Real): string[] {
 
 const stats = { runs: 0, commands: 0, calls: 0, settledOk: 0, errors: new Map<string, number>(), restarts: 0, kills: 0, removes: 0 };
 
+/** One run of the property: a fresh system, the commands, the checks, teardown. */
+async function runOnce(cmds: Iterable<Cmd>): Promise<void> {
+  const real = await setup();
+  const failures: string[] = [];
+  try {
+    await fc.asyncModelRun(() => ({ model: { restarts: 0, workers: real.workers.length, calls: 0 }, real }), cmds);
+  } catch (err) {
+    failures.push(`a command failed: ${(err as Error).message}`);
+  }
+  await drain(real);
+  failures.push(...real.harnessFailures, ...violations(real));
+  await teardown(real).catch((err: Error) => failures.push(err.message));
+  stats.runs++;
+  stats.commands += [...cmds].length;
+  stats.calls += real.calls.length;
+  for (const line of real.trace) {
+    if (line.includes('RestartRedis begin')) stats.restarts++;
+    if (line.includes('KillWorker') && line.endsWith('begin')) stats.kills++;
+    if (line.includes('RemoveWaitingJobs')) stats.removes++;
+  }
+  for (const c of real.calls) {
+    if (c.outcome?.ok) stats.settledOk++;
+    else if (c.outcome) stats.errors.set(String(c.outcome.code), (stats.errors.get(String(c.outcome.code)) ?? 0) + 1);
+  }
+  if (failures.length > 0) {
+    throw new Error(
+      [
+        `${failures.length} violation(s):`,
+        ...failures.map((f) => `  ${f}`),
+        'trace:',
+        ...real.trace.map((t) => `  ${t}`),
+        'calls:',
+        ...real.calls.map((c) => `  ${describeCall(real, c)}`),
+      ].join('\n'),
+    );
+  }
+}
+
 describe('protocol model (fast-check commands)', () => {
   it(
     `every call settles once, in time, with the right output or its own typed error (seed ${SEED})`,
@@ -392,40 +502,10 @@ describe('protocol model (fast-check commands)', () => {
       console.log(`[protocol-model] seed=${SEED}${PATH ? ` path=${PATH}` : ''} runs=${NUM_RUNS} maxCommands=${MAX_COMMANDS}`);
       const property = fc.asyncProperty(
         fc.commands(commandArbs, { maxCommands: MAX_COMMANDS, size: 'max', ...(REPLAY_PATH ? { replayPath: REPLAY_PATH } : {}) }),
-        async (cmds) => {
-          const real = await setup();
-          let failures: string[] = [];
-          try {
-            await fc.asyncModelRun(() => ({ model: { restarts: 0, workers: real.workers.length, calls: 0 }, real }), cmds);
-            await drain(real);
-            failures = violations(real);
-          } finally {
-            await teardown(real);
-          }
-          stats.runs++;
-          stats.commands += [...cmds].length;
-          stats.calls += real.calls.length;
-          for (const line of real.trace) {
-            if (line.includes('RestartRedis begin')) stats.restarts++;
-            if (line.includes('KillWorker') && line.endsWith('begin')) stats.kills++;
-            if (line.includes('RemoveWaitingJobs')) stats.removes++;
-          }
-          for (const c of real.calls) {
-            if (c.outcome?.ok) stats.settledOk++;
-            else if (c.outcome) stats.errors.set(String(c.outcome.code), (stats.errors.get(String(c.outcome.code)) ?? 0) + 1);
-          }
-          if (failures.length > 0) {
-            throw new Error(
-              [
-                `${failures.length} violation(s):`,
-                ...failures.map((f) => `  ${f}`),
-                'trace:',
-                ...real.trace.map((t) => `  ${t}`),
-                'calls:',
-                ...real.calls.map((c) => `  ${describeCall(real, c)}`),
-              ].join('\n'),
-            );
-          }
+        (cmds) => {
+          const run = runOnce(cmds);
+          currentRun = run;
+          return run;
         },
       );
       const result = await fc.check(property, {
@@ -443,7 +523,10 @@ describe('protocol model (fast-check commands)', () => {
           `${stats.kills} worker kills, ${stats.removes} job removals, ${stats.restarts} Redis restarts; ${Date.now() - t0} ms` +
           (result.interrupted ? ` (interrupted after ${result.numRuns} runs)` : ''),
       );
-      if (result.failed) throw new Error(fc.defaultReportMessage(result) ?? 'property failed');
+      if (result.failed) {
+        const why = result.errorInstance instanceof Error ? result.errorInstance.message : String(result.errorInstance);
+        throw new Error(`${fc.defaultReportMessage(result) ?? 'property failed'}\n\nFailure of the counterexample:\n${why}`);
+      }
       expect(result.failed).toBe(false);
     },
     TEST_TIMEOUT_MS,

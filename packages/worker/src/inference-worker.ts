@@ -37,6 +37,23 @@ import {
 import { BatchPipeline, type BatchOutcome, type WorkItem } from './batch-pipeline.js';
 import { resolveWorkerOptions, type InferenceWorkerOptions, type ResolvedWorkerOptions } from './worker-options.js';
 
+/** Longest wait of each shutdown step past `stopTimeoutMs` (forced close, stats flush, each connection). */
+const STEP_BOUND_MS = 1000;
+
+/** Whether `p` settled (either way) within `ms`. */
+async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const settled = await Promise.race([
+    p.then(
+      () => true,
+      () => true,
+    ),
+    new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms))),
+  ]);
+  clearTimeout(timer);
+  return settled;
+}
+
 export interface WorkerJobResult {
   items: number;
 }
@@ -142,6 +159,12 @@ export class InferenceWorker<I = unknown, O = unknown> {
     return this.state === 'running';
   }
 
+  /**
+   * Every step is bounded, whatever Redis does: BullMQ's own close can hang
+   * for good (right after a Redis restart its blocking connection waits for
+   * an 'end' event that never comes, and `close(true)` returns that same
+   * promise), so past its bound the connections are dropped instead.
+   */
   private async doStop(): Promise<void> {
     if (this.state === 'new') {
       this.state = 'stopped';
@@ -150,25 +173,36 @@ export class InferenceWorker<I = unknown, O = unknown> {
     this.state = 'stopping';
     const { logger } = this;
     const t0 = Date.now();
-    const closeWorker = this.worker?.close() ?? Promise.resolve();
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = await Promise.race([
-      closeWorker.then(() => false),
-      new Promise<boolean>((r) => (timer = setTimeout(() => r(true), this.opts.stopTimeoutMs))),
-    ]);
-    clearTimeout(timer);
     clearInterval(this.clockTimer);
-    if (timedOut) {
+    const closed = await within(this.worker?.close() ?? Promise.resolve(), this.opts.stopTimeoutMs);
+    if (!closed) {
       logger.warn({ stopTimeoutMs: this.opts.stopTimeoutMs }, 'jobs still active at stop timeout; closing anyway (BullMQ will retry them as stalled)');
-      await this.worker?.close(true).catch((err: unknown) => logger.error({ err }, 'forced close failed'));
+      const forced = await within(this.worker?.close(true) ?? Promise.resolve(), STEP_BOUND_MS);
+      if (!forced) {
+        logger.warn('BullMQ did not close in time; dropping its connections');
+        await this.dropBullMqConnections();
+      }
     }
     await this.batcher?.stop({ timeoutMs: 1000 });
-    await this.stats?.close().catch((err: unknown) => logger.error({ err }, 'flushing stats failed'));
-    await this.opts.module.close?.().catch((err: unknown) => logger.error({ err }, 'model close failed'));
-    await this.cmd?.quit().catch(() => this.cmd?.disconnect());
-    await this.bullConnection?.quit().catch(() => this.bullConnection?.disconnect());
+    if (!(await within(this.stats?.close() ?? Promise.resolve(), STEP_BOUND_MS))) logger.warn('flushing stats did not finish in time; dropped');
+    if (!(await within(this.opts.module.close?.() ?? Promise.resolve(), STEP_BOUND_MS * 5))) logger.warn('the model did not close in time');
+    for (const conn of [this.cmd, this.bullConnection]) {
+      if (conn && !(await within(conn.quit(), STEP_BOUND_MS))) conn.disconnect();
+    }
     this.state = 'stopped';
     logger.info({ ms: Date.now() - t0 }, 'worker stopped');
+  }
+
+  /** Disconnects BullMQ's duplicated blocking connection (and ours), so nothing keeps the process alive. */
+  private async dropBullMqConnections(): Promise<void> {
+    // BullMQ keeps its blocking client private; reach it defensively, the way its own close() does.
+    const backend = (this.worker as unknown as { backend?: { blockingConnection?: { client?: Promise<Redis> } } } | undefined)?.backend;
+    const blocking = backend?.blockingConnection?.client;
+    if (blocking) {
+      const client = await Promise.race([blocking, new Promise<undefined>((r) => setTimeout(() => r(undefined), 200))]);
+      client?.disconnect();
+    }
+    this.bullConnection?.disconnect();
   }
 
   private settleOptions(): SettleOptions {
