@@ -1,19 +1,15 @@
-import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
-const src = (p: string) => fileURLToPath(new URL(`./packages/${p}/src/index.ts`, import.meta.url));
-
-// Tests import workspace packages from their sources: no build step.
-const alias = [
-  { find: /^@inferq\/core\/protocol$/, replacement: fileURLToPath(new URL('./packages/core/src/protocol/index.ts', import.meta.url)) },
-  { find: /^@inferq\/core$/, replacement: src('core') },
-  { find: /^@inferq\/client$/, replacement: src('client') },
-  { find: /^@inferq\/worker$/, replacement: src('worker') },
-  { find: /^@inferq\/testkit$/, replacement: src('testkit') },
-];
+// Tests import workspace packages from their TypeScript sources through the
+// "source" export condition (each @inferq package.json maps it to src/), the
+// same condition tsc (customConditions) and tsx (--conditions=source) use:
+// no build step, and a stale dist/ is never what a test runs. Vite's default
+// server conditions follow it.
+const conditions = ['source', 'module', 'node', 'development|production'];
 
 export default defineConfig({
-  resolve: { alias },
+  resolve: { conditions },
+  ssr: { resolve: { conditions } },
   test: {
     include: ['packages/*/test/**/*.test.ts'],
     testTimeout: 60_000,

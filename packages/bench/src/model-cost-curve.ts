@@ -1,15 +1,10 @@
 /**
  * The default ONNX model's cost curve (ms per call at batch 1, 8, 32, 64), measured
- * in the bench's own process before any scenario runs, with the worker
- * package's `measureModelCost`: it says what batching can gain on this
+ * in the bench's own process before any scenario runs, with
+ * `@inferq/onnx`'s `measureModelCost`: it says what batching can gain on this
  * machine, which is what the ONNX rows should be read against.
- *
- * These imports reach into @inferq/worker's sources because the package's
- * entry point does not export `measureModelCost`, `defaultModel` or
- * `DEFAULT_MODEL_INFO` (a missing export: if it is added, import from '@inferq/worker').
  */
-import { DEFAULT_MODEL_INFO, defaultModel } from '../../worker/src/models/default-model.js';
-import { formatModelCost, measureModelCost, type ModelCostPoint } from '../../worker/src/models/model-cost.js';
+import { DEFAULT_MODEL_INFO, defaultModel, formatModelCost, measureModelCost, type ModelCostPoint } from '@inferq/onnx';
 import { Workload } from './workload.js';
 
 export const COST_BATCH_SIZES: readonly number[] = Object.freeze([1, 8, 32, 64]);

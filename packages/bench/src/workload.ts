@@ -12,7 +12,7 @@
  *   inputs): the recent window keeps repeats within the result cache's reach,
  *   as in a real hot set, instead of asking for inputs evicted long ago.
  */
-import { mulberry32 } from '@inferq/worker';
+import { mulberry32 } from '@inferq/testkit/random';
 
 export interface WorkloadConfig {
   /** Numbers per input vector. */

@@ -25,6 +25,7 @@ export const CLIENT_DEFAULTS = Object.freeze({
   defaultTimeoutMs: 30_000,
   maxEnvelopeItems: 256,
   statsFlushIntervalMs: 100,
+  connectTimeoutMs: 10_000,
 });
 
 export interface InferenceClientOptions<I = unknown> {
@@ -52,6 +53,12 @@ export interface InferenceClientOptions<I = unknown> {
   maxEnvelopeItems?: number;
   /** How often buffered stats are written to Redis, in ms. Default 100. */
   statsFlushIntervalMs?: number;
+  /**
+   * Longest wait for a usable Redis (reachable, authenticated, permitted), in
+   * ms: requests made before then wait at most this long, then reject with a
+   * typed error naming the cause. Default 10000.
+   */
+  connectTimeoutMs?: number;
   /** A pino logger; default one named `inferq:client`. */
   logger?: Logger;
 }
@@ -68,6 +75,7 @@ const OptionsSchema = z
     inputSchema: z.custom<z.ZodType>((v) => v instanceof z.ZodType, 'must be a zod schema').optional(),
     maxEnvelopeItems: z.number().int().min(1).max(10_000).default(CLIENT_DEFAULTS.maxEnvelopeItems),
     statsFlushIntervalMs: z.number().int().min(1).max(60_000).default(CLIENT_DEFAULTS.statsFlushIntervalMs),
+    connectTimeoutMs: z.number().int().min(100).max(600_000).default(CLIENT_DEFAULTS.connectTimeoutMs),
     logger: LoggerSchema.optional(),
   })
   .strict();
@@ -83,6 +91,7 @@ export interface ResolvedClientOptions {
   inputSchema: z.ZodType | undefined;
   maxEnvelopeItems: number;
   statsFlushIntervalMs: number;
+  connectTimeoutMs: number;
   logger: Logger | undefined;
 }
 
@@ -99,6 +108,7 @@ export function resolveClientOptions(input: InferenceClientOptions<unknown>): Re
     inputSchema: o.inputSchema,
     maxEnvelopeItems: o.maxEnvelopeItems,
     statsFlushIntervalMs: o.statsFlushIntervalMs,
+    connectTimeoutMs: o.connectTimeoutMs,
     logger: o.logger,
   });
 }

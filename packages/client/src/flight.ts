@@ -31,7 +31,8 @@ export type FlightRole = 'new' | 'owner' | 'waiter' | 'uncached';
 export interface Flight {
   /** Request id: the item's id in its job, or our waiter entry in another flight. */
   readonly id: string;
-  readonly key: string | undefined;
+  /** Cache key; dropped (undefined) when the cache is unusable. */
+  key: string | undefined;
   /** Canonical JSON of the input. */
   readonly input: string;
   readonly callers: Caller[];

@@ -24,19 +24,25 @@ import {
   ClosedError,
   ErrorCode,
   InputInvalidError,
-  InputTooLargeError,
   JobLostError,
   ProtocolError,
+  RedisUnavailableError,
+  InferqError,
   RedisLruCache,
   StatsRecorder,
   TimeoutError,
+  checkRedis,
+  settledWithin,
   createLogger,
   createRedis,
+  describeRedis,
+  throttledLog,
   errorFromWire,
   canonicalJson,
   keyFromCanonicalInput,
   modelKeys,
   readStats,
+  type InferOptions,
   type InferenceStats,
   type Logger,
   type ModelIdentity,
@@ -45,6 +51,7 @@ import {
 import {
   ENVELOPE_JOB_NAME,
   ENVELOPE_VERSION,
+  MAX_TIMEOUT_MS,
   RedisClock,
   claimFlights,
   decodeInboxElement,
@@ -63,13 +70,6 @@ import { CoalescingStage } from './coalescing-stage.js';
 import { FlightMonitor } from './flight-monitor.js';
 import { hasLiveCallers, resetFlight, type Caller, type Flight } from './flight.js';
 
-export interface InferOptions {
-  /** Read and fill the result cache (and share identical in-flight requests). Default: the config's `enableCaching`. */
-  useCache?: boolean;
-  /** Reject with TimeoutError after this many ms. Default: the client's `defaultTimeoutMs`. */
-  timeoutMs?: number;
-}
-
 export interface ClientInferenceResult<O = unknown> {
   output: O;
   /** Answered from the result cache without running the model. */
@@ -83,6 +83,10 @@ export interface ClientInferenceResult<O = unknown> {
   /** Size of the model batch that computed the output. */
   batchSize?: number;
 }
+
+/** Longest wait of each step of `close()` past the wait for requests in flight. */
+const CLOSE_STEP_MS = 1000;
+
 
 export class InferenceClient<I = unknown, O = unknown> {
   readonly id: string;
@@ -116,6 +120,10 @@ export class InferenceClient<I = unknown, O = unknown> {
     (err, fs) => this.failFlights(fs, err, 'enqueue stage failed'),
   );
   private seq = 0;
+  /** The start-up check: settles once Redis is known usable (or why not). */
+  private usable: Promise<void>;
+  /** Set when credentials or permissions are wrong: every request rejects with it. */
+  private broken: InferqError | undefined;
   private closing = false;
   private closed: Promise<void> | undefined;
 
@@ -132,11 +140,13 @@ export class InferenceClient<I = unknown, O = unknown> {
     // defined script onto each pipeline it creates: on a connection of its own
     // they do not slow down our pipelines (stats, claims).
     this.queueConnection = createRedis(this.opts.redis, { connectionName: `inferq:client-queue:${model}` });
+    // A connection that keeps failing logs a line every few seconds, not one per retry.
+    const logConnectionError = throttledLog(this.logger, 'error');
     for (const [name, conn] of [['command', this.cmd], ['inbox', this.blocking], ['queue', this.queueConnection]] as const) {
-      conn.on('error', (err) => this.logger.error({ err, connection: name }, 'Redis connection error'));
+      conn.on('error', (err) => logConnectionError({ err, connection: name }, `Redis connection error (${name})`));
     }
     this.queue = new Queue(this.keys.queueName, { connection: this.queueConnection, prefix: this.keys.queuePrefix });
-    this.queue.on('error', (err) => this.logger.error({ err }, 'queue error'));
+    this.queue.on('error', (err) => logConnectionError({ err }, 'queue error'));
     this.cache = new RedisLruCache({ redis: this.cmd, model, prefix, maxSize: this.opts.config.cacheMaxSize, logger: this.logger });
     this.recorder = new StatsRecorder({ redis: this.cmd, model, prefix, logger: this.logger, flushIntervalMs: this.opts.statsFlushIntervalMs });
     this.deadlines = new DeadlineScheduler<Caller>((caller) => this.expire(caller));
@@ -168,18 +178,64 @@ export class InferenceClient<I = unknown, O = unknown> {
         forget: (f) => this.forget(f),
       },
     });
+    this.usable = this.check();
     this.monitor.start();
     this.inbox.start();
+  }
+
+  /**
+   * The start-up check (see redis-check.ts in core): reachable, authenticated,
+   * permitted. Credentials and permissions do not fix themselves: such a
+   * client is broken for good, closes its connections, and rejects every
+   * request at once. An unreachable Redis may come back: the next request
+   * checks again.
+   */
+  private async check(): Promise<void> {
+    try {
+      await checkRedis(this.cmd, {
+        what: `InferenceClient ${this.id}`,
+        role: 'client',
+        target: describeRedis(this.opts.redis),
+        timeoutMs: this.opts.connectTimeoutMs,
+        probeKey: `${this.keys.root}:probe:${this.id}`,
+        logger: this.logger,
+      });
+    } catch (err) {
+      const e = err as InferqError;
+      this.logger.error({ err: e }, 'Redis is not usable');
+      if (e.code !== ErrorCode.REDIS_UNAVAILABLE) {
+        this.broken = e;
+        void this.close({ timeoutMs: 0 });
+      }
+      throw e;
+    }
+  }
+
+  /** Waits for a usable Redis (bounded by connectTimeoutMs), then for Redis time. */
+  private async whenUsable(): Promise<void> {
+    const current = this.usable;
+    try {
+      await current;
+    } catch (err) {
+      if (!this.broken && !this.closing && this.usable === current) {
+        this.usable = this.check();
+        this.usable.catch(() => undefined);
+      }
+      throw err;
+    }
+    await this.monitor.ready;
   }
 
   /** Runs the model on one input (batched with whatever else is in flight). */
   infer(input: I, options: InferOptions = {}): Promise<ClientInferenceResult<O>> {
     return new Promise<ClientInferenceResult<O>>((resolve, reject) => {
+      if (this.broken) return reject(this.broken);
       if (this.closing) return reject(this.fail(new ClosedError('InferenceClient'), 'infer after close'));
       const useCache = options.useCache ?? this.opts.config.enableCaching;
       const timeoutMs = options.timeoutMs ?? this.opts.defaultTimeoutMs;
-      if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) {
-        return reject(this.fail(new InputInvalidError(`timeoutMs must be a positive number of ms, got ${String(timeoutMs)}.`), 'bad timeoutMs'));
+      if (typeof timeoutMs !== 'number' || !(timeoutMs > 0 && timeoutMs <= MAX_TIMEOUT_MS)) {
+        const err = new InputInvalidError(`timeoutMs must be a number of ms in (0, ${MAX_TIMEOUT_MS}], got ${String(timeoutMs)}.`, { details: { timeoutMs: String(timeoutMs) } });
+        return reject(this.fail(err, 'bad timeoutMs'));
       }
       let prepared: { json: string; key: string | undefined };
       try {
@@ -233,7 +289,8 @@ export class InferenceClient<I = unknown, O = unknown> {
 
   /** The model's statistics, shared by every client and worker. */
   async stats(): Promise<InferenceStats> {
-    await this.recorder.flush();
+    // Best effort: counts this client could not write stay buffered; the read still answers.
+    await this.recorder.flush().catch(() => undefined);
     return readStats(this.cmd, this.opts.model, this.opts.prefix);
   }
 
@@ -257,17 +314,19 @@ export class InferenceClient<I = unknown, O = unknown> {
     const waiting = () => [...this.flights.values()].some(hasLiveCallers);
     while (waiting() && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
     for (const flight of [...this.flights.values()]) {
-      for (const c of flight.callers) this.settle(c, new ClosedError('InferenceClient'));
+      for (const c of flight.callers) this.settle(c, this.broken ?? new ClosedError('InferenceClient'));
       this.forget(flight);
     }
     this.deadlines.clear();
-    await this.monitor.stop();
-    await this.inbox.stop();
-    await this.recorder.close().catch((err: unknown) => this.logger.error({ err }, 'flushing stats on close failed'));
-    await this.queue.close().catch((err: unknown) => this.logger.error({ err }, 'closing the queue failed'));
+    // Every step is bounded: close() settles whatever Redis does (down, slow, refusing).
+    await settledWithin(this.monitor.stop(), CLOSE_STEP_MS);
+    await settledWithin(this.inbox.stop(), CLOSE_STEP_MS);
+    if (!(await settledWithin(this.recorder.close(), CLOSE_STEP_MS))) this.logger.warn('flushing stats on close did not finish in time; dropped');
+    await settledWithin(this.queue.close(), CLOSE_STEP_MS);
     this.blocking.disconnect();
-    await this.queueConnection.quit().catch(() => this.queueConnection.disconnect());
-    await this.cmd.quit().catch(() => this.cmd.disconnect());
+    for (const conn of [this.queueConnection, this.cmd]) {
+      if (!(await settledWithin(conn.quit(), CLOSE_STEP_MS))) conn.disconnect();
+    }
   }
 
   /** Validates the input; its cache key only when the request uses the cache (hashing is per-request CPU). */
@@ -282,9 +341,8 @@ export class InferenceClient<I = unknown, O = unknown> {
       }
       value = parsed.data;
     }
-    const json = canonicalJson(value);
-    const bytes = json.length <= this.opts.maxInputBytes / 3 ? json.length : Buffer.byteLength(json);
-    if (bytes > this.opts.maxInputBytes) throw new InputTooLargeError(bytes, this.opts.maxInputBytes);
+    // The size limit is enforced while serialising: work and memory bounded by the limit, not the input.
+    const json = canonicalJson(value, { maxBytes: this.opts.maxInputBytes });
     return { json, key: useCache ? keyFromCanonicalInput(this.identity, json) : undefined };
   }
 
@@ -297,7 +355,12 @@ export class InferenceClient<I = unknown, O = unknown> {
       else this.forget(f); // every caller timed out before it was sent
     }
     if (keyed.length === 0) return;
-    await this.monitor.ready;
+    try {
+      await this.whenUsable();
+    } catch (err) {
+      this.failFlights(keyed, err, 'Redis not usable');
+      return;
+    }
     let claims: ClaimOutcome[];
     try {
       claims = await claimFlights(
@@ -307,6 +370,14 @@ export class InferenceClient<I = unknown, O = unknown> {
         keyed.map((f) => ({ id: f.id, key: f.key as string, deadline: this.clock.toRedis(f.deadline) })),
       );
     } catch (err) {
+      if (/WRONGTYPE/.test((err as Error)?.message ?? '')) {
+        // The cache or flight keys hold another type (written by something else): serve the
+        // requests without the cache rather than fail them all, and say so loudly.
+        const e = new ProtocolError(`The cache keys of model '${this.opts.model}' hold the wrong Redis type; computing without the cache. Run 'inferq clear-cache'.`, { cause: err });
+        this.logger.error({ err: e, requests: keyed.length }, 'cache unusable');
+        for (const f of keyed) this.uncache(f);
+        return;
+      }
       this.failFlights(keyed, err, 'cache read / single-flight claim failed');
       return;
     }
@@ -354,7 +425,12 @@ export class InferenceClient<I = unknown, O = unknown> {
       if (!f.counted) this.count(f, false);
     }
     if (toSend.length === 0) return;
-    await this.monitor.ready;
+    try {
+      await this.whenUsable();
+    } catch (err) {
+      this.failFlights(toSend, err, 'Redis not usable');
+      return;
+    }
     const envelopes: RequestEnvelope[] = [];
     const members: Flight[][] = [];
     for (let i = 0; i < toSend.length; i += this.opts.maxEnvelopeItems) {
@@ -540,6 +616,14 @@ export class InferenceClient<I = unknown, O = unknown> {
     if (flight.counted) this.recorder.record({ requests: 1, cache_misses: 1, coalesced: 1 });
   }
 
+  /** Sends a flight without its cache key: no cache read or write, no single-flight. */
+  private uncache(flight: Flight): void {
+    if (flight.key !== undefined && this.flightsByKey.get(flight.key) === flight) this.flightsByKey.delete(flight.key);
+    flight.key = undefined;
+    flight.role = 'new';
+    this.enqueueStage.push(flight);
+  }
+
   private tracked(flight: Flight): boolean {
     return this.flights.get(flight.id) === flight;
   }
@@ -550,7 +634,11 @@ export class InferenceClient<I = unknown, O = unknown> {
   }
 
   private failFlights(flights: Flight[], err: unknown, what: string): void {
-    const error = err instanceof Error ? err : new Error(String(err));
+    // Callers only ever see InferqErrors: a raw Redis error becomes INFERQ_REDIS_UNAVAILABLE, cause kept.
+    const error =
+      err instanceof InferqError
+        ? err
+        : new RedisUnavailableError(`${what}: ${err instanceof Error ? err.message : String(err)}`, { cause: err, details: { model: this.opts.model } });
     this.logger.error({ err: error, requests: flights.length }, what);
     for (const f of flights) {
       for (const c of f.callers) this.settle(c, error);

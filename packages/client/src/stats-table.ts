@@ -24,6 +24,7 @@ export function formatStatsTable(s: InferenceStats): string {
     ['p99 latency (ms)', fmt(s.p99LatencyMs)],
     ['avg model time / batch (ms)', fmt(s.avgModelTimeMs)],
   ];
+  if (s.corruptFields.length > 0) rows.push(['CORRUPT fields (counted as 0)', s.corruptFields.join(', ')]);
   const w = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n');
 }

@@ -5,7 +5,7 @@
  * scripts from `./lua/` beside itself. The old dist/lua is removed first so
  * a deleted or renamed script does not linger in a build.
  *
- * Usage (core's build script): tsc -p tsconfig.json && node scripts/copy-lua.mjs
+ * Usage: run by scripts/build.mjs (pnpm build) after tsc -p tsconfig.build.json
  */
 import { cpSync, existsSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';

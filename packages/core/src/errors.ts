@@ -37,6 +37,10 @@ export const ErrorCode = {
   MODEL_MODULE_INVALID: 'INFERQ_MODEL_MODULE_INVALID',
   /** The worker serves another model version or quantization than the client asked for; nothing was computed or cached. */
   MODEL_MISMATCH: 'INFERQ_MODEL_MISMATCH',
+  /** Redis refused the credentials (wrong password or user): fix the URL or the `redis` options. */
+  REDIS_AUTH_FAILED: 'INFERQ_REDIS_AUTH_FAILED',
+  /** The Redis user lacks a command or key pattern inferq needs; `details.missing` names them. */
+  REDIS_PERMISSION_DENIED: 'INFERQ_REDIS_PERMISSION_DENIED',
   /** A message or cache entry read from Redis could not be decoded (corrupt, or written by an incompatible version); only its own request fails. */
   PROTOCOL_ERROR: 'INFERQ_PROTOCOL_ERROR',
 } as const;
@@ -91,11 +95,14 @@ export class InputNotSerializableError extends InferqError {
 }
 
 export class InputTooLargeError extends InferqError {
-  constructor(bytes: number, maxBytes: number) {
+  /** `atLeast`: serialisation stopped once the size was known to pass the limit; `bytes` is a lower bound. */
+  constructor(bytes: number, maxBytes: number, options: { atLeast?: boolean } = {}) {
     super(
       ErrorCode.INPUT_TOO_LARGE,
-      `Input is ${bytes} bytes as JSON, more than maxInputBytes (${maxBytes}). Raise 'maxInputBytes' or send a smaller input.`,
-      { details: { bytes, maxBytes } },
+      options.atLeast
+        ? `Input is larger than maxInputBytes (${maxBytes} bytes as JSON); serialisation stopped there. Raise 'maxInputBytes' or send a smaller input.`
+        : `Input is ${bytes} bytes as JSON, more than maxInputBytes (${maxBytes}). Raise 'maxInputBytes' or send a smaller input.`,
+      { details: { bytes, maxBytes, atLeast: options.atLeast === true } },
     );
   }
 }

@@ -31,10 +31,23 @@ export interface InferenceResult<O> {
   latencyMs: number;
 }
 
+/**
+ * Per-call options of `infer` (and `inferBatch`, `inferBatchSettled`): the one
+ * definition shared by `InferenceOptimizer` and `@inferq/client`'s
+ * `InferenceClient`, which re-exports it.
+ */
 export interface InferOptions {
-  /** Read and fill the cache for this call (when caching is enabled). Default true. */
+  /**
+   * Read and fill the result cache for this call; the client also shares an
+   * identical request already in flight. Default: the client's
+   * `config.enableCaching`; `InferenceOptimizer`: true (when caching is enabled).
+   */
   useCache?: boolean;
-  /** Reject with `TimeoutError` after this many ms. Default 30000; `Infinity` = none. */
+  /**
+   * Reject with `TimeoutError` (`INFERQ_TIMEOUT`) after this many ms. Default:
+   * the client's `defaultTimeoutMs` (30000; at most 1 h); `InferenceOptimizer`:
+   * 30000, `Infinity` = none.
+   */
   timeoutMs?: number;
 }
 

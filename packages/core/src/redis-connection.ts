@@ -44,3 +44,9 @@ export function redisOptionsFrom(input: RedisConnectionInput): RedisOptions {
   if (url.protocol === 'rediss:') opts.tls = {};
   return opts;
 }
+
+/** Where a connection input points, for messages: the URL, or host:port of the options. */
+export function describeRedis(input: RedisConnectionInput): string {
+  if (typeof input === 'string') return input;
+  return `${input.tls ? 'rediss' : 'redis'}://${input.host ?? '127.0.0.1'}:${input.port ?? 6379}`;
+}

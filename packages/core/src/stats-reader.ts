@@ -40,6 +40,12 @@ export interface InferenceStats {
   deadlineDrops: number;
   /** Mean model time per call, ms: `model_time_sum_ms / batches`; 0 when none. */
   avgModelTimeMs: number;
+  /**
+   * Fields of the stats hashes that do not hold a number (written by hand or
+   * by another program): they count as 0 above, and are named here so that a
+   * reader knows the figures are incomplete.
+   */
+  corruptFields: string[];
 }
 
 /** One round trip: a pipeline of HGETALL on the stats hash and the histogram hash. */
@@ -71,6 +77,10 @@ export async function resetStats(redis: StatsRedis, model: string, prefix: strin
 
 /** The derived numbers from raw HGETALL replies; exported for dashboards that read the hashes themselves. */
 export function deriveStats(model: string, counters: Readonly<Record<string, string>>, latency: Readonly<Record<string, string>>): InferenceStats {
+  const corruptFields = [
+    ...Object.entries(counters).filter(([, v]) => !Number.isFinite(Number(v)) || v.trim() === '').map(([f]) => f),
+    ...Object.entries(latency).filter(([, v]) => !Number.isFinite(Number(v)) || v.trim() === '').map(([f]) => `latency:${f}`),
+  ];
   const n = (field: string): number => {
     const v = Number(counters[field] ?? 0);
     return Number.isFinite(v) ? v : 0;
@@ -100,6 +110,7 @@ export function deriveStats(model: string, counters: Readonly<Record<string, str
     workerCacheHits: n('worker_cache_hits'),
     deadlineDrops: n('deadline_drops'),
     avgModelTimeMs: ratio(n(MODEL_TIME_SUM_FIELD), batches),
+    corruptFields,
   };
 }
 

@@ -161,6 +161,9 @@ interface Op {
   by: number;
 }
 
+/** A failing stats write is logged at most this often. */
+const STATS_ERROR_LOG_INTERVAL_MS = 10_000;
+
 export class StatsRecorder {
   readonly keys: ModelKeys;
   private readonly redis: StatsRedis;
@@ -172,6 +175,8 @@ export class StatsRecorder {
   /** Flushes run one after another, so `close()` waits for one already running. */
   private flushChain: Promise<void> = Promise.resolve();
   private closed = false;
+  private lastErrorLog = 0;
+  private suppressedErrors = 0;
 
   constructor(options: StatsRecorderOptions) {
     const o = parseConfig('StatsRecorder', StatsRecorderOptionsSchema, options);
@@ -284,7 +289,14 @@ export class StatsRecorder {
       cause,
       details: { model: this.model, failedCommands: failed.length, commands: ops.length, keptForRetry: putBack !== undefined },
     });
-    this.log.error({ err, failedCommands: failed.length }, 'stats write failed');
+    // Stats are best effort, and a bad field (say, a non-number an operator wrote) fails every
+    // flush until someone fixes it: log once per interval, not once per flush.
+    const now = Date.now();
+    if (now - this.lastErrorLog >= STATS_ERROR_LOG_INTERVAL_MS) {
+      this.log.error({ err, failedCommands: failed.length, suppressedSinceLast: this.suppressedErrors }, 'stats write failed');
+      this.lastErrorLog = now;
+      this.suppressedErrors = 0;
+    } else this.suppressedErrors++;
     throw err;
   }
 

@@ -3,7 +3,8 @@ import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ErrorCode, InputNotSerializableError, cacheKey, canonicalJson, keyInput, type ModelIdentity } from '../src/index.js';
+import { ErrorCode, InputNotSerializableError, cacheKey, canonicalJson, type ModelIdentity } from '../src/index.js';
+import { keyInput } from '../src/cache-key.js';
 
 const id: ModelIdentity = { model: 'sentiment', modelVersion: '3', quantization: 'FP32' };
 

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ErrorCode, InferqError, ModelError, TimeoutError, errorFromWire, errorToWire, isErrorCode } from '../src/index.js';
+import { ErrorCode, InferqError, ModelError, TimeoutError, errorFromWire, isErrorCode } from '../src/index.js';
+import { errorToWire } from '../src/errors.js';
 
 describe('error registry', () => {
   it('every code is documented in the README', () => {

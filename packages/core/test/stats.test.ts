@@ -61,6 +61,7 @@ describe('StatsRecorder + readStats', () => {
       workerCacheHits: 0,
       deadlineDrops: 0,
       avgModelTimeMs: 0,
+      corruptFields: [],
     });
   });
 

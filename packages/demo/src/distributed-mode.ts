@@ -12,7 +12,7 @@
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { readStats } from '@inferq/core';
-import { WORKER_BIN, spawnNode, type SpawnedProcess } from '@inferq/testkit';
+import { WORKER_CLI, spawnNode, type SpawnedProcess } from '@inferq/testkit';
 import { errorLogLines } from './child-errors.js';
 import { sleep } from './load-generator.js';
 import { aborted, type ModeRunner, type RunHooks, type RunResult } from './mode-run.js';
@@ -73,7 +73,7 @@ export class DistributedMode implements ModeRunner {
       ];
       const workers = Array.from({ length: o.workers }, (_, k) => {
         const id = `worker-${k + 1}`;
-        const proc = spawnNode(WORKER_BIN, [...workerArgs, '--worker-id', id], childEnv);
+        const proc = spawnNode(WORKER_CLI, [...workerArgs, '--worker-id', id], childEnv);
         this.children.push({ name: id, proc });
         return { id, proc };
       });

@@ -1,10 +1,9 @@
 /**
  * What the demo needs to know about `builtin:onnx-default` to build its
- * inputs. `@inferq/worker` does not export `DEFAULT_MODEL_INFO` (its
- * package entry point exports the model loader only), so the facts are
- * restated here; a mismatch would show at once as failed requests
- * (the worker checks every item's length).
- * Source of truth: packages/worker/src/models/default-model.ts.
+ * inputs, restated here so that the demo's client processes need not import
+ * `@inferq/onnx` (and onnx-proto) for two facts; a mismatch would show at
+ * once as failed requests (the worker checks every item's length).
+ * Source of truth: packages/onnx/src/default-model.ts (`DEFAULT_MODEL_INFO`).
  */
 export const DEFAULT_MODEL = Object.freeze({
   module: 'builtin:onnx-default',

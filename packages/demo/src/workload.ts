@@ -11,7 +11,7 @@
  * a run is reproducible: the parent sends each client process only numbers
  * (seed, pool size, exponent), never the vectors themselves.
  */
-import { mulberry32 } from '@inferq/worker';
+import { mulberry32 } from '@inferq/testkit/random';
 
 export { mulberry32 };
 

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InferenceClient } from '@inferq/client';
 import { InferenceWorker } from '@inferq/worker';
 import { modelKeys } from '@inferq/core';
-import { CLIENT_BIN, WORKER_BIN, spawnNode, startTestRedis, type TestRedis } from '@inferq/testkit';
+import { CLIENT_CLI, WORKER_CLI, spawnNode, startTestRedis, type TestRedis } from '@inferq/testkit';
 
 let redis: TestRedis;
 beforeAll(async () => {
@@ -12,7 +12,7 @@ beforeAll(async () => {
 afterAll(() => redis.cleanup());
 
 async function cli(args: string[]) {
-  const p = spawnNode(CLIENT_BIN, [...args, '--redis', redis.url, '--prefix', redis.prefix]);
+  const p = spawnNode(CLIENT_CLI, [...args, '--redis', redis.url, '--prefix', redis.prefix]);
   const { code } = await p.exited;
   return { code, out: p.lines.join('\n'), err: p.stderr() };
 }
@@ -51,7 +51,7 @@ describe('inferq CLI', () => {
   });
 
   it('inferq-worker rejects bad configuration from flags and env, naming every bad field', async () => {
-    const p = spawnNode(WORKER_BIN, ['--model', 'm', '--module', 'builtin:noop', '--redis', redis.url, '--max-batch-size', '0'], {
+    const p = spawnNode(WORKER_CLI, ['--model', 'm', '--module', 'builtin:noop', '--redis', redis.url, '--max-batch-size', '0'], {
       INFERQ_NUM_WORKERS: 'many',
     });
     const { code } = await p.exited;
@@ -61,7 +61,7 @@ describe('inferq CLI', () => {
   });
 
   it('inferq-worker rejects a module that exports no model', async () => {
-    const p = spawnNode(WORKER_BIN, ['--model', 'm', '--module', 'package.json', '--redis', redis.url]);
+    const p = spawnNode(WORKER_CLI, ['--model', 'm', '--module', 'package.json', '--redis', redis.url]);
     const { code } = await p.exited;
     expect(code).toBe(1);
     expect(p.stderr()).toContain('must default-export');

@@ -121,6 +121,17 @@ describe('request protocol: recovery', () => {
     expect(seen).toEqual([3]);
   });
 
+  it('7c. cache keys of the wrong type: requests are computed without the cache instead of failing raw', async () => {
+    const prefix = redis.newPrefix();
+    const model = 'wrongtype';
+    const conn = redis.connect();
+    await conn.set(modelKeys(model, prefix).cacheVal, 'not a hash');
+    await worker(prefix, model);
+    const c = client(prefix, model);
+    const rs = await Promise.all([c.infer({ x: 3 }), c.infer({ x: 4 })]);
+    expect(rs.map((r) => r.output.y)).toEqual([9, 16]);
+  });
+
   it('10. a job run a second time neither recomputes, re-answers nor recounts what it already settled', async () => {
     const prefix = redis.newPrefix();
     const model = 'rerun';

@@ -1,15 +1,24 @@
 /**
  * Spawns project processes for multi-process tests, demo and benchmark:
- * TypeScript entry points run through tsx, stdout parsed line by line, and
- * every child ended by pid (SIGTERM, then SIGKILL after a grace period).
+ * TypeScript entry points run through tsx with the "source" export condition
+ * (so @inferq/* packages resolve to their sources, no build needed), stdout
+ * parsed line by line, and every child ended by pid (SIGTERM, then SIGKILL
+ * after a grace period).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+/** The CLIs' TypeScript sources: what tests, the demo and the bench run (through tsx, from sources). */
+export const WORKER_CLI = fileURLToPath(new URL('../../worker/src/cli.ts', import.meta.url));
+export const CLIENT_CLI = fileURLToPath(new URL('../../client/src/cli.ts', import.meta.url));
+/** The published bins: plain Node on dist/ (run `pnpm build` first). */
 export const WORKER_BIN = fileURLToPath(new URL('../../worker/bin/inferq-worker.mjs', import.meta.url));
 export const CLIENT_BIN = fileURLToPath(new URL('../../client/bin/inferq.mjs', import.meta.url));
+
+/** Node flags that run a TypeScript entry point from the workspace sources. */
+export const SOURCE_NODE_ARGS: readonly string[] = Object.freeze(['--conditions=source', '--import', 'tsx']);
 
 export interface SpawnedProcess {
   readonly child: ChildProcess;
@@ -33,9 +42,9 @@ process.once('exit', () => {
   for (const c of live) c.kill('SIGKILL');
 });
 
-/** Runs `node <script> ...args`; `.ts` scripts go through tsx. */
+/** Runs `node <script> ...args`; `.ts` scripts go through tsx, on the workspace sources (SOURCE_NODE_ARGS). */
 export function spawnNode(script: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): SpawnedProcess {
-  const nodeArgs = script.endsWith('.ts') ? ['--import', 'tsx', script, ...args] : [script, ...args];
+  const nodeArgs = script.endsWith('.ts') ? [...SOURCE_NODE_ARGS, script, ...args] : [script, ...args];
   const child = spawn(process.execPath, nodeArgs, {
     cwd: REPO_ROOT,
     env: { ...process.env, ...env },
@@ -115,12 +124,14 @@ export interface WorkerProcessOptions {
   prefix?: string;
   args?: string[];
   env?: NodeJS.ProcessEnv;
+  /** The entry point: WORKER_CLI (default: the sources, through tsx) or WORKER_BIN (dist/, after a build). */
+  entry?: string;
 }
 
 /** Starts `inferq-worker` (the real CLI) and waits until it takes jobs. */
 export async function startWorkerProcess(o: WorkerProcessOptions): Promise<SpawnedProcess & { workerId: string }> {
   const args = ['--model', o.model, '--module', o.module, '--redis', o.redisUrl, ...(o.prefix ? ['--prefix', o.prefix] : []), ...(o.args ?? [])];
-  const p = spawnNode(WORKER_BIN, args, o.env);
+  const p = spawnNode(o.entry ?? WORKER_CLI, args, o.env);
   let line: string;
   try {
     line = await p.waitForLine(/^READY /, 60_000);

@@ -1,5 +1,16 @@
 export { freePort } from './free-port.js';
 export { RedisServerProcess, findRedisServerBinary, type RedisServerOptions } from './redis-server-process.js';
 export { startTestRedis, HOW_TO_GET_REDIS, type TestRedis, type TestRedisKind, type TestRedisOptions } from './test-redis.js';
-export { spawnNode, startWorkerProcess, REPO_ROOT, WORKER_BIN, CLIENT_BIN, type SpawnedProcess, type WorkerProcessOptions } from './child-process.js';
+export {
+  spawnNode,
+  startWorkerProcess,
+  REPO_ROOT,
+  WORKER_CLI,
+  CLIENT_CLI,
+  WORKER_BIN,
+  CLIENT_BIN,
+  SOURCE_NODE_ARGS,
+  type SpawnedProcess,
+  type WorkerProcessOptions,
+} from './child-process.js';
 export { TcpProxy } from './tcp-proxy.js';

@@ -1,12 +1,12 @@
 #!/usr/bin/env node
-// Runs the built CLI when the package was built (dist/), else the TypeScript sources through tsx.
+// The inferq-worker CLI, compiled to dist/: plain Node, no TypeScript loader at run time.
+// In the inferq repository build it first (`npx -y pnpm@12.4.2 build`), or run
+// the sources: node --conditions=source --import tsx packages/worker/src/cli.ts
 import { existsSync } from 'node:fs';
 
-const dist = new URL('../dist/cli.js', import.meta.url);
-if (existsSync(dist)) {
-  await import(dist.href);
-} else {
-  const { register } = await import('tsx/esm/api');
-  register();
-  await import(new URL('../src/cli.ts', import.meta.url).href);
+const cli = new URL('../dist/cli.js', import.meta.url);
+if (!existsSync(cli)) {
+  console.error('inferq-worker: dist/ is missing; in the inferq repository run `npx -y pnpm@12.4.2 build` first.');
+  process.exit(1);
 }
+await import(cli.href);

@@ -1,11 +1,25 @@
+/**
+ * `@inferq/worker`: named exports only; the README's "Public API" table lists
+ * them. ONNX models live in `@inferq/onnx`, loaded only when asked for
+ * (`builtin:onnx-default`), so a worker of plain JavaScript models installs
+ * no native runtime.
+ */
 export { InferenceWorker, type WorkerJobResult } from './inference-worker.js';
 export { WORKER_DEFAULTS, type InferenceWorkerOptions } from './worker-options.js';
-export { BatchPipeline, type BatchOutcome, type WorkItem } from './batch-pipeline.js';
-export { loadModelModule, BUILTIN_MODELS } from './model-module-loader.js';
-export type { BatchModel, ModelModule, ModelExport } from './models/batch-model.js';
-export { onnxModel, type OnnxModel } from './models/onnx-model.js';
-export { ONNX_MODEL_DEFAULTS, OnnxModelOptionsSchema, parseOnnxModelOptions, type OnnxModelOptions, type ResolvedOnnxModelOptions, type OnnxModelSource } from './models/onnx-model-options.js';
-export { defaultModel, buildDefaultModelBytes, DEFAULT_MODEL_INFO, type DefaultModelOptions } from './models/default-model.js';
-export { measureModelCost, formatModelCost, MODEL_COST_DEFAULTS, type ModelCostOptions, type ModelCostPoint } from './models/model-cost.js';
-export type { TensorItemInput, NestedNumbers } from './models/batch-tensor.js';
-export { mulberry32 } from './models/mulberry32.js';
+export { loadModelModule, BUILTIN_MODELS, ONNX_PACKAGE } from './model-module-loader.js';
+export {
+  ErrorCode,
+  InferqError,
+  ConfigError,
+  InputInvalidError,
+  ModelError,
+  ModelOutputMismatchError,
+  DeadlineExceededError,
+  ClosedError,
+  NotStartedError,
+  type BatchModel,
+  type ModelModule,
+  type ModelExport,
+  type OptimizationConfigInput,
+  type Quantization,
+} from '@inferq/core';

@@ -19,9 +19,13 @@ import {
   ProtocolError,
   RequestBatcher,
   StatsRecorder,
+  checkRedis,
+  settledWithin,
   createLogger,
   createRedis,
+  describeRedis,
   modelKeys,
+  throttledLog,
   type Logger,
   type ModelKeys,
 } from '@inferq/core';
@@ -40,19 +44,6 @@ import { resolveWorkerOptions, type InferenceWorkerOptions, type ResolvedWorkerO
 /** Longest wait of each shutdown step past `stopTimeoutMs` (forced close, stats flush, each connection). */
 const STEP_BOUND_MS = 1000;
 
-/** Whether `p` settled (either way) within `ms`. */
-async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const settled = await Promise.race([
-    p.then(
-      () => true,
-      () => true,
-    ),
-    new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms))),
-  ]);
-  clearTimeout(timer);
-  return settled;
-}
 
 export interface WorkerJobResult {
   items: number;
@@ -93,7 +84,25 @@ export class InferenceWorker<I = unknown, O = unknown> {
       throw err;
     }
     const cmd = createRedis(opts.redis, { connectionName: `inferq:worker:${opts.model}` });
-    cmd.on('error', (err) => logger.error({ err }, 'Redis connection error'));
+    const logConnectionError = throttledLog(logger, 'error');
+    cmd.on('error', (err) => logConnectionError({ err }, 'Redis connection error'));
+    try {
+      // Reachable, authenticated, permitted — or one typed error naming why, and nothing left running.
+      await checkRedis(cmd, {
+        what: `InferenceWorker ${this.id}`,
+        role: 'worker',
+        target: describeRedis(opts.redis),
+        timeoutMs: opts.connectTimeoutMs,
+        probeKey: `${keys.root}:probe:${this.id}`,
+        logger,
+      });
+    } catch (err) {
+      logger.error({ err }, 'Redis is not usable; the worker does not start');
+      cmd.disconnect();
+      this.state = 'stopped';
+      await settledWithin(opts.module.close?.() ?? Promise.resolve(), STEP_BOUND_MS * 5);
+      throw err;
+    }
     this.cmd = cmd;
     this.stats = new StatsRecorder({ redis: cmd, model: opts.model, prefix: opts.prefix, logger });
     // Deadlines are on Redis time: sync before the first job, then keep following it.
@@ -126,7 +135,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
     });
     this.batcher.start();
     this.bullConnection = createRedis(opts.redis, { blocking: true, connectionName: `inferq:worker-queue:${opts.model}` });
-    this.bullConnection.on('error', (err) => logger.error({ err }, 'Redis connection error (queue)'));
+    this.bullConnection.on('error', (err) => logConnectionError({ err }, 'Redis connection error (queue)'));
     this.worker = new Worker<RequestEnvelope, WorkerJobResult>(keys.queueName, (job) => this.process(job), {
       // BullMQ duplicates this connection for its blocking fetch; we close it after the worker.
       connection: this.bullConnection,
@@ -137,7 +146,8 @@ export class InferenceWorker<I = unknown, O = unknown> {
       name: this.id,
       autorun: false,
     });
-    this.worker.on('error', (err) => logger.error({ err }, 'BullMQ worker error'));
+    const logWorkerError = throttledLog(logger, 'error');
+    this.worker.on('error', (err) => logWorkerError({ err }, 'BullMQ worker error'));
     // `finishedOn` is set exactly when BullMQ moved the job to failed for good: attempts used up,
     // or an UnrecoverableError such as "job stalled more than allowable limit".
     this.worker.on('failed', (job, err) => {
@@ -174,20 +184,20 @@ export class InferenceWorker<I = unknown, O = unknown> {
     const { logger } = this;
     const t0 = Date.now();
     clearInterval(this.clockTimer);
-    const closed = await within(this.worker?.close() ?? Promise.resolve(), this.opts.stopTimeoutMs);
+    const closed = await settledWithin(this.worker?.close() ?? Promise.resolve(), this.opts.stopTimeoutMs);
     if (!closed) {
       logger.warn({ stopTimeoutMs: this.opts.stopTimeoutMs }, 'jobs still active at stop timeout; closing anyway (BullMQ will retry them as stalled)');
-      const forced = await within(this.worker?.close(true) ?? Promise.resolve(), STEP_BOUND_MS);
+      const forced = await settledWithin(this.worker?.close(true) ?? Promise.resolve(), STEP_BOUND_MS);
       if (!forced) {
         logger.warn('BullMQ did not close in time; dropping its connections');
         await this.dropBullMqConnections();
       }
     }
     await this.batcher?.stop({ timeoutMs: 1000 });
-    if (!(await within(this.stats?.close() ?? Promise.resolve(), STEP_BOUND_MS))) logger.warn('flushing stats did not finish in time; dropped');
-    if (!(await within(this.opts.module.close?.() ?? Promise.resolve(), STEP_BOUND_MS * 5))) logger.warn('the model did not close in time');
+    if (!(await settledWithin(this.stats?.close() ?? Promise.resolve(), STEP_BOUND_MS))) logger.warn('flushing stats did not finish in time; dropped');
+    if (!(await settledWithin(this.opts.module.close?.() ?? Promise.resolve(), STEP_BOUND_MS * 5))) logger.warn('the model did not close in time');
     for (const conn of [this.cmd, this.bullConnection]) {
-      if (conn && !(await within(conn.quit(), STEP_BOUND_MS))) conn.disconnect();
+      if (conn && !(await settledWithin(conn.quit(), STEP_BOUND_MS))) conn.disconnect();
     }
     this.state = 'stopped';
     logger.info({ ms: Date.now() - t0 }, 'worker stopped');

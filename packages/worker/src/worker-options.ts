@@ -28,6 +28,7 @@ export const WORKER_DEFAULTS = Object.freeze({
   inboxTtlMs: 300_000,
   cacheTtlMs: 0,
   stopTimeoutMs: 30_000,
+  connectTimeoutMs: 10_000,
 });
 
 export interface InferenceWorkerOptions<I = unknown, O = unknown> {
@@ -59,8 +60,10 @@ export interface InferenceWorkerOptions<I = unknown, O = unknown> {
   inboxTtlMs?: number;
   /** TTL of cache entries this worker writes, in ms; 0 = none. Default 0. */
   cacheTtlMs?: number;
-  /** Longest wait of `stop()` for batches in hand, in ms. Default 30000. */
+  /** Longest wait of `stop()` for batches in hand, in ms; every later shutdown step is bounded too. Default 30000. */
   stopTimeoutMs?: number;
+  /** Longest wait of `start()` for a usable Redis (reachable, authenticated, permitted), in ms. Default 10000. */
+  connectTimeoutMs?: number;
   /** Worker id shown in results, stats and logs. Default `<host>-<pid>-<random>`. */
   workerId?: string;
   /** A pino logger; default one named `inferq:worker`. */
@@ -86,6 +89,7 @@ const OptionsSchema = z
     inboxTtlMs: z.number().int().min(1000).max(86_400_000).default(WORKER_DEFAULTS.inboxTtlMs),
     cacheTtlMs: z.number().int().min(0).max(365 * 86_400_000).default(WORKER_DEFAULTS.cacheTtlMs),
     stopTimeoutMs: z.number().int().min(0).max(3_600_000).default(WORKER_DEFAULTS.stopTimeoutMs),
+    connectTimeoutMs: z.number().int().min(100).max(600_000).default(WORKER_DEFAULTS.connectTimeoutMs),
     workerId: z.string().min(1).max(128).regex(WIRE_ID_PATTERN, 'letters, digits, ".", "_" and "-" only').optional(),
     logger: LoggerSchema.optional(),
   })
@@ -105,6 +109,7 @@ export interface ResolvedWorkerOptions {
   inboxTtlMs: number;
   cacheTtlMs: number;
   stopTimeoutMs: number;
+  connectTimeoutMs: number;
   workerId: string;
   logger: Logger | undefined;
 }
@@ -126,6 +131,7 @@ export function resolveWorkerOptions(input: InferenceWorkerOptions<unknown, unkn
     inboxTtlMs: o.inboxTtlMs,
     cacheTtlMs: o.cacheTtlMs,
     stopTimeoutMs: o.stopTimeoutMs,
+    connectTimeoutMs: o.connectTimeoutMs,
     workerId: o.workerId ?? newInstanceId(),
     logger: o.logger,
   });

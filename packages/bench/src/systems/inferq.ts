@@ -1,10 +1,10 @@
 /**
  * The system under test: `InferenceClient` in the client processes, the real
- * `inferq-worker` CLI (testkit's WORKER_BIN) as worker processes, with the
+ * `inferq-worker` CLI (testkit's WORKER_CLI: its sources, through tsx) as worker processes, with the
  * same model built-ins the baselines load in-process.
  */
 import { readStats } from '@inferq/core';
-import { WORKER_BIN } from '@inferq/testkit';
+import { WORKER_CLI } from '@inferq/testkit';
 import { MODEL_MODULE, type ClientConfig } from '../settings.js';
 import { SYSTEM_LABELS } from './registry.js';
 import type { SystemDefinition, Transport } from './system.js';
@@ -33,7 +33,7 @@ export const inferq: SystemDefinition = {
   id: 'inferq',
   label: SYSTEM_LABELS.inferq,
   workerCommand: (s) => ({
-    script: WORKER_BIN,
+    script: WORKER_CLI,
     args: [
       '--model', s.queueName,
       '--module', MODEL_MODULE[s.model],

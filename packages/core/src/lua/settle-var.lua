@@ -6,7 +6,7 @@
   the flight (and joins it) or the cached value, never neither.
 
   Each item is settled at most once per job: a bit per envelope item in the job's done bitmap is
-  set here, and an item whose bit is already set (a job re-run after a worker died past this point,
+  set here (last, once everything else was written), and an item whose bit is already set (a job re-run after a worker died past this point,
   or run twice after a lost lock) is skipped whole: no second answer, no second cache write.
 
   KEYS[1]              recency ZSET   <root>:cache:lru
@@ -53,7 +53,7 @@ for i = 1, n do
   local d = tonumber(ARGV[a + 3])
   local first = true
   if d > 0 then
-    first = redis.call('SETBIT', KEYS[3 + m + nf + d], tonumber(ARGV[a + 4]), 1) == 0
+    first = redis.call('GETBIT', KEYS[3 + m + nf + d], tonumber(ARGV[a + 4])) == 0
   end
   if first then
     live[#live + 1] = a
@@ -67,10 +67,6 @@ for i = 1, n do
     skipped = skipped + 1
   end
 end
-for d = 1, nd do
-  redis.call('PEXPIRE', KEYS[3 + m + nf + d], ARGV[7])
-end
-
 -- Cache writes first, in one bulk write, so every waiter served below could
 -- equally have read the value from the cache.
 local evicted = 0
@@ -93,4 +89,16 @@ for _, a in ipairs(live) do
   end
 end
 flight_flush(outbox, ARGV[3])
+
+-- Done bits last: if a write above failed (the script stops there), nothing is marked settled
+-- and a retry delivers again (a duplicate is dropped by the client), rather than never.
+for _, a in ipairs(live) do
+  local d = tonumber(ARGV[a + 3])
+  if d > 0 then
+    redis.call('SETBIT', KEYS[3 + m + nf + d], tonumber(ARGV[a + 4]), 1)
+  end
+end
+for d = 1, nd do
+  redis.call('PEXPIRE', KEYS[3 + m + nf + d], ARGV[7])
+end
 return { evicted, served, skipped }

@@ -29,3 +29,10 @@ export const CLIENT_TICK_MS = 1000;
 export const HEARTBEAT_TTL_MS = 3000;
 /** Requests younger than this are not checked: nearly every request is answered sooner. */
 export const CHECK_AFTER_MS = 2000;
+
+/**
+ * The longest `timeoutMs` a request may ask for. The flight scripts enforce
+ * the same ceiling on their side (FLIGHT_MAX_MS in lua/includes/flight.lua),
+ * so no caller can keep a flight open longer, whatever it sends.
+ */
+export const MAX_TIMEOUT_MS = 3_600_000;

@@ -1,10 +1,10 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, ModelError, type Quantization } from '@inferq/core';
-import { DEFAULT_MODEL_INFO, buildDefaultModelBytes, defaultModel } from '../src/models/default-model.js';
-import { float16Bits } from '../src/models/float16.js';
-import { measureModelCost } from '../src/models/model-cost.js';
-import { mulberry32 } from '../src/models/mulberry32.js';
-import type { OnnxModel } from '../src/models/onnx-model.js';
+import { DEFAULT_MODEL_INFO, buildDefaultModelBytes, defaultModel } from '../src/default-model.js';
+import { float16Bits } from '../src/float16.js';
+import { measureModelCost } from '../src/model-cost.js';
+import { mulberry32 } from '../src/mulberry32.js';
+import type { OnnxModel } from '../src/onnx-model.js';
 
 // Building a default model takes a few hundred ms: tests share one per quantization.
 const shared = new Map<Quantization, OnnxModel>();

@@ -13,7 +13,7 @@
  *   `setImmediate`), so a process runs one inference at a time whatever its
  *   concurrency, and its event loop waits meanwhile. Scale with processes.
  * - The native binding is loaded on first `init()`, not at import, so
- *   importing `@inferq/worker` costs nothing for users of plain-function models.
+ *   importing `@inferq/onnx` costs nothing until a model is initialised.
  */
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
 import {
@@ -24,9 +24,9 @@ import {
   InputInvalidError,
   ModelError,
   type ConfigIssue,
+  type ModelModule,
   type Quantization,
 } from '@inferq/core';
-import type { ModelModule } from './batch-model.js';
 import { formatShape, readRow, shapeSize, writeItem, type TensorItemInput } from './batch-tensor.js';
 import {
   ONNX_MODEL_DEFAULTS,

@@ -4,11 +4,11 @@ import { join } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { ClosedError, ConfigError, ErrorCode, InferqError, InputInvalidError, ModelError } from '@inferq/core';
-import { writeItem } from '../src/models/batch-tensor.js';
-import { buildMlpModelBytes, type MlpGraphSpec } from '../src/models/mlp-graph.js';
-import { mulberry32 } from '../src/models/mulberry32.js';
-import { onnxModel, type OnnxModel } from '../src/models/onnx-model.js';
-import type { OnnxModelOptions } from '../src/models/onnx-model-options.js';
+import { writeItem } from '../src/batch-tensor.js';
+import { buildMlpModelBytes, type MlpGraphSpec } from '../src/mlp-graph.js';
+import { mulberry32 } from '../src/mulberry32.js';
+import { onnxModel, type OnnxModel } from '../src/onnx-model.js';
+import type { OnnxModelOptions } from '../src/onnx-model-options.js';
 
 const WIDTH = 8;
 const CLASSES = 4;

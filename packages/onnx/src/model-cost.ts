@@ -4,8 +4,7 @@
  * call that a batch shares) and what it cannot (the cost per item), which
  * is what the demo and the benchmark print next to their throughput.
  */
-import { ConfigError, ModelError, ModelOutputMismatchError } from '@inferq/core';
-import type { BatchModel, ModelModule } from './batch-model.js';
+import { ConfigError, ModelError, ModelOutputMismatchError, type BatchModel, type ModelModule } from '@inferq/core';
 
 /** All defaults in one place. */
 export const MODEL_COST_DEFAULTS = Object.freeze({

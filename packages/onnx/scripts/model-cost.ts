@@ -2,17 +2,17 @@
  * Prints the default model's cost curve: ms per call and us per item at
  * batch 1, 8, 32 and 64 (median after warm-up), bounded to ~20 s in all.
  *
- *   npx tsx packages/worker/scripts/model-cost.ts            # FP32
- *   npx tsx packages/worker/scripts/model-cost.ts INT8       # one quantization
- *   npx tsx packages/worker/scripts/model-cost.ts all        # FP32, FP16 and INT8
+ *   npx tsx packages/onnx/scripts/model-cost.ts            # FP32
+ *   npx tsx packages/onnx/scripts/model-cost.ts INT8       # one quantization
+ *   npx tsx packages/onnx/scripts/model-cost.ts all        # FP32, FP16 and INT8
  *
  * Run it on an idle machine: another busy process on a 2-core box shows up
  * directly in the numbers (the min column is the least disturbed call).
  */
 import { Quantization } from '@inferq/core';
-import { DEFAULT_MODEL_INFO, defaultModel } from '../src/models/default-model.js';
-import { formatModelCost, measureModelCost } from '../src/models/model-cost.js';
-import { mulberry32 } from '../src/models/mulberry32.js';
+import { DEFAULT_MODEL_INFO, defaultModel } from '../src/default-model.js';
+import { formatModelCost, measureModelCost } from '../src/model-cost.js';
+import { mulberry32 } from '../src/mulberry32.js';
 
 /** Time for the timed calls of all quantizations; building and loading take ~1 s each on top. */
 const TOTAL_BUDGET_MS = 15_000;

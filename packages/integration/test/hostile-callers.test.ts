@@ -1,0 +1,76 @@
+/**
+ * No caller can hurt another: absurd timeouts are refused before anything
+ * is written (and a flight's lifetime has a ceiling in the scripts
+ * themselves), and inputs that JSON would confuse never share an answer.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ErrorCode, cacheKey, modelKeys, type InferqError } from '@inferq/core';
+import { claimFlights } from '@inferq/core/protocol';
+import { InferenceClient } from '@inferq/client';
+import { InferenceWorker } from '@inferq/worker';
+import { startTestRedis, type TestRedis } from '@inferq/testkit';
+
+let redis: TestRedis;
+const cleanups: Array<() => Promise<unknown>> = [];
+beforeAll(async () => {
+  redis = await startTestRedis();
+});
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+});
+afterAll(() => redis.cleanup());
+
+async function system(prefix: string, model: string) {
+  const worker = new InferenceWorker<unknown, unknown>({ redis: redis.url, model, prefix, config: { batchTimeoutMs: 5 }, run: async (xs) => xs.map((x) => ({ echo: x })) });
+  cleanups.push(() => worker.stop());
+  await worker.start();
+  const client = () => {
+    const c = new InferenceClient<unknown, { echo: unknown }>({ redis: redis.url, model, prefix });
+    cleanups.push(() => c.close({ timeoutMs: 100 }));
+    return c;
+  };
+  return client;
+}
+
+describe('hostile callers', () => {
+  it('absurd timeouts are refused with a typed error and write nothing; others are not blocked', async () => {
+    const prefix = redis.newPrefix();
+    const client = await system(prefix, 'timeouts');
+    const a = client();
+    const outcomes = await Promise.all(
+      [1e12, 1e308, Infinity, -1, 0, NaN, '5' as unknown as number].map((t, i) => a.infer({ x: i }, { timeoutMs: t }).catch((e: unknown) => e as InferqError)),
+    );
+    for (const o of outcomes) expect((o as InferqError).code).toBe(ErrorCode.INPUT_INVALID);
+    const conn = redis.connect();
+    expect(await conn.keys(`${prefix}:*flight*`)).toEqual([]);
+    const b = client();
+    expect((await b.infer({ x: 0 }, { timeoutMs: 5000 })).output).toEqual({ echo: { x: 0 } });
+  });
+
+  it('a flight lives at most an hour, whatever deadline a caller sends to the script', async () => {
+    const prefix = redis.newPrefix();
+    const conn = redis.connect();
+    const keys = modelKeys('ceiling', prefix);
+    const key = cacheKey({ model: 'ceiling', modelVersion: '1', quantization: 'FP32' }, { x: 1 });
+    await claimFlights(conn, keys, 'c-1-0', [{ id: 'c-1-0.0', key, deadline: 1e15 }]);
+    const ttl = await conn.pttl(keys.flight(key));
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(3_601_000);
+    // A bad deadline anywhere in the call writes nothing at all.
+    const other = cacheKey({ model: 'ceiling', modelVersion: '1', quantization: 'FP32' }, { x: 2 });
+    await expect(claimFlights(conn, keys, 'c-1-0', [{ id: 'c-1-0.1', key: other, deadline: 1 }, { id: 'c-1-0.2', key: other, deadline: NaN }])).rejects.toThrow();
+    expect(await conn.exists(keys.flight(other))).toBe(0);
+  });
+
+  it('inputs JSON would confuse (boxed primitives) never share an answer', async () => {
+    const prefix = redis.newPrefix();
+    const client = await system(prefix, 'boxed');
+    const c = client();
+    const [one, two, ab] = await Promise.all([c.infer(new Number(1)), c.infer(new Number(2)), c.infer(new String('ab'))]);
+    expect(one.output).toEqual({ echo: 1 });
+    expect(two.output).toEqual({ echo: 2 });
+    expect(ab.output).toEqual({ echo: 'ab' });
+    const e = (await c.infer(/regex/).catch((x: unknown) => x)) as InferqError;
+    expect(e.code).toBe(ErrorCode.INPUT_NOT_SERIALIZABLE);
+  });
+});

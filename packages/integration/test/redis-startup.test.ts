@@ -1,0 +1,131 @@
+/**
+ * Start-up against a Redis that cannot serve: nothing listening, wrong
+ * credentials, an ACL user that lacks a command. Each ends in one typed
+ * error naming the cause within a bounded time; `start()` and `close()`
+ * settle; nothing keeps running or logging.
+ */
+import { Writable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pino from 'pino';
+import { ErrorCode, type InferqError } from '@inferq/core';
+import { InferenceClient } from '@inferq/client';
+import { InferenceWorker } from '@inferq/worker';
+import { WORKER_CLI, freePort, spawnNode, startTestRedis, type TestRedis } from '@inferq/testkit';
+
+let redis: TestRedis;
+let port = 0;
+beforeAll(async () => {
+  redis = await startTestRedis({ ownServer: true });
+  port = redis.server!.port;
+  const admin = redis.connect();
+  // A user with everything, a user without scripts, one without INFO/CLIENT, one without blocking list moves.
+  await admin.call('ACL', 'SETUSER', 'full', 'on', '>right', '~*', '&*', '+@all');
+  await admin.call('ACL', 'SETUSER', 'noscripts', 'on', '>pw', '~*', '&*', '+@all', '-evalsha', '-eval');
+  await admin.call('ACL', 'SETUSER', 'noinfo', 'on', '>pw', '~*', '&*', '+@all', '-info', '-client');
+  await admin.call('ACL', 'SETUSER', 'noblmove', 'on', '>pw', '~*', '&*', '+@all', '-blmove');
+  // The README's least-privilege rule: the prefix's keys only, no channels, no dangerous commands but the few needed.
+  await admin.call('ACL', 'SETUSER', 'inferq', 'on', '>pw', 'resetkeys', `~${LEAST_PREFIX}:*`, 'resetchannels', '+@all', '-@dangerous', '+info', '+client|setname', '+client|getname');
+});
+afterAll(() => redis.cleanup());
+
+function collectingLogger() {
+  const lines: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      lines.push(...chunk.toString().split('\n').filter(Boolean));
+      done();
+    },
+  });
+  return { logger: pino({ level: 'warn' }, stream), lines };
+}
+
+const model = 'startup';
+const LEAST_PREFIX = 'leastpriv';
+const run = async (xs: unknown[]) => xs;
+
+async function failedStart(url: string, connectTimeoutMs = 1500): Promise<{ err: InferqError; ms: number; lines: string[] }> {
+  const { logger, lines } = collectingLogger();
+  const worker = new InferenceWorker({ redis: url, model, prefix: redis.newPrefix(), run, logger, connectTimeoutMs });
+  const t0 = Date.now();
+  const err = (await worker.start().then(() => undefined, (e: unknown) => e)) as InferqError;
+  return { err, ms: Date.now() - t0, lines };
+}
+
+describe('start-up against a Redis that cannot serve', () => {
+  it('nothing listening: the worker and the client fail typed within the connect timeout, and close', async () => {
+    const url = `redis://127.0.0.1:${await freePort()}`;
+    const { err, ms, lines } = await failedStart(url);
+    expect(err.code).toBe(ErrorCode.REDIS_UNAVAILABLE);
+    expect(err.details.reason).toBe('refused');
+    expect(err.message).toContain(url);
+    expect(ms).toBeLessThan(5000);
+    const before = lines.length;
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(lines.length).toBe(before); // nothing keeps retrying and logging
+
+    const client = new InferenceClient({ redis: url, model, connectTimeoutMs: 1000, logger: collectingLogger().logger });
+    const t0 = Date.now();
+    const e = (await client.infer({ x: 1 }, { timeoutMs: 20_000 }).catch((x: unknown) => x)) as InferqError;
+    expect(e.code).toBe(ErrorCode.REDIS_UNAVAILABLE);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    const t1 = Date.now();
+    await client.close();
+    expect(Date.now() - t1).toBeLessThan(8000);
+  }, 30_000);
+
+  it('wrong password: INFERQ_REDIS_AUTH_FAILED at once, for the worker and for every request of the client', async () => {
+    const url = `redis://full:wrong@127.0.0.1:${port}`;
+    const { err, ms } = await failedStart(url);
+    expect(err.code).toBe(ErrorCode.REDIS_AUTH_FAILED);
+    expect(err.message).not.toContain('wrong'); // the password is hidden
+    expect(ms).toBeLessThan(1500);
+    const client = new InferenceClient({ redis: url, model, logger: collectingLogger().logger });
+    for (const useCache of [true, false]) {
+      const e = (await client.infer({ x: 1 }, { useCache, timeoutMs: 20_000 }).catch((x: unknown) => x)) as InferqError;
+      expect(e.code).toBe(ErrorCode.REDIS_AUTH_FAILED);
+    }
+    await client.close();
+  });
+
+  it('an ACL user without a needed command: INFERQ_REDIS_PERMISSION_DENIED naming it; nothing spins', async () => {
+    const a = await failedStart(`redis://noscripts:pw@127.0.0.1:${port}`);
+    expect(a.err.code).toBe(ErrorCode.REDIS_PERMISSION_DENIED);
+    expect(a.err.details.missing).toEqual(expect.arrayContaining(['EVAL', 'EVALSHA']));
+    const b = await failedStart(`redis://noinfo:pw@127.0.0.1:${port}`);
+    expect(b.err.code).toBe(ErrorCode.REDIS_PERMISSION_DENIED);
+    expect(b.err.details.missing).toEqual(expect.arrayContaining(['INFO']));
+    await new Promise((r) => setTimeout(r, 500));
+    expect(a.lines.length + b.lines.length).toBeLessThan(10);
+    const client = new InferenceClient({ redis: `redis://noblmove:pw@127.0.0.1:${port}`, model, logger: collectingLogger().logger });
+    const e = (await client.infer({ x: 1 }, { timeoutMs: 20_000 }).catch((x: unknown) => x)) as InferqError;
+    expect(e.code).toBe(ErrorCode.REDIS_PERMISSION_DENIED);
+    expect(e.details.missing).toEqual(['BLMOVE']);
+    await client.close();
+  });
+
+  it('the least-privilege ACL rule of the README is enough for a client and a worker', async () => {
+    const url = `redis://inferq:pw@127.0.0.1:${port}`;
+    const worker = new InferenceWorker<{ x: number }, { y: number }>({ redis: url, model, prefix: LEAST_PREFIX, config: { batchTimeoutMs: 5 }, run: async (xs) => xs.map((x) => ({ y: -x.x })) });
+    await worker.start();
+    const client = new InferenceClient<{ x: number }, { y: number }>({ redis: url, model, prefix: LEAST_PREFIX });
+    try {
+      const rs = await Promise.all([client.infer({ x: 1 }), client.infer({ x: 1 }), client.infer({ x: 2 }, { useCache: false })]);
+      expect(rs.map((r) => r.output.y)).toEqual([-1, -1, -2]);
+      expect((await client.stats()).totalRequests).toBeGreaterThanOrEqual(3);
+      // ...and nothing outside its prefix.
+      const e = (await new InferenceClient({ redis: url, model, prefix: 'other', logger: collectingLogger().logger }).infer({ x: 1 }).catch((x: unknown) => x)) as InferqError;
+      expect(e.code).toBe(ErrorCode.REDIS_PERMISSION_DENIED);
+    } finally {
+      await client.close();
+      await worker.stop();
+    }
+  });
+
+  it('the worker CLI prints the cause and exits non-zero, without a stack trace', async () => {
+    const p = spawnNode(WORKER_CLI, ['--model', model, '--module', 'builtin:noop'], { REDIS_URL: `redis://full:wrong@127.0.0.1:${port}`, INFERQ_LOG_LEVEL: 'silent' });
+    const { code } = await p.exited;
+    expect(code).toBe(1);
+    expect(p.stderr()).toContain('refused the credentials');
+    expect(p.stderr()).not.toMatch(/\n\s+at /);
+  }, 30_000);
+});
