@@ -4,9 +4,13 @@
  * thousands of requests per second a timer per request costs more than the
  * request's own bookkeeping).
  *
- * Requests with the same timeout arrive in deadline order, so each distinct
- * timeout gets a FIFO; the timer is armed for the earliest FIFO head.
- * Cancelled entries are dropped lazily when they reach a head.
+ * A binary min-heap on the deadline, with each entry's position kept so that
+ * a request that settles leaves at once (`remove`, O(log n)): memory follows
+ * the requests still waiting, not every request made within the longest
+ * timeout (an answered request with a 60 s timeout no longer holds its
+ * input for 60 s), and a fire costs O(log n) per expired entry whatever
+ * mix of timeouts is pending. Entries marked `done` without `remove` are
+ * skipped when they reach the top.
  */
 
 export interface DeadlineEntry {
@@ -16,60 +20,66 @@ export interface DeadlineEntry {
   readonly done: boolean;
 }
 
-class Fifo<T> {
-  private items: T[] = [];
-  private head = 0;
-  get size(): number {
-    return this.items.length - this.head;
-  }
-  push(item: T): void {
-    this.items.push(item);
-  }
-  peek(): T | undefined {
-    return this.items[this.head];
-  }
-  shift(): T | undefined {
-    const item = this.items[this.head];
-    if (item === undefined) return undefined;
-    this.items[this.head] = undefined as unknown as T;
-    this.head++;
-    // Compact once the dead prefix dominates, so memory follows the live size.
-    if (this.head > 1024 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
-    return item;
-  }
+/** setTimeout's longest delay; a later deadline re-arms when this one fires. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** A heap slot: the entry, its insertion order (ties fire first in, first out) and its position. */
+interface Node<E> {
+  readonly entry: E;
+  readonly seq: number;
+  at: number;
 }
 
 export class DeadlineScheduler<E extends DeadlineEntry> {
-  private readonly fifos = new Map<number, Fifo<E>>();
+  private readonly heap: Node<E>[] = [];
+  private readonly nodes = new Map<E, Node<E>>();
+  private seq = 0;
   private timer: NodeJS.Timeout | undefined;
   private armedFor = Infinity;
 
   constructor(private readonly onExpire: (entry: E) => void) {}
 
-  /** `timeoutMs` groups entries whose deadlines grow in insertion order. */
-  add(entry: E, timeoutMs: number): void {
-    let fifo = this.fifos.get(timeoutMs);
-    if (!fifo) {
-      fifo = new Fifo<E>();
-      this.fifos.set(timeoutMs, fifo);
-    }
-    fifo.push(entry);
+  /** Entries waiting. */
+  get size(): number {
+    return this.heap.length;
+  }
+
+  /** Adds an entry (the second argument is accepted for callers that pass the timeout; it is not needed). */
+  add(entry: E, _timeoutMs?: number): void {
+    if (this.nodes.has(entry)) return;
+    const node: Node<E> = { entry, seq: this.seq++, at: this.heap.length };
+    this.heap.push(node);
+    this.nodes.set(entry, node);
+    this.up(node.at);
     if (entry.deadline < this.armedFor) this.arm(entry.deadline);
+  }
+
+  /** Removes a settled entry at once; the timer follows the new earliest deadline lazily. */
+  remove(entry: E): void {
+    const node = this.nodes.get(entry);
+    if (node === undefined) return;
+    this.nodes.delete(entry);
+    const last = this.heap.pop() as Node<E>;
+    if (node.at < this.heap.length) {
+      this.heap[node.at] = last;
+      last.at = node.at;
+      this.down(last.at);
+      this.up(last.at);
+    }
+    if (this.heap.length === 0) this.disarm();
   }
 
   /** Drops every entry and the timer (on close). */
   clear(): void {
-    this.fifos.clear();
+    this.heap.length = 0;
+    this.nodes.clear();
     this.disarm();
   }
 
   private arm(deadline: number): void {
     this.disarm();
     this.armedFor = deadline;
-    this.timer = setTimeout(() => this.fire(), Math.max(0, deadline - Date.now()));
+    this.timer = setTimeout(() => this.fire(), Math.min(MAX_TIMER_MS, Math.max(0, deadline - Date.now())));
     // A pending request keeps the process alive through its promise, not through this timer.
     this.timer.unref();
   }
@@ -84,21 +94,48 @@ export class DeadlineScheduler<E extends DeadlineEntry> {
     this.timer = undefined;
     this.armedFor = Infinity;
     const now = Date.now();
-    let next = Infinity;
-    for (const [timeout, fifo] of this.fifos) {
-      for (let e = fifo.peek(); e !== undefined; e = fifo.peek()) {
-        if (e.done) {
-          fifo.shift();
-        } else if (e.deadline <= now) {
-          fifo.shift();
-          this.onExpire(e);
-        } else {
-          next = Math.min(next, e.deadline);
-          break;
-        }
-      }
-      if (fifo.size === 0) this.fifos.delete(timeout);
+    for (let top = this.heap[0]?.entry; top !== undefined && (top.done || top.deadline <= now); top = this.heap[0]?.entry) {
+      this.remove(top);
+      if (!top.done) this.onExpire(top);
     }
-    if (next < Infinity) this.arm(next);
+    const next = this.heap[0];
+    if (next !== undefined) this.arm(next.entry.deadline);
+  }
+
+  private before(a: Node<E>, b: Node<E>): boolean {
+    return a.entry.deadline < b.entry.deadline || (a.entry.deadline === b.entry.deadline && a.seq < b.seq);
+  }
+
+  private place(node: Node<E>, at: number): void {
+    this.heap[at] = node;
+    node.at = at;
+  }
+
+  private up(i: number): void {
+    const node = this.heap[i] as Node<E>;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      const parent = this.heap[p] as Node<E>;
+      if (!this.before(node, parent)) break;
+      this.place(parent, i);
+      i = p;
+    }
+    this.place(node, i);
+  }
+
+  private down(i: number): void {
+    const n = this.heap.length;
+    const node = this.heap[i] as Node<E>;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= n) break;
+      const r = l + 1;
+      const c = r < n && this.before(this.heap[r] as Node<E>, this.heap[l] as Node<E>) ? r : l;
+      const child = this.heap[c] as Node<E>;
+      if (!this.before(child, node)) break;
+      this.place(child, i);
+      i = c;
+    }
+    this.place(node, i);
   }
 }

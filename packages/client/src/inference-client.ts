@@ -581,6 +581,8 @@ export class InferenceClient<I = unknown, O = unknown> {
   private settle(caller: Caller, outcome: ClientInferenceResult | Error): void {
     if (caller.done) return;
     caller.done = true;
+    // Leaves the deadline heap now: an answered request holds nothing until its deadline.
+    this.deadlines.remove(caller);
     if (outcome instanceof Error) caller.reject(outcome);
     else caller.resolve(outcome);
   }

@@ -91,3 +91,60 @@ describe('DeadlineScheduler', () => {
     );
   });
 });
+
+describe('DeadlineScheduler memory and bounds', () => {
+  beforeEach(() => {
+    vi.useFakeTimers({ now: 1_000_000 });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('a removed entry leaves at once: memory follows what still waits, not the longest timeout', () => {
+    const s = new DeadlineScheduler<E>(() => undefined);
+    const entries: E[] = Array.from({ length: 300 }, (_, i) => ({ id: i, deadline: Date.now() + 60_000, done: false }));
+    for (const e of entries) s.add(e, 60_000);
+    expect(s.size).toBe(300);
+    for (const e of entries) {
+      e.done = true;
+      s.remove(e);
+    }
+    expect(s.size).toBe(0);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("a deadline beyond setTimeout's range does not make the timer spin", () => {
+    const fired: number[] = [];
+    const s = new DeadlineScheduler<E>((e) => fired.push(e.id));
+    s.add({ id: 1, deadline: Date.now() + 2 ** 33, done: false });
+    vi.advanceTimersByTime(1000);
+    expect(fired).toEqual([]);
+    expect(vi.getTimerCount()).toBe(1);
+  });
+
+  it('property: with random removals, fires exactly the entries not removed, in deadline order, never early', () => {
+    fc.assert(
+      fc.property(fc.array(fc.record({ at: fc.integer({ min: 1, max: 1000 }), remove: fc.boolean() }), { maxLength: 200 }), (specs) => {
+        vi.setSystemTime(1_000_000);
+        const fired: E[] = [];
+        const s = new DeadlineScheduler<E>((e) => {
+          expect(Date.now()).toBeGreaterThanOrEqual(e.deadline);
+          fired.push(e);
+        });
+        const es = specs.map((sp, i) => ({ id: i, deadline: 1_000_000 + sp.at, done: false }));
+        es.forEach((e) => s.add(e));
+        es.forEach((e, i) => {
+          if (specs[i]!.remove) {
+            e.done = true;
+            s.remove(e);
+          }
+        });
+        vi.advanceTimersByTime(1001);
+        const expected = es.filter((_, i) => !specs[i]!.remove);
+        expect(fired.map((e) => e.id).sort((a, b) => a - b)).toEqual(expected.map((e) => e.id));
+        expect(fired.map((e) => e.deadline)).toEqual([...fired.map((e) => e.deadline)].sort((a, b) => a - b));
+        expect(s.size).toBe(0);
+      }),
+    );
+  });
+});
