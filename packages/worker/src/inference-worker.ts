@@ -60,6 +60,9 @@ export class InferenceWorker<I = unknown, O = unknown> {
   private batcher: RequestBatcher<WorkItem, BatchOutcome> | undefined;
   private stats: StatsRecorder | undefined;
   private readonly clock = new RedisClock();
+  /** Request items in jobs taken and not yet answered, and those jobs: see `maxHeldItems`. */
+  private heldItems = 0;
+  private heldJobs = 0;
   private clockTimer: NodeJS.Timeout | undefined;
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   private stopping: Promise<void> | undefined;
@@ -156,7 +159,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
     void this.worker.run().catch((err: unknown) => logger.error({ err }, 'BullMQ worker loop stopped with an error'));
     await this.worker.waitUntilReady();
     this.state = 'running';
-    logger.info({ config: opts.config, jobConcurrency: opts.jobConcurrency }, 'worker started');
+    logger.info({ config: opts.config, jobConcurrency: opts.jobConcurrency, maxHeldItems: opts.maxHeldItems }, 'worker started');
   }
 
   /** Finishes the batches in hand, takes no new jobs, releases the model. Bounded by `stopTimeoutMs`. */
@@ -215,6 +218,21 @@ export class InferenceWorker<I = unknown, O = unknown> {
     this.bullConnection?.disconnect();
   }
 
+  /**
+   * Counts items in hand and tells BullMQ how many jobs it may hold: past
+   * `maxHeldItems`, only those already held (it fetches no more until one
+   * ends); below it, `jobConcurrency`. BullMQ re-reads its concurrency before
+   * each fetch, and a job ending wakes its loop.
+   */
+  private hold(items: number, jobs: number): void {
+    this.heldItems += items;
+    this.heldJobs += jobs;
+    const worker = this.worker;
+    if (!worker) return;
+    const limit = this.heldItems >= this.opts.maxHeldItems ? Math.max(1, this.heldJobs) : this.opts.jobConcurrency;
+    if (worker.concurrency !== limit) worker.concurrency = limit;
+  }
+
   private settleOptions(): SettleOptions {
     const { opts } = this;
     // A job can be re-run until BullMQ gives up on it; its done bitmap must outlive that.
@@ -258,10 +276,16 @@ export class InferenceWorker<I = unknown, O = unknown> {
       if (done) items = items.filter((it) => !bitIsSet(done, it.index));
     }
     if (items.length === 0) return { items: 0 };
-    // No per-item timer: each item carries its deadline, checked when its batch runs.
-    const outcomes = await Promise.allSettled(
-      batcher.submitMany(items, { timeoutMs: Infinity }).map((computed) => computed.then((outcome) => outcome.delivered)),
-    );
+    this.hold(items.length, 1);
+    let outcomes: PromiseSettledResult<void>[];
+    try {
+      // No per-item timer: each item carries its deadline, checked when its batch runs.
+      outcomes = await Promise.allSettled(
+        batcher.submitMany(items, { timeoutMs: Infinity }).map((computed) => computed.then((outcome) => outcome.delivered)),
+      );
+    } finally {
+      this.hold(-items.length, -1);
+    }
     const failed = outcomes.find((r) => r.status === 'rejected');
     // A retry re-runs only what did not reach its caller: the done bitmap knows what did.
     if (failed) throw failed.reason instanceof Error ? failed.reason : new Error(String(failed.reason));

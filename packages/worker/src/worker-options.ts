@@ -52,6 +52,14 @@ export interface InferenceWorkerOptions<I = unknown, O = unknown> {
   config?: OptimizationConfigInput;
   /** Jobs (request envelopes) held at once. Default `maxBatchSize * numWorkers`, enough to fill every batch slot with one-request jobs. */
   jobConcurrency?: number;
+  /**
+   * Most request items this worker holds at once (in jobs taken, not yet
+   * answered). Past it the worker takes no new job until some are answered,
+   * so a backlog stays in Redis for every worker to share — including one
+   * started later. A job in hand may take the count past it by one envelope.
+   * Default `4 * maxBatchSize * numWorkers`.
+   */
+  maxHeldItems?: number;
   /** BullMQ lock of an active job, in ms: a killed worker's jobs are retried by another after this. Default 30000. */
   lockDurationMs?: number;
   /** How often BullMQ looks for stalled jobs, in ms. Default 30000. */
@@ -84,6 +92,7 @@ const OptionsSchema = z
     prefix: KeyPrefixSchema.default(WORKER_DEFAULTS.prefix),
     config: ConfigObjectSchema.optional(),
     jobConcurrency: z.number().int().min(1).max(10_000).optional(),
+    maxHeldItems: z.number().int().min(1).max(10_000_000).optional(),
     lockDurationMs: z.number().int().min(100).max(3_600_000).default(WORKER_DEFAULTS.lockDurationMs),
     stalledIntervalMs: z.number().int().min(100).max(3_600_000).default(WORKER_DEFAULTS.stalledIntervalMs),
     inboxTtlMs: z.number().int().min(1000).max(86_400_000).default(WORKER_DEFAULTS.inboxTtlMs),
@@ -104,6 +113,7 @@ export interface ResolvedWorkerOptions {
   prefix: string;
   config: OptimizationConfig;
   jobConcurrency: number;
+  maxHeldItems: number;
   lockDurationMs: number;
   stalledIntervalMs: number;
   inboxTtlMs: number;
@@ -126,6 +136,7 @@ export function resolveWorkerOptions(input: InferenceWorkerOptions<unknown, unkn
     prefix: o.prefix,
     config,
     jobConcurrency: o.jobConcurrency ?? config.maxBatchSize * config.numWorkers,
+    maxHeldItems: o.maxHeldItems ?? 4 * config.maxBatchSize * config.numWorkers,
     lockDurationMs: o.lockDurationMs,
     stalledIntervalMs: o.stalledIntervalMs,
     inboxTtlMs: o.inboxTtlMs,

@@ -1,0 +1,53 @@
+/**
+ * Overload: a worker holds only what it can compute soon, so a backlog stays
+ * in Redis where a worker started later takes its share.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { InferenceClient } from '@inferq/client';
+import { InferenceWorker } from '@inferq/worker';
+import { startTestRedis, type TestRedis } from '@inferq/testkit';
+
+let redis: TestRedis;
+const cleanups: Array<() => Promise<unknown>> = [];
+beforeAll(async () => {
+  redis = await startTestRedis();
+});
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+});
+afterAll(() => redis.cleanup());
+
+function worker(prefix: string, id: string) {
+  const w = new InferenceWorker<{ x: number }, { y: number }>({
+    redis: redis.url,
+    model: 'backlog',
+    prefix,
+    workerId: id,
+    config: { maxBatchSize: 32, numWorkers: 2, batchTimeoutMs: 2 },
+    // 15 ms per batch of up to 32: 5,000 requests take one worker ~1.2 s.
+    run: async (xs) => {
+      await new Promise((r) => setTimeout(r, 15));
+      return xs.map((x) => ({ y: x.x }));
+    },
+  });
+  cleanups.push(() => w.stop());
+  return w;
+}
+
+describe('overload', () => {
+  it('a worker started during a backlog takes its share', async () => {
+    const prefix = redis.newPrefix();
+    const w1 = worker(prefix, 'w1');
+    await w1.start();
+    const client = new InferenceClient<{ x: number }, { y: number }>({ redis: redis.url, model: 'backlog', prefix });
+    cleanups.push(() => client.close({ timeoutMs: 100 }));
+    const pending = Promise.all(Array.from({ length: 5000 }, (_, i) => client.infer({ x: i }, { useCache: false, timeoutMs: 30_000 })));
+    await new Promise((r) => setTimeout(r, 300));
+    await worker(prefix, 'w2').start();
+    const results = await pending;
+    expect(results.every((r, i) => r.output.y === i)).toBe(true);
+    const byW2 = results.filter((r) => r.worker === 'w2').length;
+    // Before: w1 had pulled all 5,000 (jobConcurrency 64 envelopes of up to 256) and w2 answered none.
+    expect(byW2).toBeGreaterThan(500);
+  }, 60_000);
+});
