@@ -3,7 +3,7 @@
  */
 import { parseArgs } from 'node:util';
 
-export const HELP = `Usage: pnpm bench [options]          (or: npx tsx packages/bench/src/bench.ts [options])
+export const HELP = `Usage: pnpm bench [options]          (or: npx tsx --conditions=source packages/bench/src/bench.ts [options])
 
 Compares, in one run on one Redis with the same load: plain BullMQ, inferq and
 a minimal Redis list queue (the floor), with a no-op and the default ONNX model,
@@ -27,6 +27,8 @@ plus inferq with a 50 % repeat workload and caching on.
   --seed <n>              seed of the request inputs (default 20240601)
   --redis-url <url>       use this Redis (127.0.0.1 only) instead of starting redis-server (also REDIS_URL)
   --no-cost-curve         skip measuring the default model's cost curve
+  --no-cold-start         skip the cold-start section (inferq-worker to READY, a client to its first answer,
+                          from dist/ with plain node, median of 5 starts; rebuilds dist/ first when stale)
   -h, --help`;
 
 export interface BenchOptions {
@@ -45,6 +47,8 @@ export interface BenchOptions {
   seed: number;
   redisUrl: string | undefined;
   costCurve: boolean;
+  /** Time fresh worker and client processes from dist/ (cold-start.ts). */
+  coldStart: boolean;
   /** Longest wait for the processes of a scenario to be ready. */
   startupTimeoutMs: number;
   /** Longest wait for the clients' results after the window ends. */
@@ -87,6 +91,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | undefined {
       seed: { type: 'string' },
       'redis-url': { type: 'string' },
       'no-cost-curve': { type: 'boolean' },
+      'no-cold-start': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -118,6 +123,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | undefined {
     seed: int('seed', values.seed, 20240601, 0),
     redisUrl: values['redis-url'] ?? process.env.REDIS_URL,
     costCurve: values['no-cost-curve'] !== true,
+    coldStart: values['no-cold-start'] !== true,
     startupTimeoutMs: quick ? 30_000 : 60_000,
     resultGraceMs: 10_000,
     stopGraceMs: 500,

@@ -7,7 +7,8 @@
  *   floor            - a minimal Redis list queue (LPUSH / BRPOP + RPOP count).
  *
  * each with (a) a no-op model and (b) the default ONNX model, plus (c) inferq
- * with a 50 % repeat workload and its result cache on.
+ * with a 50 % repeat workload and its result cache on. A short cold-start
+ * section first times fresh processes run from dist/ (cold-start.ts).
  *
  * Fairness, and why:
  * - Same processes: C client processes (closed loop, N/C requests in flight
@@ -33,11 +34,14 @@ import { mean, percentile, type LatencySummary } from './latency.js';
 import { machineInfo, type MachineInfo } from './machine.js';
 import { defaultModelDescription, defaultModelInputSize, measureDefaultModelCost, type CostCurve } from './model-cost-curve.js';
 import { openRedisTarget, type RedisTarget } from './redis-target.js';
+import { formatColdStart, measureColdStart, type ColdStartReport } from './cold-start.js';
 import { buildRows, checkGoals, formatGoals, formatNotes, formatTable, ms } from './report.js';
 import { CACHE_MAX_SIZE, REPEAT_WINDOW, runScenario, type ScenarioRun } from './run-scenario.js';
 import { selectScenarios, type ScenarioDef } from './scenarios.js';
 import { SYSTEM_LABELS } from './systems/registry.js';
 
+/** Starts of each kind in the cold-start section; the median is reported. */
+const COLD_STARTS = 5;
 
 async function main(): Promise<void> {
   let opts: BenchOptions | undefined;
@@ -75,6 +79,14 @@ async function run(opts: BenchOptions, scenarios: ScenarioDef[], target: RedisTa
   const pingSamples = opts.quick ? 1000 : 5000;
   const pingIdle = await target.pingRtt(pingSamples);
   console.log(`Redis PING round trip (idle, ${pingSamples} sequential, from this process): avg ${ms(mean(pingIdle))} ms, p50 ${ms(percentile(pingIdle, 50))} ms, p99 ${ms(percentile(pingIdle, 99))} ms\n`);
+
+  let coldStart: ColdStartReport | undefined;
+  if (opts.coldStart) {
+    const namespace = `bench-${runId}-cold-start`;
+    coldStart = await measureColdStart(target.url, namespace, COLD_STARTS);
+    await target.reset(namespace);
+    console.log(`${formatColdStart(coldStart)}\n`);
+  }
 
   let cost: CostCurve | undefined;
   if (opts.costCurve) {
@@ -120,6 +132,7 @@ async function run(opts: BenchOptions, scenarios: ScenarioDef[], target: RedisTa
       machine,
       model: { description: defaultModelDescription(), inputSize: defaultModelInputSize(), costCurve: cost?.points ?? null },
       redisPingIdle: summaryJson(pingIdle),
+      coldStart: coldStart ?? null,
       scenarios: rows.map((r) => ({
         id: r.def.id,
         title: r.def.title,

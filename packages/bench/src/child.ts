@@ -2,7 +2,7 @@
  * Entry point of every client process and of the plain-BullMQ and list-queue
  * worker processes (inferq's workers run its real CLI instead):
  *
- *   node --import tsx packages/bench/src/child.ts '<ChildConfig as JSON>'
+ *   node --conditions=source --import tsx packages/bench/src/child.ts '<ChildConfig as JSON>'
  *
  * One entry for all, so the parent spawns them all the same way (testkit's
  * spawnNode, ended by pid); the system's module is imported on demand so a

@@ -18,6 +18,8 @@ export function formatStatsTable(s: InferenceStats): string {
     ['errors', fmt(s.errors)],
     ['timeouts', fmt(s.timeouts)],
     ['deadline drops', fmt(s.deadlineDrops)],
+    ['poison splits (extra calls)', fmt(s.poisonSplits)],
+    ['model timeouts', fmt(s.modelTimeouts)],
     ['avg latency (ms)', fmt(s.avgLatencyMs)],
     ['p50 latency (ms)', fmt(s.p50LatencyMs)],
     ['p95 latency (ms)', fmt(s.p95LatencyMs)],

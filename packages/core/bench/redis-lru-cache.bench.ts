@@ -3,7 +3,7 @@
  * the same run on the same connection (the baseline moves with the machine,
  * so only the ratio means much).
  *
- *   npx tsx packages/core/bench/redis-lru-cache.bench.ts     (or: pnpm bench:cache)
+ *   npx tsx --conditions=source packages/core/bench/redis-lru-cache.bench.ts     (or: pnpm bench:cache)
  *
  * Uses REDIS_URL when set (keys under a unique prefix, deleted at the end),
  * otherwise starts a redis-server child process without AOF. Every figure is

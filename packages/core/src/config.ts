@@ -17,6 +17,7 @@ export const OPTIMIZATION_DEFAULTS = Object.freeze({
   batchTimeoutMs: 100,
   enableCaching: true,
   cacheMaxSize: 1000,
+  cacheMaxBytes: 268_435_456,
   numWorkers: 4,
 });
 
@@ -32,6 +33,12 @@ export const OptimizationConfigSchema = z
     enableCaching: z.boolean().default(OPTIMIZATION_DEFAULTS.enableCaching),
     /** Most entries the result cache holds per model. 1..10,000,000, default 1000. */
     cacheMaxSize: z.number().int().min(1).max(10_000_000).default(OPTIMIZATION_DEFAULTS.cacheMaxSize),
+    /**
+     * Most bytes the result cache holds per model: each entry counts its output JSON (UTF-8 bytes)
+     * plus its cache key. Least recently used entries are evicted past it; an output larger than
+     * this by itself is not cached. 1024..2^40, default 256 MiB.
+     */
+    cacheMaxBytes: z.number().int().min(1024).max(2 ** 40).default(OPTIMIZATION_DEFAULTS.cacheMaxBytes),
     /** Most batches running at once per process. 1..256, default 4. */
     numWorkers: z.number().int().min(1).max(256).default(OPTIMIZATION_DEFAULTS.numWorkers),
   })
@@ -47,6 +54,7 @@ export const OPTIMIZATION_ENV = Object.freeze({
   batchTimeoutMs: 'INFERQ_BATCH_TIMEOUT_MS',
   enableCaching: 'INFERQ_ENABLE_CACHING',
   cacheMaxSize: 'INFERQ_CACHE_MAX_SIZE',
+  cacheMaxBytes: 'INFERQ_CACHE_MAX_BYTES',
   numWorkers: 'INFERQ_NUM_WORKERS',
 } satisfies Record<keyof OptimizationConfig, string>);
 

@@ -21,6 +21,8 @@ export const ErrorCode = {
   DEADLINE_EXCEEDED: 'INFERQ_DEADLINE_EXCEEDED',
   /** The model threw, or returned an `Error` for this item. Carries the model's message. */
   MODEL_FAILED: 'INFERQ_MODEL_FAILED',
+  /** The model did not return within the worker's `modelTimeoutMs`; the request was retried and ran out of attempts. */
+  MODEL_TIMEOUT: 'INFERQ_MODEL_TIMEOUT',
   /** The model returned a different number of outputs than it was given inputs. */
   MODEL_OUTPUT_MISMATCH: 'INFERQ_MODEL_OUTPUT_MISMATCH',
   /** The component was stopped or closed; the request was not (or no longer) accepted. */

@@ -53,6 +53,7 @@ export {
 } from './inference-optimizer.js';
 export {
   RequestBatcher,
+  type BatchPolicy,
   type BatchProcessor,
   type BatchInfo,
   type RequestBatcherOptions,

@@ -123,7 +123,7 @@ export class InferenceOptimizer<I, O> {
     this.identity = { model: o.modelName, quantization: this.config.quantization };
     if (o.modelVersion !== undefined) this.identity.modelVersion = o.modelVersion;
     this.log = createLogger('optimizer', o.logger).child({ model: o.modelName });
-    this.cache = this.config.enableCaching ? new MemoryLruCache<O>(this.config.cacheMaxSize) : undefined;
+    this.cache = this.config.enableCaching ? new MemoryLruCache<O>(this.config.cacheMaxSize, this.config.cacheMaxBytes) : undefined;
     this.batcher = new RequestBatcher<I, O>({
       process: this.model,
       maxBatchSize: this.config.maxBatchSize,

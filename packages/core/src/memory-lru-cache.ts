@@ -6,6 +6,10 @@
  * list and no O(n) list scan as in the original (`list.remove(key)`).
  *
  * Node runs one thread per event loop, so the original's lock is not needed.
+ *
+ * With `maxBytes`, it is also bounded by size, as `RedisLruCache` is: an entry
+ * counts the UTF-8 bytes of `JSON.stringify(value)` plus those of its key
+ * (a value JSON cannot write, e.g. `undefined`, counts its key only).
  */
 import { z } from 'zod';
 import { OptimizationConfigSchema, parseConfig } from './config.js';
@@ -17,19 +21,45 @@ import { OptimizationConfigSchema, parseConfig } from './config.js';
  */
 const MemoryLruCacheOptionsSchema = z.object({
   maxSize: OptimizationConfigSchema.shape.cacheMaxSize.unwrap(),
+  maxBytes: OptimizationConfigSchema.shape.cacheMaxBytes.unwrap().optional(),
 });
+
+/** UTF-8 bytes of the value's JSON plus the key's; 0 for the value when JSON cannot write it. */
+function entryBytes(key: string, value: unknown): number {
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(value);
+  } catch {
+    json = undefined;
+  }
+  return Buffer.byteLength(key) + (json === undefined ? 0 : Buffer.byteLength(json));
+}
 
 export class MemoryLruCache<V> {
   /** Most entries held; putting one more evicts the least recently used. */
   readonly maxSize: number;
+  /** Most bytes held (see the class comment); `undefined` = bounded by count only. */
+  readonly maxBytes: number | undefined;
   private readonly entries = new Map<string, V>();
+  /** Bytes of each entry, only with `maxBytes`. */
+  private readonly sizes = new Map<string, number>();
+  private totalBytes = 0;
 
   /**
    * @param maxSize Most entries held (the `cacheMaxSize` setting). An integer, 1..10,000,000.
-   * @throws ConfigError naming `cacheMaxSize` when `maxSize` is out of range or not an integer.
+   * @param maxBytes Most bytes held (the `cacheMaxBytes` setting), 1024..2^40; absent = no byte bound
+   *   (and no serialisation cost).
+   * @throws ConfigError naming `cacheMaxSize` / `cacheMaxBytes` when out of range or not an integer.
    */
-  constructor(maxSize: number) {
-    this.maxSize = parseConfig('MemoryLruCache', MemoryLruCacheOptionsSchema, { maxSize }, { maxSize: 'cacheMaxSize' }).maxSize;
+  constructor(maxSize: number, maxBytes?: number) {
+    const o = parseConfig(
+      'MemoryLruCache',
+      MemoryLruCacheOptionsSchema,
+      maxBytes === undefined ? { maxSize } : { maxSize, maxBytes },
+      { maxSize: 'cacheMaxSize', maxBytes: 'cacheMaxBytes' },
+    );
+    this.maxSize = o.maxSize;
+    this.maxBytes = o.maxBytes;
   }
 
   /** The value of `key`, which becomes the most recently used; `undefined` on a miss. */
@@ -42,14 +72,33 @@ export class MemoryLruCache<V> {
     return value;
   }
 
-  /** Stores `value` as the most recently used entry, evicting the least recently used one at capacity. */
+  /**
+   * Stores `value` as the most recently used entry, evicting the least
+   * recently used ones past `maxSize` entries (or `maxBytes` bytes). A value
+   * larger than `maxBytes` by itself is not stored, and any older value of
+   * `key` is removed.
+   */
   put(key: string, value: V): void {
-    // Delete first so that an update also moves the key to the MRU end.
-    if (!this.entries.delete(key) && this.entries.size >= this.maxSize) {
-      const oldest = this.entries.keys().next();
-      if (!oldest.done) this.entries.delete(oldest.value);
+    if (this.maxBytes === undefined) {
+      // Delete first so that an update also moves the key to the MRU end.
+      if (!this.entries.delete(key) && this.entries.size >= this.maxSize) {
+        const oldest = this.entries.keys().next();
+        if (!oldest.done) this.entries.delete(oldest.value);
+      }
+      this.entries.set(key, value);
+      return;
     }
+    const bytes = entryBytes(key, value);
+    this.delete(key);
+    if (bytes > this.maxBytes) return;
     this.entries.set(key, value);
+    this.sizes.set(key, bytes);
+    this.totalBytes += bytes;
+    while (this.entries.size > this.maxSize || this.totalBytes > this.maxBytes) {
+      const oldest = this.entries.keys().next();
+      if (oldest.done) break;
+      this.delete(oldest.value);
+    }
   }
 
   /** Whether `key` is held. Does not change recency (a probe is not a use). */
@@ -59,11 +108,23 @@ export class MemoryLruCache<V> {
 
   /** Removes `key`; true when it was held. */
   delete(key: string): boolean {
+    const bytes = this.sizes.get(key);
+    if (bytes !== undefined) {
+      this.totalBytes -= bytes;
+      this.sizes.delete(key);
+    }
     return this.entries.delete(key);
   }
 
   clear(): void {
     this.entries.clear();
+    this.sizes.clear();
+    this.totalBytes = 0;
+  }
+
+  /** Bytes held (0 without `maxBytes`, where sizes are not measured). */
+  get bytes(): number {
+    return this.totalBytes;
   }
 
   get size(): number {

@@ -56,6 +56,9 @@ function probes(role: RedisRole, key: string): Probe[] {
     ['hincrby', key, 'probe', 0],
     ['hincrbyfloat', key, 'probe', 0],
     ['hgetall', key],
+    ['hstrlen', key, 'probe'],
+    ['del', key],
+    ['incrby', key, 0],
     ['del', key],
     ['lrange', key, 0, 0],
   ];

@@ -5,12 +5,15 @@
  * are valid on Redis Cluster:
  * - `<root>:cache:lru` ZSET  cache key -> recency score, Redis `TIME` in us;
  * - `<root>:cache:val` HASH  cache key -> serialised value;
- * - `<root>:cache:exp` ZSET  cache key -> expiry (ms), only for entries written with a TTL.
+ * - `<root>:cache:exp` ZSET  cache key -> expiry (ms), only for entries written with a TTL;
+ * - `<root>:cache:bytes` STRING  the bytes held: the sum over entries of the
+ *   stored value's length plus the key's (UTF-8 bytes), kept exact by every script.
  *
  * Every operation is one round trip, and every one that writes is one Lua
- * script (lua/lru-*.lua), so `maxSize` holds under any number of concurrent
- * writers: a script runs alone, puts and evicts in the same step. Eviction
- * pops the lowest recency scores (ZPOPMIN, O(log n) per entry), never scans.
+ * script (lua/lru-*.lua), so `maxSize` and `maxBytes` hold under any number
+ * of concurrent writers: a script runs alone, puts and evicts in the same
+ * step. Eviction pops the lowest recency scores (ZPOPMIN, O(log n) per
+ * entry), never scans.
  * Scores come from the Redis clock rather than each process' clock, so
  * recency is comparable across machines; ties are broken by the scripts.
  */
@@ -31,6 +34,12 @@ export interface RedisLruCacheOptions<V = unknown> {
   prefix?: string;
   /** Most entries held (the `cacheMaxSize` setting). Integer, 1..10,000,000. */
   maxSize: number;
+  /**
+   * Most bytes held (the `cacheMaxBytes` setting): each entry counts its
+   * serialised value plus its key, in UTF-8 bytes. A value larger than this
+   * by itself is not stored. Integer, 1024..2^40; default 256 MiB.
+   */
+  maxBytes?: number;
   /**
    * Lifetime of each entry from when it was written, in ms; reads do not
    * extend it. 0 or absent: entries live until evicted. Integer, 0..2^31-1.
@@ -61,6 +70,7 @@ const RedisLruCacheOptionsSchema = z
       .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'must be 1..128 letters, digits, ".", "_", ":" or "-"')
       .default(DEFAULT_PREFIX),
     maxSize: OptimizationConfigSchema.shape.cacheMaxSize.unwrap(),
+    maxBytes: OptimizationConfigSchema.shape.cacheMaxBytes,
     ttlMs: z.number().int().min(0).max(2 ** 31 - 1).default(0),
     logger: z.custom<Logger>(hasMethods('error', 'child'), 'must be a pino logger').optional(),
     serialize: z.custom<(value: unknown) => string>(isFunction, 'must be a function').optional(),
@@ -73,10 +83,11 @@ const SCRIPTS = ['lru-get', 'lru-put', 'lru-contains', 'lru-delete', 'lru-size']
 export class RedisLruCache<V = unknown> {
   readonly model: string;
   readonly maxSize: number;
+  readonly maxBytes: number;
   /** 0 when entries do not expire. */
   readonly ttlMs: number;
   /** The Redis keys of this cache (for scripts of other components that read or fill it). */
-  readonly redisKeys: Readonly<{ lru: string; val: string; exp: string }>;
+  readonly redisKeys: Readonly<{ lru: string; val: string; exp: string; bytes: string }>;
   private readonly redis: Redis | Cluster;
   private readonly scripts: LuaCommands<(typeof SCRIPTS)[number]>;
   /** `redisKeys` in the order every lru-* script takes them as KEYS. */
@@ -88,13 +99,14 @@ export class RedisLruCache<V = unknown> {
 
   /** @throws ConfigError listing every bad option. */
   constructor(options: RedisLruCacheOptions<V>) {
-    const o = parseConfig('RedisLruCache', RedisLruCacheOptionsSchema, options, { maxSize: 'cacheMaxSize' });
+    const o = parseConfig('RedisLruCache', RedisLruCacheOptionsSchema, options, { maxSize: 'cacheMaxSize', maxBytes: 'cacheMaxBytes' });
     const keys = modelKeys(o.model, o.prefix);
     this.model = o.model;
     this.maxSize = o.maxSize;
+    this.maxBytes = o.maxBytes;
     this.ttlMs = o.ttlMs;
-    this.redisKeys = Object.freeze({ lru: keys.cacheLru, val: keys.cacheVal, exp: keys.cacheExp });
-    this.scriptKeys = Object.freeze([this.redisKeys.lru, this.redisKeys.val, this.redisKeys.exp]);
+    this.redisKeys = Object.freeze({ lru: keys.cacheLru, val: keys.cacheVal, exp: keys.cacheExp, bytes: keys.cacheBytes });
+    this.scriptKeys = Object.freeze([this.redisKeys.lru, this.redisKeys.val, this.redisKeys.exp, this.redisKeys.bytes]);
     this.redis = o.redis;
     this.scripts = defineLuaCommands(o.redis, SCRIPTS);
     this.parentLogger = o.logger;
@@ -116,15 +128,21 @@ export class RedisLruCache<V = unknown> {
     return this.read('getMany', keys);
   }
 
-  /** Stores `value` as the most recently used entry, evicting the least recently used one at capacity. */
+  /**
+   * Stores `value` as the most recently used entry, evicting least recently
+   * used ones past `maxSize` entries or `maxBytes` bytes. A value larger than
+   * `maxBytes` (with its key) is not stored, and any older value of `key` is
+   * removed; that is not an error.
+   */
   put(key: string, value: V): Promise<void> {
     return this.write('put', [[key, value]]);
   }
 
   /**
    * Stores every entry in one round trip, each becoming the most recently
-   * used in order (a key listed twice keeps its last value). Expired entries
-   * are removed before live ones are evicted.
+   * used in order (a key listed twice keeps its last value), with the result
+   * `put` in a loop would leave. Expired entries are removed before live ones
+   * are evicted.
    *
    * @throws InferqError `INFERQ_OUTPUT_NOT_SERIALIZABLE` when a value cannot
    *   be serialised; nothing is written then.
@@ -144,9 +162,9 @@ export class RedisLruCache<V = unknown> {
   }
 
   /**
-   * Removes every entry of this model's cache: its three cache keys only,
-   * never the model's stats or queue. UNLINK frees a large cache off Redis'
-   * main thread.
+   * Removes every entry of this model's cache: its four cache keys only
+   * (the byte total too), never the model's stats or queue. UNLINK frees a
+   * large cache off Redis' main thread.
    */
   async clear(): Promise<void> {
     await this.run('clear', 0, () => this.redis.unlink(...this.scriptKeys));
@@ -155,6 +173,15 @@ export class RedisLruCache<V = unknown> {
   /** Number of live entries (ZCARD minus entries whose TTL has passed but are not yet removed). */
   async size(): Promise<number> {
     return (await this.run('size', 0, () => this.scripts.call('lru-size', this.scriptKeys, []))) as number;
+  }
+
+  /**
+   * Bytes held: the sum over stored entries of value and key lengths (UTF-8
+   * bytes), at most `maxBytes` after any write of this cache. Entries whose
+   * TTL has passed count until they are removed (they still take memory).
+   */
+  async bytes(): Promise<number> {
+    return Number((await this.run('bytes', 0, () => this.redis.get(this.redisKeys.bytes))) ?? 0);
   }
 
   /** Keys from least to most recently used, expired ones included until removed (for tests and debugging; O(n)). */
@@ -170,7 +197,7 @@ export class RedisLruCache<V = unknown> {
 
   private async write(op: string, entries: ReadonlyArray<readonly [string, V]>): Promise<void> {
     if (entries.length === 0) return;
-    const args: string[] = [String(this.maxSize), String(this.ttlMs)];
+    const args: string[] = [String(this.maxSize), String(this.maxBytes), String(this.ttlMs)];
     for (const [key, value] of entries) args.push(key, this.encode(key, value, op));
     await this.run(op, entries.length, () => this.scripts.call('lru-put', this.scriptKeys, args));
   }

@@ -10,6 +10,12 @@
  *   item's age, as in Triton's `max_queue_delay`: a timer per batch would let
  *   an item that arrived just after a dispatch wait up to twice as long. One
  *   timer is armed for the oldest item's deadline, never one per item.
+ * - `batchPolicy: 'eager'` adds one rule: when no batch is in flight (the
+ *   model is idle), what is pending goes out on the next macrotask, without
+ *   waiting for the batch to fill; while the model is busy, batches form as
+ *   above. A lone request then waits for nothing but the model, and under
+ *   load batches are as large as before. `'timeout'` (the default here) keeps
+ *   the rules above alone.
  * - `batchTimeoutMs = 0` dispatches on the next macrotask (`setImmediate`),
  *   so items submitted in the same tick still share a batch (DataLoader's
  *   trick), and an idle batcher adds no wall-clock delay.
@@ -34,6 +40,9 @@ import { ClosedError, ConfigError, ErrorCode, InferqError, NotStartedError, Time
 import { createLogger, type Logger } from './logger.js';
 import { callModel } from './protocol/model-contract.js';
 
+/** When a batch that is not full may go out: see the header. */
+export type BatchPolicy = 'eager' | 'timeout';
+
 /** The batch function: one output (or `Error`) per input, in input order. */
 export type BatchProcessor<I, O> = (inputs: I[]) => Promise<ReadonlyArray<O | Error>> | ReadonlyArray<O | Error>;
 
@@ -56,6 +65,8 @@ export interface RequestBatcherOptions<I, O> {
   batchTimeoutMs?: number;
   /** Most batches in flight at once. 1..256, default 4. */
   numWorkers?: number;
+  /** `'eager'`: an idle model gets what is pending at once; `'timeout'`: only full batches or aged items go out. Default `'timeout'`. */
+  batchPolicy?: BatchPolicy;
   /** Timeout of `submit()` and `submitMany()` when the call gives none, in ms. Default 30000; `Infinity` = none. */
   defaultTimeoutMs?: number;
   /** Shown in logs and errors. Default `'batcher'`. */
@@ -107,6 +118,7 @@ const RequestBatcherOptionsSchema = z
     maxBatchSize: OptimizationConfigSchema.shape.maxBatchSize,
     batchTimeoutMs: OptimizationConfigSchema.shape.batchTimeoutMs,
     numWorkers: OptimizationConfigSchema.shape.numWorkers,
+    batchPolicy: z.enum(['eager', 'timeout']).default('timeout'),
     defaultTimeoutMs: TimeoutMsSchema.default(DEFAULT_SUBMIT_TIMEOUT_MS),
     name: z.string().min(1).max(200).default('batcher'),
     logger: z
@@ -123,6 +135,7 @@ interface ResolvedOptions<I, O> {
   readonly maxBatchSize: number;
   readonly batchTimeoutMs: number;
   readonly numWorkers: number;
+  readonly batchPolicy: BatchPolicy;
   readonly defaultTimeoutMs: number;
   readonly name: string;
   readonly onBatch: ((info: BatchInfo) => void) | undefined;
@@ -167,6 +180,7 @@ export class RequestBatcher<I, O> {
       maxBatchSize: parsed.maxBatchSize,
       batchTimeoutMs: parsed.batchTimeoutMs,
       numWorkers: parsed.numWorkers,
+      batchPolicy: parsed.batchPolicy,
       defaultTimeoutMs: parsed.defaultTimeoutMs,
       name: parsed.name,
       onBatch: parsed.onBatch,
@@ -176,8 +190,8 @@ export class RequestBatcher<I, O> {
 
   /** The resolved options (defaults applied), frozen. */
   get options(): Readonly<Omit<ResolvedOptions<I, O>, 'process' | 'onBatch'>> {
-    const { maxBatchSize, batchTimeoutMs, numWorkers, defaultTimeoutMs, name } = this.opts;
-    return { maxBatchSize, batchTimeoutMs, numWorkers, defaultTimeoutMs, name };
+    const { maxBatchSize, batchTimeoutMs, numWorkers, batchPolicy, defaultTimeoutMs, name } = this.opts;
+    return { maxBatchSize, batchTimeoutMs, numWorkers, batchPolicy, defaultTimeoutMs, name };
   }
 
   /** Starts accepting items. Idempotent; a stopped batcher may be started again. */
@@ -327,8 +341,14 @@ export class RequestBatcher<I, O> {
 
   private mayDispatch(): boolean {
     if (this.state === 'stopping' || this.pending.size >= this.opts.maxBatchSize) return true;
+    if (this.idleEager()) return true;
     const oldest = this.pending.values().next().value;
     return oldest !== undefined && now() >= oldest.enqueuedAt + this.opts.batchTimeoutMs;
+  }
+
+  /** Eager policy and an idle model: what is pending may go out now. */
+  private idleEager(): boolean {
+    return this.opts.batchPolicy === 'eager' && this.inFlight.size === 0;
   }
 
   private takeBatch(): Item<I, O>[] {
@@ -350,7 +370,7 @@ export class RequestBatcher<I, O> {
       this.cancelDispatchTimer = undefined;
       this.dispatch();
     };
-    if (this.opts.batchTimeoutMs === 0) {
+    if (this.opts.batchTimeoutMs === 0 || this.idleEager()) {
       const handle = setImmediate(fire);
       this.cancelDispatchTimer = () => clearImmediate(handle);
       return;

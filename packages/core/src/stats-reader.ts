@@ -38,6 +38,10 @@ export interface InferenceStats {
   workerCacheHits: number;
   /** Requests dropped unrun because their deadline had passed. */
   deadlineDrops: number;
+  /** Extra model calls made to isolate inputs that made the model throw. */
+  poisonSplits: number;
+  /** Model calls past the worker's `modelTimeoutMs`. */
+  modelTimeouts: number;
   /** Mean model time per call, ms: `model_time_sum_ms / batches`; 0 when none. */
   avgModelTimeMs: number;
   /**
@@ -109,6 +113,8 @@ export function deriveStats(model: string, counters: Readonly<Record<string, str
     batchItems,
     workerCacheHits: n('worker_cache_hits'),
     deadlineDrops: n('deadline_drops'),
+    poisonSplits: n('poison_splits'),
+    modelTimeouts: n('model_timeouts'),
     avgModelTimeMs: ratio(n(MODEL_TIME_SUM_FIELD), batches),
     corruptFields,
   };

@@ -55,6 +55,8 @@ export const STATS_COUNTERS = [
   'errors',
   'timeouts',
   'deadline_drops',
+  'poison_splits',
+  'model_timeouts',
 ] as const;
 export type StatsCounter = (typeof STATS_COUNTERS)[number];
 

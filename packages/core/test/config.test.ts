@@ -9,6 +9,7 @@ describe('OptimizationConfig', () => {
       batchTimeoutMs: 100,
       enableCaching: true,
       cacheMaxSize: 1000,
+      cacheMaxBytes: 268_435_456,
       numWorkers: 4,
     });
     expect(parseOptimizationConfig()).toEqual(OPTIMIZATION_DEFAULTS);
@@ -43,6 +44,9 @@ describe('OptimizationConfig', () => {
       INFERQ_NUM_WORKERS: '2',
     };
     expect(optimizationConfigFromEnv(env)).toEqual({ maxBatchSize: 64, batchTimeoutMs: 2.5, enableCaching: false, quantization: 'INT8', numWorkers: 2 });
+    expect(loadOptimizationConfig({}, { INFERQ_CACHE_MAX_BYTES: '1048576' }).cacheMaxBytes).toBe(1_048_576);
+    expect(() => loadOptimizationConfig({}, { INFERQ_CACHE_MAX_BYTES: '0' })).toThrow(/cacheMaxBytes \(INFERQ_CACHE_MAX_BYTES\):.*>= 1024/);
+    expect(() => parseOptimizationConfig({ cacheMaxBytes: 2 ** 40 + 1 })).toThrow(/cacheMaxBytes.*<= 1099511627776/);
     expect(loadOptimizationConfig({ numWorkers: 8 }, env)).toMatchObject({ maxBatchSize: 64, numWorkers: 8, enableCaching: false });
   });
 

@@ -5,9 +5,20 @@
  */
 import fc from 'fast-check';
 
+/** An entry's size as the caches count it: UTF-8 bytes of the key plus of the value's JSON (none for undefined). */
+export function entryBytes(key: string, value: unknown): number {
+  const json = JSON.stringify(value) as string | undefined;
+  return Buffer.byteLength(key) + (json === undefined ? 0 : Buffer.byteLength(json));
+}
+
 export class LruReferenceModel<V> {
-  private entries: Array<[string, V]> = [];
-  constructor(readonly maxSize: number) {}
+  private entries: Array<[key: string, value: V, bytes: number]> = [];
+  private total = 0;
+  /** @param maxBytes Most bytes held (entryBytes summed); Infinity = bounded by count only. */
+  constructor(
+    readonly maxSize: number,
+    readonly maxBytes = Number.POSITIVE_INFINITY,
+  ) {}
 
   get(key: string): V | undefined {
     const i = this.entries.findIndex(([k]) => k === key);
@@ -17,11 +28,16 @@ export class LruReferenceModel<V> {
     return entry![1];
   }
 
+  /** A value larger than maxBytes by itself is not stored, and the key's older value is gone. */
   put(key: string, value: V): void {
-    const i = this.entries.findIndex(([k]) => k === key);
-    if (i >= 0) this.entries.splice(i, 1);
-    else if (this.entries.length >= this.maxSize) this.entries.shift();
-    this.entries.push([key, value]);
+    const bytes = Number.isFinite(this.maxBytes) ? entryBytes(key, value) : 0;
+    this.delete(key);
+    if (bytes > this.maxBytes) return;
+    this.entries.push([key, value, bytes]);
+    this.total += bytes;
+    while (this.entries.length > this.maxSize || this.total > this.maxBytes) {
+      this.total -= this.entries.shift()![2];
+    }
   }
 
   contains(key: string): boolean {
@@ -30,7 +46,7 @@ export class LruReferenceModel<V> {
 
   delete(key: string): boolean {
     const i = this.entries.findIndex(([k]) => k === key);
-    if (i >= 0) this.entries.splice(i, 1);
+    if (i >= 0) this.total -= this.entries.splice(i, 1)[0]![2];
     return i >= 0;
   }
 
@@ -45,6 +61,12 @@ export class LruReferenceModel<V> {
 
   clear(): void {
     this.entries = [];
+    this.total = 0;
+  }
+
+  /** Bytes held (0 when maxBytes is Infinity: sizes are not measured then). */
+  get bytes(): number {
+    return this.total;
   }
 
   get size(): number {
@@ -79,15 +101,23 @@ export interface LruLike<V> {
   clear(): void | Promise<void>;
 }
 
-/** Operations on a small key space, so hits, updates and evictions are frequent. */
-export function lruOpArb(keyCount = 6): fc.Arbitrary<LruOp> {
+/**
+ * Operations on a small key space, so hits, updates and evictions are frequent.
+ * With `bigValues`, a third of the values are strings of 100..1400 characters,
+ * any Unicode (so 1 to 4 UTF-8 bytes each): against a byte bound of 1..2 KiB,
+ * byte evictions, shrinking overwrites and values too large to store are frequent.
+ */
+export function lruOpArb(keyCount = 6, options: { bigValues?: boolean } = {}): fc.Arbitrary<LruOp> {
   const key = fc.constantFrom(...Array.from({ length: keyCount }, (_, i) => String.fromCharCode(97 + i)));
-  const value: fc.Arbitrary<TestValue> = fc.oneof(
+  const small: fc.Arbitrary<TestValue> = fc.oneof(
     fc.integer(),
     fc.string({ maxLength: 6 }),
     fc.constant(null),
     fc.array(fc.integer({ min: -9, max: 9 }), { maxLength: 3 }),
   );
+  const value: fc.Arbitrary<TestValue> = options.bigValues
+    ? fc.oneof({ weight: 2, arbitrary: small }, { weight: 1, arbitrary: fc.string({ unit: 'binary', minLength: 100, maxLength: 1400 }) })
+    : small;
   return fc.oneof(
     { weight: 4, arbitrary: fc.record({ op: fc.constant('get' as const), key }) },
     { weight: 4, arbitrary: fc.record({ op: fc.constant('put' as const), key, value }) },

@@ -148,9 +148,9 @@ describe('LuaScriptLoader', () => {
     });
 
     it('rejects a wrong key count for a fixed-key script, and an unknown script', async () => {
-      await expect(callScript(redis, 'lru-size', ['only-one'], [])).rejects.toThrow(/'lru-size' takes 3 KEYS, got 1/);
+      await expect(callScript(redis, 'lru-size', ['only-one'], [])).rejects.toThrow(/'lru-size' takes 4 KEYS, got 1/);
       await expect(callScript(redis, 'no-such-script', [], [])).rejects.toThrow(/No Lua script 'no-such-script'/);
-      expect(() => pipelineScript(redis.pipeline(), 'lru-size', [], [])).toThrow(/takes 3 KEYS, got 0/);
+      expect(() => pipelineScript(redis.pipeline(), 'lru-size', [], [])).toThrow(/takes 4 KEYS, got 0/);
     });
 
     it('defines each script once per connection and works in a pipeline made before it was defined', async () => {
@@ -158,10 +158,10 @@ describe('LuaScriptLoader', () => {
       const early = fresh.pipeline();
       const cache = new RedisLruCache<number>({ redis: fresh, model: 'piped', prefix: t.prefix, maxSize: 5 });
       await cache.putMany([['a', 1], ['b', 2]]);
-      const { lru, val, exp } = cache.redisKeys;
-      const replies = await pipelineScript(early, 'lru-size', [lru, val, exp], []).exec();
+      const { lru, val, exp, bytes } = cache.redisKeys;
+      const replies = await pipelineScript(early, 'lru-size', [lru, val, exp, bytes], []).exec();
       expect(replies).toEqual([[null, 2]]);
-      const inMulti = await pipelineScript(fresh.multi(), 'lru-get', [lru, val, exp], ['a', 'zz']).exec();
+      const inMulti = await pipelineScript(fresh.multi(), 'lru-get', [lru, val, exp, bytes], ['a', 'zz']).exec();
       expect(inMulti).toEqual([[null, ['1', null]]]);
       const defined = Object.keys(fresh).length;
       new RedisLruCache<number>({ redis: fresh, model: 'piped2', prefix: t.prefix, maxSize: 5 });
@@ -173,8 +173,8 @@ describe('LuaScriptLoader', () => {
       await cache.put('a', 1);
       await redis.script('FLUSH');
       expect(await cache.get('a')).toBe(1);
-      const { lru, val, exp } = cache.redisKeys;
-      expect(await pipelineScript(redis.pipeline(), 'lru-size', [lru, val, exp], []).exec()).toEqual([[null, 1]]);
+      const { lru, val, exp, bytes } = cache.redisKeys;
+      expect(await pipelineScript(redis.pipeline(), 'lru-size', [lru, val, exp, bytes], []).exec()).toEqual([[null, 1]]);
     });
   });
 });

@@ -21,6 +21,36 @@ describe('MemoryLruCache', () => {
     );
   });
 
+  it('with maxBytes, behaves like the reference LRU bounded by bytes too', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 5 }),
+        fc.constantFrom(1024, 2048),
+        fc.array(lruOpArb(6, { bigValues: true }), { maxLength: 40 }),
+        async (maxSize, maxBytes, ops) => {
+          const cache = new MemoryLruCache<TestValue>(maxSize, maxBytes);
+          const model = new LruReferenceModel<TestValue>(maxSize, maxBytes);
+          for (const op of ops) {
+            expect(await applyOp(cache, op)).toEqual(await applyOp(model, op));
+            expect(cache.keys()).toEqual(model.keys());
+            expect(cache.bytes).toBe(model.bytes);
+            expect(cache.bytes).toBeLessThanOrEqual(maxBytes);
+          }
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it('with maxBytes, does not store a value larger than it', () => {
+    const cache = new MemoryLruCache<string>(10, 1024);
+    cache.put('a', 'x');
+    cache.put('big', 'x'.repeat(2000));
+    expect(cache.contains('big')).toBe(false);
+    expect(cache.keys()).toEqual(['a']);
+    expect(() => new MemoryLruCache(10, 1023)).toThrow(/cacheMaxBytes/);
+  });
+
   it('evicts the least recently used entry, where get counts as a use and contains does not', () => {
     const cache = new MemoryLruCache<number>(2);
     cache.put('a', 1);

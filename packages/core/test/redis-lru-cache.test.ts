@@ -13,7 +13,8 @@ import { ConfigError, ErrorCode, InferqError } from '../src/errors.js';
 import { LUA_DIR, LuaScriptLoader, defineLuaCommands } from '../src/lua-scripts.js';
 import { modelKeys } from '../src/protocol/keys.js';
 import { RedisLruCache, type RedisLruCacheOptions } from '../src/redis-lru-cache.js';
-import { LruReferenceModel, applyOp, lruOpArb, type TestValue } from './lru-reference-model.js';
+import { OPTIMIZATION_DEFAULTS } from '../src/config.js';
+import { LruReferenceModel, applyOp, entryBytes, lruOpArb, type TestValue } from './lru-reference-model.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -24,25 +25,26 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * scripts, which use the bulk functions (lru_get_many, lru_put_many).
  */
 const PER_ENTRY_SCRIPTS = {
-  'lru-get-3.lua': `-- Per-entry variant for tests. KEYS[1..3] lru, val, exp; ARGV cache keys. Returns values.
+  'lru-get-4.lua': `-- Per-entry variant for tests. KEYS[1..4] lru, val, exp, bytes; ARGV cache keys. Returns values.
 -- @include lru-get.lua
-local c = lru_open(KEYS[1], KEYS[2], KEYS[3], 0, 0)
+local c = lru_open(KEYS[1], KEYS[2], KEYS[3], KEYS[4], 0, 0, 0)
 local out = {}
 for i = 1, #ARGV do
   out[i] = lru_get(c, ARGV[i])
 end
 return out
 `,
-  'lru-put-3.lua': `-- Per-entry variant for tests. KEYS[1..3] lru, val, exp; ARGV maxSize, ttlMs, pairs. Returns evicted.
+  'lru-put-4.lua': `-- Per-entry variant for tests. KEYS[1..4] lru, val, exp, bytes; ARGV maxSize, maxBytes, ttlMs, pairs.
+-- Returns {evicted, tooLarge}.
 -- @include lru-put.lua
 -- @include lru-expire.lua
-local c = lru_open(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[1]), tonumber(ARGV[2]))
-lru_purge_expired(c, (#ARGV - 2) / 2 + 16)
+local c = lru_open(KEYS[1], KEYS[2], KEYS[3], KEYS[4], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]))
+lru_purge_expired(c, (#ARGV - 3) / 2 + 16)
 local evicted = 0
-for i = 3, #ARGV, 2 do
+for i = 4, #ARGV, 2 do
   evicted = evicted + lru_put(c, ARGV[i], ARGV[i + 1])
 end
-return evicted
+return { evicted, c.tooLarge }
 `,
 };
 
@@ -75,30 +77,47 @@ describe('RedisLruCache', () => {
     await t.cleanup();
   });
 
+  /** The bytes the value hash really holds: UTF-8 bytes of each field and value. */
+  const storedBytes = async (val: string): Promise<number> =>
+    Object.entries(await redis.hgetallBuffer(val)).reduce((sum, [k, v]) => sum + Buffer.byteLength(k) + v.length, 0);
+
   // A TTL far beyond the test's length changes no result, but runs the scripts' expiry paths.
-  it.each(['bulk', 'per-entry'])('behaves like the reference LRU for random operation sequences, recency order included (%s scripts)', async (variant) => {
+  // Byte bounds of 1-2 KiB against values up to ~5 KB: byte evictions, shrinking overwrites
+  // and values too large to store are frequent; the default bound checks count eviction alone.
+  it.each(['bulk', 'per-entry'])('behaves like the reference LRU for random operation sequences, recency order and bytes included (%s scripts)', async (variant) => {
     const connection = variant === 'bulk' ? redis : perEntryRedis;
     await fc.assert(
       fc.asyncProperty(
         fc.integer({ min: 1, max: 4 }),
+        fc.constantFrom(undefined, 1024, 2048),
         fc.constantFrom(0, 600_000),
-        fc.array(lruOpArb(), { maxLength: 25 }),
-        async (maxSize, ttlMs, ops) => {
-          const cache = newCache({ maxSize, ttlMs, redis: connection });
+        fc.array(lruOpArb(6, { bigValues: true }), { maxLength: 25 }),
+        async (maxSize, maxBytes, ttlMs, ops) => {
+          const cache = newCache({ maxSize, ttlMs, redis: connection, ...(maxBytes === undefined ? {} : { maxBytes }) });
           if (variant === 'per-entry') usePerEntryScripts();
-          const model = new LruReferenceModel<TestValue>(maxSize);
+          const model = new LruReferenceModel<TestValue>(maxSize, maxBytes ?? OPTIMIZATION_DEFAULTS.cacheMaxBytes);
           for (const op of ops) {
             expect(await applyOp(cache, op)).toEqual(await applyOp(model, op));
             const { val, exp } = cache.redisKeys;
-            const [size, order, hlen, expiring] = await Promise.all([cache.size(), cache.keys(), redis.hlen(val), redis.zcard(exp)]);
+            const [size, order, hlen, expiring, bytes, stored] = await Promise.all([
+              cache.size(),
+              cache.keys(),
+              redis.hlen(val),
+              redis.zcard(exp),
+              cache.bytes(),
+              storedBytes(val),
+            ]);
             expect(size).toBe(model.size);
             expect(hlen).toBe(model.size);
             expect(expiring).toBe(ttlMs > 0 ? model.size : 0);
             expect(order).toEqual(model.keys()); // ZRANGE, least to most recently used
+            expect(bytes).toBe(model.bytes);
+            expect(bytes).toBe(stored); // the running total is the sum of what is stored
+            expect(bytes).toBeLessThanOrEqual(cache.maxBytes);
           }
         },
       ),
-      { numRuns: 80 },
+      { numRuns: 100 },
     );
     if (variant === 'per-entry') {
       // The variant really ran: Redis has seen its script bodies.
@@ -170,6 +189,86 @@ describe('RedisLruCache', () => {
     expect((await redis.zrange(lru, 0, -1)).sort()).toEqual((await redis.hkeys(val)).sort());
   });
 
+  describe('maxBytes', () => {
+    const text = (n: number) => 'x'.repeat(n); // JSON adds 2 bytes of quotes
+
+    it('does not store a value larger than maxBytes, removes the key\'s older value, and reports it', async () => {
+      const cache = newCache<string>({ maxSize: 10, maxBytes: 1024 });
+      await cache.put('a', 'small');
+      await cache.put('big', text(2000)); // not an error
+      expect(await cache.get('big')).toBeUndefined();
+      expect(await cache.bytes()).toBe(entryBytes('a', 'small'));
+      // An exact fit is stored: 1 + (1021 + 2) = 1024 bytes, evicting everything else.
+      await cache.put('b', text(1021));
+      expect(await cache.keys()).toEqual(['b']);
+      expect(await cache.bytes()).toBe(1024);
+      // One byte more is too large: the put is skipped and b's older value goes.
+      await cache.put('b', text(1022));
+      expect(await cache.get('b')).toBeUndefined();
+      expect(await cache.bytes()).toBe(0);
+      expect(await redis.exists(cache.redisKeys.bytes)).toBe(0); // an empty cache leaves no total behind
+      // The script's reply counts both: evicted entries and values refused.
+      const { lru, val, exp, bytes } = cache.redisKeys;
+      const reply = await redis.eval(
+        (await import('../src/lua-scripts.js')).loadLuaScript('lru-put').lua,
+        4, lru, val, exp, bytes, '10', '1024', '0', 'c', JSON.stringify(text(600)), 'd', JSON.stringify(text(600)), 'e', JSON.stringify(text(5000)),
+      );
+      expect(reply).toEqual([1, 1]);
+      expect(await cache.keys()).toEqual(['d']);
+    });
+
+    it('counts UTF-8 bytes, not characters', async () => {
+      const cache = newCache<string>({ maxSize: 10, maxBytes: 1024 });
+      await cache.put('k', 'é€😀'); // 2 + 3 + 4 bytes, plus 2 quotes and the key
+      expect(await cache.bytes()).toBe(1 + 2 + 9);
+      await cache.put('k', '€'.repeat(400)); // 1202 bytes: too large although 402 characters
+      expect(await cache.contains('k')).toBe(false);
+    });
+
+    it('keeps the total exact through overwrites, deletes, expiry and clear', async () => {
+      const cache = newCache<string>({ maxSize: 10, maxBytes: 4096, ttlMs: 100 });
+      await cache.putMany([['a', text(100)], ['b', text(200)], ['a', text(10)]]);
+      expect(await cache.bytes()).toBe(entryBytes('a', text(10)) + entryBytes('b', text(200)));
+      await cache.delete('b');
+      expect(await cache.bytes()).toBe(entryBytes('a', text(10)));
+      await sleep(300);
+      expect(await cache.get('a')).toBeUndefined(); // expired: removed, its bytes too
+      expect(await cache.bytes()).toBe(0);
+      await cache.put('c', text(50));
+      await cache.clear();
+      expect(await redis.exists(cache.redisKeys.bytes)).toBe(0);
+      expect(await cache.bytes()).toBe(0);
+    });
+
+    it('never holds more than maxBytes under concurrent writers on several connections', async () => {
+      const maxBytes = 4096;
+      const model = `concurrentBytes${++models}`;
+      const writers = Array.from({ length: 4 }, () => new RedisLruCache<string>({ redis: t.connect(), model, prefix: t.prefix, maxSize: 1000, maxBytes }));
+      const { val, bytes } = writers[0]!.redisKeys;
+      const observer = t.connect();
+      const samples: number[] = [];
+      let writing = true;
+      const sampling = (async () => {
+        while (writing) samples.push(Number((await observer.get(bytes)) ?? 0));
+      })();
+      let seed = 7;
+      const rand = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
+      await Promise.all(
+        writers.map((cache) =>
+          Promise.all(
+            Array.from({ length: 200 }, () => cache.putMany(Array.from({ length: 4 }, () => [`k${rand(200)}`, text(rand(900))] as [string, string]))),
+          ),
+        ),
+      );
+      writing = false;
+      await sampling;
+      expect(samples.length).toBeGreaterThan(0);
+      expect(Math.max(...samples)).toBeLessThanOrEqual(maxBytes);
+      expect(await writers[0]!.bytes()).toBe(await storedBytes(val));
+      expect(await writers[0]!.bytes()).toBeGreaterThan(maxBytes / 2);
+    });
+  });
+
   describe('TTL', () => {
     it('expired entries are misses, are removed by get, and do not count in size', async () => {
       const cache = newCache({ ttlMs: 100 });
@@ -231,11 +330,11 @@ describe('RedisLruCache', () => {
     await other.put('a', 10);
     await redis.hset(`${root}:stats`, 'requests', '5');
     await redis.hset(`${root}:stats:latency`, 'le_1', '2');
-    expect(await redis.exists(cache.redisKeys.lru, cache.redisKeys.val, cache.redisKeys.exp)).toBe(3);
+    expect(await redis.exists(cache.redisKeys.lru, cache.redisKeys.val, cache.redisKeys.exp, cache.redisKeys.bytes)).toBe(4);
 
     await cache.clear();
 
-    expect(await redis.exists(cache.redisKeys.lru, cache.redisKeys.val, cache.redisKeys.exp)).toBe(0);
+    expect(await redis.exists(cache.redisKeys.lru, cache.redisKeys.val, cache.redisKeys.exp, cache.redisKeys.bytes)).toBe(0);
     expect(await cache.size()).toBe(0);
     expect(await redis.hget(`${root}:stats`, 'requests')).toBe('5');
     expect(await redis.hget(`${root}:stats:latency`, 'le_1')).toBe('2');
@@ -263,6 +362,7 @@ describe('RedisLruCache', () => {
         model: 'bad model!',
         prefix: 'a{b}',
         maxSize: 0,
+        maxBytes: 1023,
         ttlMs: -5,
         extra: true,
       } as RedisLruCacheOptions);
@@ -271,7 +371,7 @@ describe('RedisLruCache', () => {
     }
     expect(error).toBeInstanceOf(ConfigError);
     const fields = (error as ConfigError).issues.map((i) => i.field).sort();
-    expect(fields).toEqual(['(root)', 'maxSize (cacheMaxSize)', 'model', 'prefix', 'redis', 'ttlMs']);
+    expect(fields).toEqual(['(root)', 'maxBytes (cacheMaxBytes)', 'maxSize (cacheMaxSize)', 'model', 'prefix', 'redis', 'ttlMs']);
     expect((error as ConfigError).message).toContain("'extra'");
   });
 
@@ -281,7 +381,9 @@ describe('RedisLruCache', () => {
       lru: 'inferq:{somemodel}:cache:lru',
       val: 'inferq:{somemodel}:cache:val',
       exp: 'inferq:{somemodel}:cache:exp',
+      bytes: 'inferq:{somemodel}:cache:bytes',
     });
+    expect(cache.maxBytes).toBe(268_435_456);
   });
 
   it('rejects a value that cannot be serialised, writing nothing', async () => {

@@ -93,6 +93,42 @@ describe('RequestBatcher dispatch', () => {
     expect(await Promise.all([d, e])).toEqual([6, 8]);
   });
 
+  it("batchPolicy 'eager': an idle model gets a lone item at once; while it is busy, batches form", async () => {
+    const gate = deferred();
+    const batches: number[][] = [];
+    const b = batcher<number, number>({
+      maxBatchSize: 8,
+      batchTimeoutMs: 60_000,
+      numWorkers: 1,
+      batchPolicy: 'eager',
+      process: async (xs) => {
+        batches.push([...xs]);
+        if (batches.length === 1) await gate.promise;
+        return xs.map((x) => x * 2);
+      },
+    });
+    // Idle model: the lone item (and whatever arrived in the same tick) goes out on the next macrotask.
+    const first = [b.submit(1), b.submit(2)];
+    await ticks();
+    expect(batches).toEqual([[1, 2]]);
+    // Busy model: new items wait and form one batch, dispatched when the model is free again.
+    const more = [3, 4, 5].map((x) => b.submit(x));
+    await ticks();
+    expect(batches).toHaveLength(1);
+    gate.resolve();
+    expect(await Promise.all([...first, ...more])).toEqual([2, 4, 6, 8, 10]);
+    expect(batches).toEqual([[1, 2], [3, 4, 5]]);
+  });
+
+  it("batchPolicy 'timeout' (default) keeps the seed's rule: a lone item waits for batchTimeoutMs", async () => {
+    const { batches, process } = doubling();
+    const b = batcher({ process, maxBatchSize: 8, batchTimeoutMs: 60_000 });
+    void b.submit(1);
+    await ticks();
+    expect(batches).toEqual([]);
+    expect(b.options.batchPolicy).toBe('timeout');
+  });
+
   it('batchTimeoutMs 0 batches the items of one tick together and dispatches on the next macrotask', async () => {
     const { batches, process } = doubling();
     const b = batcher({ process, maxBatchSize: 10, batchTimeoutMs: 0 });

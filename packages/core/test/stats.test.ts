@@ -60,6 +60,8 @@ describe('StatsRecorder + readStats', () => {
       batchItems: 0,
       workerCacheHits: 0,
       deadlineDrops: 0,
+      poisonSplits: 0,
+      modelTimeouts: 0,
       avgModelTimeMs: 0,
       corruptFields: [],
     });

@@ -2,7 +2,7 @@
  * One client process of the demo: an application instance that embeds
  * `InferenceClient` and sends its share of the workload.
  *
- *   REDIS_URL=... node --import tsx client-process.ts '<ClientProcessConfig as JSON>'
+ *   REDIS_URL=... node --conditions=source --import tsx client-process.ts '<ClientProcessConfig as JSON>'
  *
  * Protocol (see protocol.ts): prints `ready` once connected, waits for the
  * parent's start signal (a BLPOP on a Redis list, so every client starts at

@@ -2,9 +2,9 @@
  * Prints the default model's cost curve: ms per call and us per item at
  * batch 1, 8, 32 and 64 (median after warm-up), bounded to ~20 s in all.
  *
- *   npx tsx packages/onnx/scripts/model-cost.ts            # FP32
- *   npx tsx packages/onnx/scripts/model-cost.ts INT8       # one quantization
- *   npx tsx packages/onnx/scripts/model-cost.ts all        # FP32, FP16 and INT8
+ *   npx tsx --conditions=source packages/onnx/scripts/model-cost.ts            # FP32
+ *   npx tsx --conditions=source packages/onnx/scripts/model-cost.ts INT8       # one quantization
+ *   npx tsx --conditions=source packages/onnx/scripts/model-cost.ts all        # FP32, FP16 and INT8
  *
  * Run it on an idle machine: another busy process on a 2-core box shows up
  * directly in the numbers (the min column is the least disturbed call).

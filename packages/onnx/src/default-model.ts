@@ -13,7 +13,7 @@
  * product that reuses each weight 32 times, bound by arithmetic. With ~52 MB
  * of FP32 weights (more than this machine's 32 MB L3 cache, so they come
  * from DRAM on every call) a call costs a few ms at batch 1 and roughly 8x
- * less per item at batch 32. Run `npx tsx packages/onnx/scripts/model-cost.ts`
+ * less per item at batch 32. Run `npx tsx --conditions=source packages/onnx/scripts/model-cost.ts`
  * for the curve on your machine.
  */
 import { z } from 'zod';

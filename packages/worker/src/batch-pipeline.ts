@@ -7,7 +7,8 @@
  *  2. drop items whose every caller stopped waiting, unrun — deadlines are
  *     compared on Redis time, never on this machine's clock;
  *  3. call the model ONCE on the remaining distinct inputs, under the model
- *     contract (`callModel`);
+ *     contract (`ModelRunner`: a throw is narrowed down to the inputs that
+ *     cause it; a call past `modelTimeoutMs` makes its items retryable);
  *  4. in ONE pipeline: the settle script (cache writes, each outcome to its
  *     client's inbox and to the waiters of its flight, each item at most once
  *     per job) and the batch's stats.
@@ -30,7 +31,6 @@ import {
 } from '@inferq/core';
 import {
   appendSettle,
-  callModel,
   failurePayload,
   openBatch,
   successPayload,
@@ -40,7 +40,7 @@ import {
   type RedisClock,
   type SettleItem,
 } from '@inferq/core/protocol';
-import type { ModelModule } from './models/batch-model.js';
+import type { ModelRunner } from './model-runner.js';
 
 /** A request item as a worker holds it: with the client that waits and the job that carried it. */
 export interface WorkItem extends EnvelopeItem {
@@ -51,7 +51,8 @@ export interface WorkItem extends EnvelopeItem {
 export interface BatchPipelineOptions {
   redis: Redis;
   keys: ModelKeys;
-  model: ModelModule;
+  /** Calls the model (timeout, poison isolation). */
+  runner: ModelRunner;
   modelName: string;
   clock: RedisClock;
   stats: StatsRecorder;
@@ -135,53 +136,60 @@ export class BatchPipeline {
       if (item.key !== undefined) byKey.set(item.key, g);
     }
 
-    // 3. one model call
+    // 3. one model call (more only to isolate an input that makes it throw)
     let modelMs = 0;
+    let extraCalls = 0;
+    let timeouts = 0;
+    /** Items whose model call timed out: not settled; their jobs fail and are retried. */
+    const retry: WorkItem[] = [];
+    let retryError: InferqError | undefined;
     if (groups.length > 0) {
       const batchSize = groups.length;
       const context = () => ({ model: o.modelName, worker: o.workerId, batchSize, jobIds: [...new Set(groups.flatMap((g) => g.items.map((i) => i.jobId)))] });
-      const t0 = performance.now();
-      const outcome = await callModel(o.model.run as (inputs: unknown[]) => Promise<unknown[]>, groups.map((g) => g.input), { model: o.modelName });
-      modelMs = performance.now() - t0;
-      if (!outcome.ok) {
-        o.logger.error({ err: outcome.error, ...context() }, 'model call failed; failing every item of the batch');
-        for (const g of groups) for (const item of g.items) fail(item, outcome.error);
-        errors += groups.reduce((n, g) => n + g.items.length, 0);
-      } else {
-        groups.forEach((g, idx) => {
-          const slot = outcome.slots[idx];
-          let json: string | undefined;
-          let err: InferqError | undefined = slot && !slot.ok ? slot.error : undefined;
-          if (slot?.ok) {
-            try {
-              json = canonicalJson(slot.output);
-            } catch (cause) {
-              err = new InferqError(ErrorCode.OUTPUT_NOT_SERIALIZABLE, `The model's output for this input is not JSON-serialisable: ${(cause as Error).message}`, { cause });
-            }
+      const ran = await o.runner.run(groups.map((g) => g.input));
+      modelMs = ran.ms;
+      extraCalls = ran.extraCalls;
+      timeouts = ran.timeouts;
+      if (extraCalls > 0) o.logger.warn({ ...context(), extraCalls }, 'the model threw on this batch; split it to fail only the inputs that make it throw');
+      groups.forEach((g, idx) => {
+        const r = ran.results[idx];
+        let json: string | undefined;
+        let err: InferqError | undefined;
+        if (r?.ok) {
+          try {
+            json = canonicalJson(r.output);
+          } catch (cause) {
+            err = new InferqError(ErrorCode.OUTPUT_NOT_SERIALIZABLE, `The model's output for this input is not JSON-serialisable: ${(cause as Error).message}`, { cause });
           }
-          if (json === undefined) {
-            const e = err ?? new InferqError(ErrorCode.MODEL_FAILED, 'The model gave no output for this input.');
-            o.logger.error({ err: e, ...context(), requestIds: g.items.map((i) => i.id) }, 'model failed for one item');
-            for (const item of g.items) fail(item, e);
-            errors += g.items.length;
-            return;
-          }
-          const payload = successPayload(json, o.workerId, batchSize, false);
-          const cacheable = o.config.enableCaching;
-          g.items.forEach((item, n) => settle(item, payload, n === 0 && cacheable && item.key !== undefined ? json : undefined));
-        });
-      }
+        } else if (r && r.retryable) {
+          retry.push(...g.items);
+          retryError = r.error;
+          return;
+        } else err = r?.error;
+        if (json === undefined) {
+          const e = err ?? new InferqError(ErrorCode.MODEL_FAILED, 'The model gave no output for this input.');
+          o.logger.error({ err: e, ...context(), requestIds: g.items.map((i) => i.id) }, 'model failed for this input');
+          for (const item of g.items) fail(item, e);
+          errors += g.items.length;
+          return;
+        }
+        const payload = successPayload(json, o.workerId, batchSize, false);
+        const cacheable = o.config.enableCaching;
+        g.items.forEach((item, n) => settle(item, payload, n === 0 && cacheable && item.key !== undefined ? json : undefined));
+      });
     }
 
     // 4. one pipeline: settle + stats
     const pipeline = o.redis.pipeline();
-    appendSettle(pipeline, o.keys, settles, { maxSize: o.config.cacheMaxSize, cacheTtlMs: o.cacheTtlMs, inboxTtlMs: o.inboxTtlMs, doneTtlMs: o.doneTtlMs });
+    appendSettle(pipeline, o.keys, settles, { maxSize: o.config.cacheMaxSize, maxBytes: o.config.cacheMaxBytes, cacheTtlMs: o.cacheTtlMs, inboxTtlMs: o.inboxTtlMs, doneTtlMs: o.doneTtlMs });
     o.stats.appendTo(pipeline, {
       batches: groups.length > 0 ? 1 : 0,
       batch_items: groups.length,
       worker_cache_hits: workerCacheHits,
       errors,
       deadline_drops: deadlineDrops,
+      poison_splits: extraCalls,
+      model_timeouts: timeouts,
       model_time_sum_ms: modelMs,
     });
     // Not awaited here: the batch's model slot is free as soon as the model
@@ -205,7 +213,12 @@ export class BatchPipeline {
     // Handled by whoever awaits it; this only keeps an unawaited failure from being "unhandled".
     delivered.catch(() => undefined);
     const outcome: BatchOutcome = { delivered };
-    return items.map(() => outcome);
+    if (retry.length === 0) return items.map(() => outcome);
+    // Timed out: these items' jobs fail now and are retried, elsewhere when this worker is stuck.
+    const retried = Promise.reject(retryError as InferqError);
+    retried.catch(() => undefined);
+    const retrySet = new Set(retry);
+    return items.map((item) => (retrySet.has(item) ? { delivered: retried } : outcome));
   }
 
   /** Step 1: one script call for the items that own flights; Redis time from it, or from the clock. */

@@ -18,7 +18,8 @@ const HELP = `Usage: inferq-worker --model <name> --module <file.mjs | ${BUILTIN
 
 Options (each also settable by env; flags win):
   --model <name>            model / queue name (INFERQ_MODEL)
-  --module <spec>           model module: default-exports (inputs) => outputs or { run, init?, close? }
+  --module <spec>           model module: default-exports (inputs) => outputs or { run, init?, close? };
+                            builtin:onnx-default needs the package @inferq/onnx
   --redis <url>             Redis URL (REDIS_URL, default redis://127.0.0.1:6379)
   --prefix <p>              key prefix (INFERQ_PREFIX, default inferq)
   --max-batch-size <n>      (INFERQ_MAX_BATCH_SIZE, default 32)
@@ -27,6 +28,7 @@ Options (each also settable by env; flags win):
   --quantization <q>        FP32 | FP16 | INT8 (INFERQ_QUANTIZATION, default FP32)
   --enable-caching <bool>   (INFERQ_ENABLE_CACHING, default true)
   --cache-max-size <n>      (INFERQ_CACHE_MAX_SIZE, default 1000)
+  --cache-max-bytes <n>     (INFERQ_CACHE_MAX_BYTES, default 268435456)
   --cache-ttl-ms <ms>       TTL of cache entries, 0 = none (INFERQ_CACHE_TTL_MS)
   --job-concurrency <n>     jobs held at once (default max-batch-size * num-workers)
   --lock-duration-ms <ms>   BullMQ job lock; a killed worker's jobs retry after it (default 30000)
@@ -51,6 +53,7 @@ async function main(): Promise<void> {
       quantization: { type: 'string' },
       'enable-caching': { type: 'string' },
       'cache-max-size': { type: 'string' },
+      'cache-max-bytes': { type: 'string' },
       'cache-ttl-ms': { type: 'string' },
       'job-concurrency': { type: 'string' },
       'lock-duration-ms': { type: 'string' },
@@ -80,6 +83,7 @@ async function main(): Promise<void> {
   set('batchTimeoutMs', num(values['batch-timeout-ms']));
   set('numWorkers', num(values['num-workers']));
   set('cacheMaxSize', num(values['cache-max-size']));
+  set('cacheMaxBytes', num(values['cache-max-bytes']));
   set('quantization', values.quantization?.toUpperCase() as Quantization | undefined);
   if (values['enable-caching'] !== undefined) set('enableCaching', /^(1|true|yes|on)$/i.test(values['enable-caching']));
 

@@ -39,6 +39,7 @@ import {
   type SettleOptions,
 } from '@inferq/core/protocol';
 import { BatchPipeline, type BatchOutcome, type WorkItem } from './batch-pipeline.js';
+import { ModelRunner } from './model-runner.js';
 import { resolveWorkerOptions, type InferenceWorkerOptions, type ResolvedWorkerOptions } from './worker-options.js';
 
 /** Longest wait of each shutdown step past `stopTimeoutMs` (forced close, stats flush, each connection). */
@@ -63,6 +64,8 @@ export class InferenceWorker<I = unknown, O = unknown> {
   /** Request items in jobs taken and not yet answered, and those jobs: see `maxHeldItems`. */
   private heldItems = 0;
   private heldJobs = 0;
+  /** Model calls past modelTimeoutMs that have not returned. */
+  private stuckCalls = 0;
   private clockTimer: NodeJS.Timeout | undefined;
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   private stopping: Promise<void> | undefined;
@@ -117,7 +120,14 @@ export class InferenceWorker<I = unknown, O = unknown> {
     const pipeline = new BatchPipeline({
       redis: cmd,
       keys,
-      model: opts.module,
+      runner: new ModelRunner({
+        run: opts.module.run as (inputs: unknown[]) => Promise<unknown[]>,
+        modelName: opts.model,
+        timeoutMs: opts.modelTimeoutMs,
+        isolatePoison: opts.isolatePoison,
+        logger,
+        onStuck: (n) => this.onModelStuck(n),
+      }),
       modelName: opts.model,
       clock: this.clock,
       stats: this.stats,
@@ -134,6 +144,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
       maxBatchSize: opts.config.maxBatchSize,
       batchTimeoutMs: opts.config.batchTimeoutMs,
       numWorkers: opts.config.numWorkers,
+      batchPolicy: opts.batchPolicy,
       logger,
     });
     this.batcher.start();
@@ -233,11 +244,27 @@ export class InferenceWorker<I = unknown, O = unknown> {
     if (worker.concurrency !== limit) worker.concurrency = limit;
   }
 
+  /** Every model slot stuck past modelTimeoutMs: take no new job until one returns. */
+  private onModelStuck(stuck: number): void {
+    const wasBlocked = this.stuckCalls >= this.opts.config.numWorkers;
+    this.stuckCalls = stuck;
+    const blocked = stuck >= this.opts.config.numWorkers;
+    // BullMQ's pause stops fetching at once (concurrency cannot go below 1 job).
+    if (blocked && !wasBlocked) {
+      this.logger.error({ stuck }, 'every model slot is stuck past modelTimeoutMs; taking no new jobs until the model returns');
+      void this.worker?.pause(true).catch((err: unknown) => this.logger.error({ err }, 'pausing the worker failed'));
+    }
+    if (!blocked && wasBlocked) {
+      this.logger.warn({ stuck }, 'the model returned; taking jobs again');
+      if (this.state === 'running') void this.worker?.resume();
+    }
+  }
+
   private settleOptions(): SettleOptions {
     const { opts } = this;
     // A job can be re-run until BullMQ gives up on it; its done bitmap must outlive that.
     const doneTtlMs = Math.max(600_000, 4 * (opts.lockDurationMs + opts.stalledIntervalMs));
-    return { maxSize: opts.config.cacheMaxSize, cacheTtlMs: opts.cacheTtlMs, inboxTtlMs: opts.inboxTtlMs, doneTtlMs };
+    return { maxSize: opts.config.cacheMaxSize, maxBytes: opts.config.cacheMaxBytes, cacheTtlMs: opts.cacheTtlMs, inboxTtlMs: opts.inboxTtlMs, doneTtlMs };
   }
 
   private async process(job: Job<RequestEnvelope, WorkerJobResult>): Promise<WorkerJobResult> {

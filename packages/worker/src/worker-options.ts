@@ -13,6 +13,7 @@ import {
   RedisConnectionSchema,
   loadOptimizationConfig,
   parseConfig,
+  type BatchPolicy,
   type Logger,
   type OptimizationConfig,
   type OptimizationConfigInput,
@@ -29,6 +30,9 @@ export const WORKER_DEFAULTS = Object.freeze({
   cacheTtlMs: 0,
   stopTimeoutMs: 30_000,
   connectTimeoutMs: 10_000,
+  modelTimeoutMs: 60_000,
+  isolatePoison: true,
+  batchPolicy: 'eager' as BatchPolicy,
 });
 
 export interface InferenceWorkerOptions<I = unknown, O = unknown> {
@@ -48,7 +52,7 @@ export interface InferenceWorkerOptions<I = unknown, O = unknown> {
   modelVersion?: string;
   /** Key prefix of every Redis key. Default 'inferq'. */
   prefix?: string;
-  /** OptimizationConfig: `maxBatchSize`, `batchTimeoutMs`, `numWorkers` (batches in flight), `enableCaching`, `cacheMaxSize`. Env `INFERQ_*` is read first. */
+  /** OptimizationConfig: `maxBatchSize`, `batchTimeoutMs`, `numWorkers` (batches in flight), `enableCaching`, `cacheMaxSize`, `cacheMaxBytes`. Env `INFERQ_*` is read first. */
   config?: OptimizationConfigInput;
   /** Jobs (request envelopes) held at once. Default `maxBatchSize * numWorkers`, enough to fill every batch slot with one-request jobs. */
   jobConcurrency?: number;
@@ -70,6 +74,26 @@ export interface InferenceWorkerOptions<I = unknown, O = unknown> {
   cacheTtlMs?: number;
   /** Longest wait of `stop()` for batches in hand, in ms; every later shutdown step is bounded too. Default 30000. */
   stopTimeoutMs?: number;
+  /**
+   * Longest a model call may take, in ms; 0 = no limit. Past it the batch's
+   * requests fail as retryable (BullMQ retries their jobs, on another worker
+   * while this one is stuck), and the worker takes no new job while every
+   * model slot is stuck. Default 60000.
+   */
+  modelTimeoutMs?: number;
+  /**
+   * `'eager'` (default): when no batch is running, what is pending goes to the
+   * model at once — a lone request waits for nothing but the model — and
+   * while the model is busy, batches form up to `maxBatchSize` or
+   * `batchTimeoutMs`. `'timeout'`: a batch goes out only when full or when its
+   * oldest item has waited `batchTimeoutMs` (Triton's `max_queue_delay`).
+   */
+  batchPolicy?: BatchPolicy;
+  /**
+   * When a model call throws, split the batch and call the halves again, so
+   * only the inputs that make the model throw fail. Default true.
+   */
+  isolatePoison?: boolean;
   /** Longest wait of `start()` for a usable Redis (reachable, authenticated, permitted), in ms. Default 10000. */
   connectTimeoutMs?: number;
   /** Worker id shown in results, stats and logs. Default `<host>-<pid>-<random>`. */
@@ -99,6 +123,9 @@ const OptionsSchema = z
     cacheTtlMs: z.number().int().min(0).max(365 * 86_400_000).default(WORKER_DEFAULTS.cacheTtlMs),
     stopTimeoutMs: z.number().int().min(0).max(3_600_000).default(WORKER_DEFAULTS.stopTimeoutMs),
     connectTimeoutMs: z.number().int().min(100).max(600_000).default(WORKER_DEFAULTS.connectTimeoutMs),
+    modelTimeoutMs: z.number().int().min(0).max(86_400_000).default(WORKER_DEFAULTS.modelTimeoutMs),
+    isolatePoison: z.boolean().default(WORKER_DEFAULTS.isolatePoison),
+    batchPolicy: z.enum(['eager', 'timeout']).default(WORKER_DEFAULTS.batchPolicy),
     workerId: z.string().min(1).max(128).regex(WIRE_ID_PATTERN, 'letters, digits, ".", "_" and "-" only').optional(),
     logger: LoggerSchema.optional(),
   })
@@ -120,6 +147,9 @@ export interface ResolvedWorkerOptions {
   cacheTtlMs: number;
   stopTimeoutMs: number;
   connectTimeoutMs: number;
+  modelTimeoutMs: number;
+  isolatePoison: boolean;
+  batchPolicy: BatchPolicy;
   workerId: string;
   logger: Logger | undefined;
 }
@@ -143,6 +173,9 @@ export function resolveWorkerOptions(input: InferenceWorkerOptions<unknown, unkn
     cacheTtlMs: o.cacheTtlMs,
     stopTimeoutMs: o.stopTimeoutMs,
     connectTimeoutMs: o.connectTimeoutMs,
+    modelTimeoutMs: o.modelTimeoutMs,
+    isolatePoison: o.isolatePoison,
+    batchPolicy: o.batchPolicy,
     workerId: o.workerId ?? newInstanceId(),
     logger: o.logger,
   });

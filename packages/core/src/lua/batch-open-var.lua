@@ -8,7 +8,8 @@
   KEYS[1]          recency ZSET  <root>:cache:lru
   KEYS[2]          value HASH    <root>:cache:val
   KEYS[3]          expiry ZSET   <root>:cache:exp
-  KEYS[3+i]        flight HASH   <root>:flight:<cache key of item i>   (i = 1..n)
+  KEYS[4]          bytes STRING  <root>:cache:bytes (an expired entry read is removed, its bytes too)
+  KEYS[4+i]        flight HASH   <root>:flight:<cache key of item i>   (i = 1..n)
   ARGV[2i-1]       cache key of item i
   ARGV[2i]         request id of item i (the flight's id when the item still owns it)
 
@@ -19,7 +20,7 @@
 ]]
 -- @include lru-get.lua
 
-local n = #KEYS - 3
+local n = #KEYS - 4
 if n < 0 or #ARGV ~= 2 * n then
   return redis.error_reply('ERR batch-open: expected 2 ARGV per item')
 end
@@ -27,14 +28,14 @@ local cacheKeys = {}
 for i = 1, n do
   cacheKeys[i] = ARGV[2 * i - 1]
 end
-local c = lru_open(KEYS[1], KEYS[2], KEYS[3], 0, 0)
+local c = lru_open(KEYS[1], KEYS[2], KEYS[3], KEYS[4], 0, 0, 0)
 local values = lru_get_many(c, cacheKeys)
 local out = { c.nowMs }
 for i = 1, n do
   if values[i] then
     out[i + 1] = { 1, values[i] }
   else
-    local f = redis.call('HMGET', KEYS[3 + i], 'id', 'dl')
+    local f = redis.call('HMGET', KEYS[4 + i], 'id', 'dl')
     if f[1] == ARGV[2 * i] then
       out[i + 1] = { 0, tonumber(f[2]) or 0 }
     else

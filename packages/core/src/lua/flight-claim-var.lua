@@ -8,7 +8,8 @@
   KEYS[1]          recency ZSET  <root>:cache:lru
   KEYS[2]          value HASH    <root>:cache:val
   KEYS[3]          expiry ZSET   <root>:cache:exp
-  KEYS[3+i]        flight HASH   <root>:flight:<cache key of request i>   (i = 1..n)
+  KEYS[4]          bytes STRING  <root>:cache:bytes (an expired entry read is removed, its bytes too)
+  KEYS[4+i]        flight HASH   <root>:flight:<cache key of request i>   (i = 1..n)
   ARGV[1]          client id (a waiter's inbox is <root>:inbox:<client id>)
   ARGV[3i-1]       cache key of request i
   ARGV[3i]         request id of request i
@@ -25,7 +26,7 @@
 -- @include lru-get.lua
 -- @include flight.lua
 
-local n = #KEYS - 3
+local n = #KEYS - 4
 if n < 0 or #ARGV ~= 1 + 3 * n then
   return redis.error_reply('ERR flight-claim: expected 3 ARGV per request after the client id')
 end
@@ -40,13 +41,13 @@ for i = 1, n do
   deadlines[i] = math.floor(dl)
 end
 
-local c = lru_open(KEYS[1], KEYS[2], KEYS[3], 0, 0)
+local c = lru_open(KEYS[1], KEYS[2], KEYS[3], KEYS[4], 0, 0, 0)
 -- One bulk read (and recency touch) for the whole tick.
 local values = lru_get_many(c, cacheKeys)
 local out = {}
 for i = 1, n do
   local requestId = ARGV[3 * i]
-  local flightKey = KEYS[3 + i]
+  local flightKey = KEYS[4 + i]
   local deadline = flight_deadline(c.nowMs, deadlines[i])
   if values[i] then
     out[i] = { 1, values[i] }

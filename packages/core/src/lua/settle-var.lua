@@ -12,9 +12,10 @@
   KEYS[1]              recency ZSET   <root>:cache:lru
   KEYS[2]              value HASH     <root>:cache:val
   KEYS[3]              expiry ZSET    <root>:cache:exp
-  KEYS[3+j]            inbox LIST     <root>:inbox:<client id>, j = 1..m (each client once)
-  KEYS[3+m+f]          flight HASH    <root>:flight:<cache key>, f = 1..nf
-  KEYS[3+m+nf+d]       done STRING    <root>:done:<job id> (a bitmap), d = 1..nd
+  KEYS[4]              bytes STRING   <root>:cache:bytes (sum of the cached entries' sizes)
+  KEYS[4+j]            inbox LIST     <root>:inbox:<client id>, j = 1..m (each client once)
+  KEYS[4+m+f]          flight HASH    <root>:flight:<cache key>, f = 1..nf
+  KEYS[4+m+nf+d]       done STRING    <root>:done:<job id> (a bitmap), d = 1..nd
   ARGV[1]              cache max size (entries)
   ARGV[2]              cache TTL in ms (0 = none)
   ARGV[3]              inbox TTL in ms
@@ -22,15 +23,18 @@
   ARGV[5]              m, the number of inbox keys
   ARGV[6]              nf, the number of flight keys
   ARGV[7]              TTL of the done bitmaps, in ms
-  ARGV[8+7(i-1)+0]     item i: index j of its client's inbox key
-  ARGV[8+7(i-1)+1]     item i: request id
-  ARGV[8+7(i-1)+2]     item i: index f of the flight it owns, or 0
-  ARGV[8+7(i-1)+3]     item i: index d of its job's done bitmap, or 0 (no at-most-once check)
-  ARGV[8+7(i-1)+4]     item i: its index in the job's envelope (bit offset in the bitmap)
-  ARGV[8+7(i-1)+5]     item i: result payload (JSON) for its callers
-  ARGV[8+7(i-1)+6]     item i: cache key and output to cache, as "<cache key> <output JSON>", or ''
+  ARGV[8]              cache max bytes (value bytes + key bytes over all entries); an output
+                       larger than this by itself is not cached (its callers still get it)
+  ARGV[9+7(i-1)+0]     item i: index j of its client's inbox key
+  ARGV[9+7(i-1)+1]     item i: request id
+  ARGV[9+7(i-1)+2]     item i: index f of the flight it owns, or 0
+  ARGV[9+7(i-1)+3]     item i: index d of its job's done bitmap, or 0 (no at-most-once check)
+  ARGV[9+7(i-1)+4]     item i: its index in the job's envelope (bit offset in the bitmap)
+  ARGV[9+7(i-1)+5]     item i: result payload (JSON) for its callers
+  ARGV[9+7(i-1)+6]     item i: cache key and output to cache, as "<cache key> <output JSON>", or ''
 
-  Returns: {entries evicted, waiters served, items skipped as already settled}
+  Returns: {entries evicted, waiters served, items skipped as already settled,
+            outputs not cached for being larger than the cache max bytes}
 ]]
 -- @include lru-put.lua
 -- @include lru-expire.lua
@@ -38,22 +42,23 @@
 
 local W = 7
 local m, nf = tonumber(ARGV[5]), tonumber(ARGV[6])
-local n = (#ARGV - 7) / W
-if m == nil or nf == nil or n ~= math.floor(n) then
+local maxBytes = tonumber(ARGV[8])
+local n = (#ARGV - 8) / W
+if m == nil or nf == nil or n ~= math.floor(n) or maxBytes == nil or maxBytes < 1 then
   return redis.error_reply('ERR settle: malformed arguments')
 end
-local nd = #KEYS - 3 - m - nf
+local nd = #KEYS - 4 - m - nf
 
 -- Pass 1: which items are settled now (their done bit was not set), and what they cache.
 local live = {}
 local cacheKeys, cacheValues = {}, {}
 local skipped = 0
 for i = 1, n do
-  local a = 8 + W * (i - 1)
+  local a = 9 + W * (i - 1)
   local d = tonumber(ARGV[a + 3])
   local first = true
   if d > 0 then
-    first = redis.call('GETBIT', KEYS[3 + m + nf + d], tonumber(ARGV[a + 4])) == 0
+    first = redis.call('GETBIT', KEYS[4 + m + nf + d], tonumber(ARGV[a + 4])) == 0
   end
   if first then
     live[#live + 1] = a
@@ -69,23 +74,24 @@ for i = 1, n do
 end
 -- Cache writes first, in one bulk write, so every waiter served below could
 -- equally have read the value from the cache.
-local evicted = 0
+local evicted, tooLarge = 0, 0
 if #cacheKeys > 0 then
-  local c = lru_open(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[1]), tonumber(ARGV[2]))
+  local c = lru_open(KEYS[1], KEYS[2], KEYS[3], KEYS[4], tonumber(ARGV[1]), maxBytes, tonumber(ARGV[2]))
   if c.ttlMs > 0 then
     lru_purge_expired(c, 64)
   end
   evicted = lru_put_many(c, cacheKeys, cacheValues)
+  tooLarge = c.tooLarge
 end
 
 local outbox = flight_out()
 local served = 0
 for _, a in ipairs(live) do
-  local inboxKey = KEYS[3 + tonumber(ARGV[a])]
+  local inboxKey = KEYS[4 + tonumber(ARGV[a])]
   local requestId, f, payload = ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 5]
   flight_add(outbox, inboxKey, requestId, payload)
   if f > 0 then
-    served = served + flight_settle(outbox, KEYS[3 + m + f], requestId, payload, ARGV[4])
+    served = served + flight_settle(outbox, KEYS[4 + m + f], requestId, payload, ARGV[4])
   end
 end
 flight_flush(outbox, ARGV[3])
@@ -95,10 +101,10 @@ flight_flush(outbox, ARGV[3])
 for _, a in ipairs(live) do
   local d = tonumber(ARGV[a + 3])
   if d > 0 then
-    redis.call('SETBIT', KEYS[3 + m + nf + d], tonumber(ARGV[a + 4]), 1)
+    redis.call('SETBIT', KEYS[4 + m + nf + d], tonumber(ARGV[a + 4]), 1)
   end
 end
 for d = 1, nd do
-  redis.call('PEXPIRE', KEYS[3 + m + nf + d], ARGV[7])
+  redis.call('PEXPIRE', KEYS[4 + m + nf + d], ARGV[7])
 end
-return { evicted, served, skipped }
+return { evicted, served, skipped, tooLarge }

@@ -27,7 +27,7 @@ export async function openBatch(redis: Redis, keys: ModelKeys, items: ReadonlyAr
   let now = 0;
   for (let start = 0; start < items.length || start === 0; start += CHUNK) {
     const chunk = items.slice(start, start + CHUNK);
-    const redisKeys: string[] = [keys.cacheLru, keys.cacheVal, keys.cacheExp];
+    const redisKeys: string[] = [keys.cacheLru, keys.cacheVal, keys.cacheExp, keys.cacheBytes];
     const args: string[] = [];
     for (const it of chunk) {
       redisKeys.push(keys.flight(it.key));

@@ -32,7 +32,7 @@ export async function claimFlights(redis: Redis, keys: ModelKeys, client: string
   const out: ClaimOutcome[] = [];
   for (let start = 0; start < requests.length; start += CHUNK) {
     const chunk = requests.slice(start, start + CHUNK);
-    const redisKeys: string[] = [keys.cacheLru, keys.cacheVal, keys.cacheExp];
+    const redisKeys: string[] = [keys.cacheLru, keys.cacheVal, keys.cacheExp, keys.cacheBytes];
     const args: string[] = [client];
     for (const r of chunk) {
       redisKeys.push(keys.flight(r.key));

@@ -8,6 +8,7 @@
  * | inferq:{m}:cache:lru                | ZSET | cache key -> last access (µs, Redis TIME)      |
  * | inferq:{m}:cache:val                | HASH | cache key -> output JSON                       |
  * | inferq:{m}:cache:exp                | ZSET | cache key -> expiry (ms), only with a TTL      |
+ * | inferq:{m}:cache:bytes              | STR  | bytes held: sum of value + key lengths         |
  * | inferq:{m}:stats                    | HASH | counters (requests, cache_hits, ...)           |
  * | inferq:{m}:stats:latency            | HASH | latency histogram buckets                      |
  * | inferq:{m}:flight:<cache key>       | HASH | one single flight: id, own, dl, w:<waiter>...  |
@@ -29,6 +30,8 @@ export interface ModelKeys {
   readonly cacheLru: string;
   readonly cacheVal: string;
   readonly cacheExp: string;
+  /** The cache's size in bytes (STRING integer): the sum of each entry's value and key lengths. */
+  readonly cacheBytes: string;
   readonly stats: string;
   readonly statsLatency: string;
   /** BullMQ queue prefix and name: BullMQ builds `<prefix>:<name>:<suffix>`. */
@@ -56,6 +59,7 @@ export function modelKeys(model: string, prefix: string = DEFAULT_PREFIX): Model
     cacheLru: `${root}:cache:lru`,
     cacheVal: `${root}:cache:val`,
     cacheExp: `${root}:cache:exp`,
+    cacheBytes: `${root}:cache:bytes`,
     stats: `${root}:stats`,
     statsLatency: `${root}:stats:latency`,
     queuePrefix: prefix,

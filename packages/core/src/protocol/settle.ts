@@ -10,6 +10,7 @@
  * (`releaseFlights`).
  */
 import type { ChainableCommander, Redis } from 'ioredis';
+import { OPTIMIZATION_DEFAULTS } from '../config.js';
 import { pipelineScript } from '../lua-scripts.js';
 import type { ModelKeys } from './keys.js';
 
@@ -30,6 +31,8 @@ export interface SettleItem {
 export interface SettleOptions {
   /** Cache capacity (cacheMaxSize). */
   maxSize: number;
+  /** Cache capacity in bytes (cacheMaxBytes); an output larger than this alone is not cached. */
+  maxBytes: number;
   /** TTL of written cache entries in ms; 0 = none. */
   cacheTtlMs: number;
   /** TTL set on each inbox pushed to, in ms. */
@@ -77,8 +80,18 @@ export function appendSettle(pipeline: ChainableCommander, keys: ModelKeys, item
     pipelineScript(
       pipeline,
       'settle',
-      [keys.cacheLru, keys.cacheVal, keys.cacheExp, ...inboxKeys, ...flightKeys, ...doneKeys],
-      [String(o.maxSize), String(o.cacheTtlMs), String(o.inboxTtlMs), keys.inboxPrefix, String(inboxKeys.length), String(flightKeys.length), String(o.doneTtlMs), ...itemArgs],
+      [keys.cacheLru, keys.cacheVal, keys.cacheExp, keys.cacheBytes, ...inboxKeys, ...flightKeys, ...doneKeys],
+      [
+        String(o.maxSize),
+        String(o.cacheTtlMs),
+        String(o.inboxTtlMs),
+        keys.inboxPrefix,
+        String(inboxKeys.length),
+        String(flightKeys.length),
+        String(o.doneTtlMs),
+        String(o.maxBytes),
+        ...itemArgs,
+      ],
     );
   }
 }
@@ -106,5 +119,6 @@ export function releaseFlights(
   payload: string,
 ): Promise<void> {
   const items: SettleItem[] = flights.map((f) => ({ requestId: f.id, client, cacheKey: f.key, payload }));
-  return execSettle(redis, keys, items, { maxSize: 1, cacheTtlMs: 0, inboxTtlMs: 60_000, doneTtlMs: 60_000 });
+  // Nothing is cached here (no item has a cacheValue): the cache bounds are only well-formed.
+  return execSettle(redis, keys, items, { maxSize: 1, maxBytes: OPTIMIZATION_DEFAULTS.cacheMaxBytes, cacheTtlMs: 0, inboxTtlMs: 60_000, doneTtlMs: 60_000 });
 }

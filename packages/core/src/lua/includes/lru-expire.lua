@@ -8,8 +8,9 @@
       key  cache key
       True when key has an expiry time that has passed. Does not remove it.
     lru_purge_expired(c, limit) -> number
-      Removes up to limit expired entries, oldest expiry first (ZRANGEBYSCORE on the expiry ZSET:
-      O(log n + limit), never a scan). Returns how many were removed.
+      Removes up to limit expired entries (and their bytes from the total, through lru_remove),
+      oldest expiry first (ZRANGEBYSCORE on the expiry ZSET: O(log n + limit), never a scan).
+      Returns how many were removed.
     lru_count_expired(c) -> number
       How many entries have expired but are still stored (ZCOUNT: O(log n)).
 ]]
