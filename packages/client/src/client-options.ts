@@ -11,6 +11,7 @@ import {
   LoggerSchema,
   ModelNameSchema,
   RedisConnectionSchema,
+  OPTIMIZATION_ENV,
   loadOptimizationConfig,
   parseConfig,
   type Logger,
@@ -95,6 +96,13 @@ export interface ResolvedClientOptions {
   logger: Logger | undefined;
 }
 
+/** The env variables a client reads: the ones that change what it sends (cache namespace, cache use). */
+const CLIENT_ENV = [OPTIMIZATION_ENV.quantization, OPTIMIZATION_ENV.enableCaching];
+
+function clientEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(CLIENT_ENV.filter((k) => env[k] !== undefined).map((k) => [k, env[k]]));
+}
+
 export function resolveClientOptions(input: InferenceClientOptions<unknown>): ResolvedClientOptions {
   const o = parseConfig('InferenceClient', OptionsSchema, input);
   return Object.freeze({
@@ -102,7 +110,9 @@ export function resolveClientOptions(input: InferenceClientOptions<unknown>): Re
     model: o.model,
     modelVersion: o.modelVersion,
     prefix: o.prefix,
-    config: loadOptimizationConfig((o.config ?? {}) as OptimizationConfigInput),
+    // Only the client's own settings come from the environment: a bad INFERQ_MAX_BATCH_SIZE meant
+    // for workers must not stop an application from starting.
+    config: loadOptimizationConfig((o.config ?? {}) as OptimizationConfigInput, clientEnv(process.env)),
     maxInputBytes: o.maxInputBytes,
     defaultTimeoutMs: o.defaultTimeoutMs,
     inputSchema: o.inputSchema,

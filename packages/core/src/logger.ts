@@ -4,12 +4,18 @@
  * `INFERQ_LOG_LEVEL` (or `LOG_LEVEL`), default `info`.
  */
 import { pino, type Logger } from 'pino';
+import { ConfigError } from './errors.js';
 
 export type { Logger } from 'pino';
 
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
 export function createLogger(name: string, parent?: Logger): Logger {
   if (parent) return parent.child({ component: name });
-  const level = process.env.INFERQ_LOG_LEVEL ?? process.env.LOG_LEVEL ?? 'info';
+  const variable = process.env.INFERQ_LOG_LEVEL !== undefined ? 'INFERQ_LOG_LEVEL' : 'LOG_LEVEL';
+  const level = (process.env.INFERQ_LOG_LEVEL ?? process.env.LOG_LEVEL ?? 'info').trim().toLowerCase();
+  // pino throws a bare Error on an unknown level; say which variable and what it accepts.
+  if (!LEVELS.includes(level)) throw new ConfigError('logger', [{ field: variable, message: `must be one of ${LEVELS.join(', ')}, got '${level}'` }]);
   return pino({ name: `inferq:${name}`, level }, pino.destination(2));
 }
 

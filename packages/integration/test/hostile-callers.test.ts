@@ -74,3 +74,18 @@ describe('hostile callers', () => {
     expect(e.code).toBe(ErrorCode.INPUT_NOT_SERIALIZABLE);
   });
 });
+
+describe('configuration', () => {
+  it("a client reads only its own settings from the environment: a worker's bad setting does not stop it", async () => {
+    const prefix = redis.newPrefix();
+    const client = await system(prefix, 'envclient'); // the worker starts with a good environment
+    const saved = process.env.INFERQ_MAX_BATCH_SIZE;
+    process.env.INFERQ_MAX_BATCH_SIZE = 'lots';
+    try {
+      expect((await client().infer({ x: 1 })).output).toEqual({ echo: { x: 1 } });
+    } finally {
+      if (saved === undefined) delete process.env.INFERQ_MAX_BATCH_SIZE;
+      else process.env.INFERQ_MAX_BATCH_SIZE = saved;
+    }
+  });
+});

@@ -1,0 +1,135 @@
+/**
+ * The options of `inferq-worker`, in one table: each has a flag and (most)
+ * an env variable, parsed by the same rules either way, and every error
+ * names the option as the user wrote it (`--cache-ttl-ms`, or
+ * `INFERQ_CACHE_TTL_MS` when it came from the environment). Flags win over
+ * env. Values are converted here (integers, booleans, enums); ranges are the
+ * worker's own option schema, whose errors are renamed to the same names.
+ */
+import { parseArgs } from 'node:util';
+import { ConfigError, type ConfigIssue } from '@inferq/core';
+
+type Kind = 'int' | 'bool' | 'string' | 'enum';
+
+interface CliOption {
+  flag: string;
+  env?: string;
+  kind: Kind;
+  values?: readonly string[];
+  /** Where the value goes: a worker option, or `config.<field>`. */
+  target: string;
+  help: string;
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+export const WORKER_CLI_OPTIONS: readonly CliOption[] = [
+  { flag: 'model', env: 'INFERQ_MODEL', kind: 'string', target: 'model', help: 'model / queue name (required)' },
+  { flag: 'module', env: 'INFERQ_MODULE', kind: 'string', target: 'module', help: 'model module: default-exports (inputs) => outputs or { run, init?, close? } (required)' },
+  { flag: 'redis', env: 'REDIS_URL', kind: 'string', target: 'redis', help: 'Redis URL (default redis://127.0.0.1:6379)' },
+  { flag: 'prefix', env: 'INFERQ_PREFIX', kind: 'string', target: 'prefix', help: 'key prefix (default inferq)' },
+  { flag: 'model-version', env: 'INFERQ_MODEL_VERSION', kind: 'string', target: 'modelVersion', help: "model version served (default '1')" },
+  { flag: 'max-batch-size', env: 'INFERQ_MAX_BATCH_SIZE', kind: 'int', target: 'config.maxBatchSize', help: 'largest batch (default 32)' },
+  { flag: 'batch-timeout-ms', env: 'INFERQ_BATCH_TIMEOUT_MS', kind: 'int', target: 'config.batchTimeoutMs', help: 'longest wait of the oldest item (default 100)' },
+  { flag: 'num-workers', env: 'INFERQ_NUM_WORKERS', kind: 'int', target: 'config.numWorkers', help: 'batches in flight per process (default 4)' },
+  { flag: 'quantization', env: 'INFERQ_QUANTIZATION', kind: 'enum', values: ['FP32', 'FP16', 'INT8'], target: 'config.quantization', help: 'FP32 | FP16 | INT8 (default FP32)' },
+  { flag: 'enable-caching', env: 'INFERQ_ENABLE_CACHING', kind: 'bool', target: 'config.enableCaching', help: 'true | false (default true)' },
+  { flag: 'cache-max-size', env: 'INFERQ_CACHE_MAX_SIZE', kind: 'int', target: 'config.cacheMaxSize', help: 'most cache entries (default 1000)' },
+  { flag: 'cache-max-bytes', env: 'INFERQ_CACHE_MAX_BYTES', kind: 'int', target: 'config.cacheMaxBytes', help: 'most cache bytes (default 268435456)' },
+  { flag: 'cache-ttl-ms', env: 'INFERQ_CACHE_TTL_MS', kind: 'int', target: 'cacheTtlMs', help: 'TTL of cache entries, 0 = none' },
+  { flag: 'batch-policy', env: 'INFERQ_BATCH_POLICY', kind: 'enum', values: ['eager', 'timeout'], target: 'batchPolicy', help: 'eager | timeout (default eager)' },
+  { flag: 'model-timeout-ms', env: 'INFERQ_MODEL_TIMEOUT_MS', kind: 'int', target: 'modelTimeoutMs', help: 'longest model call, 0 = none (default 60000)' },
+  { flag: 'isolate-poison', env: 'INFERQ_ISOLATE_POISON', kind: 'bool', target: 'isolatePoison', help: 'split a throwing batch to fail only its bad inputs (default true)' },
+  { flag: 'job-concurrency', env: 'INFERQ_JOB_CONCURRENCY', kind: 'int', target: 'jobConcurrency', help: 'jobs held at once (default max-batch-size * num-workers)' },
+  { flag: 'max-held-items', env: 'INFERQ_MAX_HELD_ITEMS', kind: 'int', target: 'maxHeldItems', help: 'request items held at once (default 4 * max-batch-size * num-workers)' },
+  { flag: 'lock-duration-ms', env: 'INFERQ_LOCK_DURATION_MS', kind: 'int', target: 'lockDurationMs', help: "BullMQ job lock; a killed worker's jobs retry after it (default 30000)" },
+  { flag: 'stalled-interval-ms', env: 'INFERQ_STALLED_INTERVAL_MS', kind: 'int', target: 'stalledIntervalMs', help: 'how often stalled jobs are looked for (default 30000)' },
+  { flag: 'stop-timeout-ms', env: 'INFERQ_STOP_TIMEOUT_MS', kind: 'int', target: 'stopTimeoutMs', help: 'longest wait for batches in hand on SIGTERM (default 30000)' },
+  { flag: 'connect-timeout-ms', env: 'INFERQ_CONNECT_TIMEOUT_MS', kind: 'int', target: 'connectTimeoutMs', help: 'longest wait for a usable Redis at start (default 10000)' },
+  { flag: 'worker-id', env: 'INFERQ_WORKER_ID', kind: 'string', target: 'workerId', help: 'id shown in results and logs' },
+  { flag: 'log-level', env: 'INFERQ_LOG_LEVEL', kind: 'enum', values: LOG_LEVELS, target: 'logLevel', help: `${LOG_LEVELS.join(' | ')} (default info)` },
+];
+
+export function workerCliHelp(builtins: readonly string[]): string {
+  const rows = WORKER_CLI_OPTIONS.map((o) => `  --${o.flag.padEnd(22)} ${o.help}${o.env ? ` (${o.env})` : ''}`);
+  return `Usage: inferq-worker --model <name> --module <file.mjs | ${builtins.join(' | ')}> [options]\n\nOptions (each also settable by its env variable; flags win):\n${rows.join('\n')}\n  -h, --help`;
+}
+
+export type ParsedWorkerCli =
+  | { help: true }
+  | {
+      help: false;
+      /** Values by target (`config.maxBatchSize`, `lockDurationMs`, ...). */
+      values: Map<string, string | number | boolean>;
+      /** The option as the user wrote it, by target: `--max-batch-size` or `INFERQ_MAX_BATCH_SIZE`. */
+      sources: Map<string, string>;
+    };
+
+const TRUE = ['1', 'true', 'yes', 'on'];
+const FALSE = ['0', 'false', 'no', 'off'];
+
+function convert(o: CliOption, raw: string): { value: string | number | boolean } | { problem: string } {
+  const v = raw.trim();
+  switch (o.kind) {
+    case 'int':
+      return /^-?\d+$/.test(v) && Number.isSafeInteger(Number(v)) ? { value: Number(v) } : { problem: `must be an integer, got '${raw}'` };
+    case 'bool':
+      if (TRUE.includes(v.toLowerCase())) return { value: true };
+      if (FALSE.includes(v.toLowerCase())) return { value: false };
+      return { problem: `must be true or false (or 1/0, yes/no, on/off), got '${raw}'` };
+    case 'enum': {
+      const match = o.values?.find((x) => x.toLowerCase() === v.toLowerCase());
+      return match ? { value: match } : { problem: `must be one of ${o.values?.join(', ')}, got '${raw}'` };
+    }
+    default:
+      return v === '' ? { problem: 'must not be empty' } : { value: v };
+  }
+}
+
+/** Parses flags and env by the one table; throws one ConfigError naming every bad option as written. */
+export function parseWorkerCli(argv: readonly string[], env: NodeJS.ProcessEnv): ParsedWorkerCli {
+  const options = Object.fromEntries(WORKER_CLI_OPTIONS.map((o) => [o.flag, { type: 'string' as const }]));
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({ args: [...argv], options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowNegative: false });
+  } catch (err) {
+    // Unknown flags, missing values, `--x -5` (write `--x=-5`): a user error, said as such.
+    throw new ConfigError('inferq-worker', [{ field: 'arguments', message: (err as Error).message.replace(/\. To specify.*$/s, '') + ' (a negative number is written --flag=-5)' }]);
+  }
+  if (parsed.values.help) return { help: true };
+  const values = new Map<string, string | number | boolean>();
+  const sources = new Map<string, string>();
+  const issues: ConfigIssue[] = [];
+  for (const o of WORKER_CLI_OPTIONS) {
+    const fromFlag = parsed.values[o.flag];
+    const fromEnv = o.env !== undefined ? env[o.env] : undefined;
+    const raw = typeof fromFlag === 'string' ? fromFlag : fromEnv !== undefined && fromEnv !== '' ? fromEnv : undefined;
+    if (raw === undefined) continue;
+    const source = typeof fromFlag === 'string' ? `--${o.flag}` : (o.env as string);
+    const c = convert(o, raw);
+    if ('problem' in c) issues.push({ field: source, message: c.problem });
+    else {
+      values.set(o.target, c.value);
+      sources.set(o.target, source);
+    }
+  }
+  if (issues.length > 0) throw new ConfigError('inferq-worker', issues);
+  return { help: false, values, sources };
+}
+
+/**
+ * Renames the fields of a ConfigError raised by the worker's option schema
+ * (`lockDurationMs`, `maxBatchSize (INFERQ_MAX_BATCH_SIZE)`) to the options
+ * as the user wrote them.
+ */
+export function renameConfigError(err: ConfigError, sources: ReadonlyMap<string, string>): ConfigError {
+  const byField = new Map<string, string>();
+  for (const [target, source] of sources) byField.set(target.replace(/^config\./, ''), source);
+  return new ConfigError(
+    'inferq-worker',
+    err.issues.map((i) => {
+      const field = /^(?:config\.)?([A-Za-z]+)/.exec(i.field)?.[1] ?? i.field;
+      return { field: byField.get(field) ?? i.field, message: i.message };
+    }),
+  );
+}
