@@ -25,6 +25,7 @@ export const CLIENT_DEFAULTS = Object.freeze({
   maxInputBytes: 1_048_576,
   defaultTimeoutMs: 30_000,
   maxEnvelopeItems: 256,
+  maxEnvelopeBytes: 4 * 1024 * 1024,
   statsFlushIntervalMs: 100,
   connectTimeoutMs: 10_000,
 });
@@ -52,6 +53,8 @@ export interface InferenceClientOptions<I = unknown> {
    * over more requests; workers still batch by `maxBatchSize` items.
    */
   maxEnvelopeItems?: number;
+  /** Most input bytes (JSON characters) packed into one queue job; a larger input travels alone. Default 4 MiB. */
+  maxEnvelopeBytes?: number;
   /** How often buffered stats are written to Redis, in ms. Default 100. */
   statsFlushIntervalMs?: number;
   /**
@@ -75,6 +78,7 @@ const OptionsSchema = z
     defaultTimeoutMs: z.number().int().min(1).max(3_600_000).default(CLIENT_DEFAULTS.defaultTimeoutMs),
     inputSchema: z.custom<z.ZodType>((v) => v instanceof z.ZodType, 'must be a zod schema').optional(),
     maxEnvelopeItems: z.number().int().min(1).max(10_000).default(CLIENT_DEFAULTS.maxEnvelopeItems),
+    maxEnvelopeBytes: z.number().int().min(1024).max(512 * 1024 * 1024).default(CLIENT_DEFAULTS.maxEnvelopeBytes),
     statsFlushIntervalMs: z.number().int().min(1).max(60_000).default(CLIENT_DEFAULTS.statsFlushIntervalMs),
     connectTimeoutMs: z.number().int().min(100).max(600_000).default(CLIENT_DEFAULTS.connectTimeoutMs),
     logger: LoggerSchema.optional(),
@@ -91,6 +95,7 @@ export interface ResolvedClientOptions {
   defaultTimeoutMs: number;
   inputSchema: z.ZodType | undefined;
   maxEnvelopeItems: number;
+  maxEnvelopeBytes: number;
   statsFlushIntervalMs: number;
   connectTimeoutMs: number;
   logger: Logger | undefined;
@@ -117,6 +122,7 @@ export function resolveClientOptions(input: InferenceClientOptions<unknown>): Re
     defaultTimeoutMs: o.defaultTimeoutMs,
     inputSchema: o.inputSchema,
     maxEnvelopeItems: o.maxEnvelopeItems,
+    maxEnvelopeBytes: o.maxEnvelopeBytes,
     statsFlushIntervalMs: o.statsFlushIntervalMs,
     connectTimeoutMs: o.connectTimeoutMs,
     logger: o.logger,

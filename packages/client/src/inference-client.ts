@@ -433,8 +433,7 @@ export class InferenceClient<I = unknown, O = unknown> {
     }
     const envelopes: RequestEnvelope[] = [];
     const members: Flight[][] = [];
-    for (let i = 0; i < toSend.length; i += this.opts.maxEnvelopeItems) {
-      const group = toSend.slice(i, i + this.opts.maxEnvelopeItems);
+    for (const group of this.envelopeGroups(toSend)) {
       const items: RequestItem[] = group.map((f) => {
         if (f.role === 'new') f.role = 'uncached';
         f.sentDeadline = f.deadline;
@@ -456,7 +455,8 @@ export class InferenceClient<I = unknown, O = unknown> {
         envelopes.map((data) => ({
           name: ENVELOPE_JOB_NAME,
           data,
-          opts: { removeOnComplete: true, removeOnFail: { count: 1000 }, attempts: 3, backoff: { type: 'exponential', delay: 200 } },
+          // Failed jobs are kept for inspection, but few and not for long: they hold whole envelopes.
+          opts: { removeOnComplete: true, removeOnFail: { count: 100, age: 3600 }, attempts: 3, backoff: { type: 'exponential', delay: 200 } },
         })),
       );
       const now = Date.now();
@@ -471,6 +471,23 @@ export class InferenceClient<I = unknown, O = unknown> {
       const owned = toSend.filter((f) => f.role === 'owner');
       if (owned.length) await this.releaseOwned(owned, `enqueue failed: ${(err as Error).message}`);
     }
+  }
+
+  /** Splits flights into envelopes of at most maxEnvelopeItems items and maxEnvelopeBytes of inputs (at least one each). */
+  private *envelopeGroups(flights: Flight[]): Generator<Flight[]> {
+    let group: Flight[] = [];
+    let bytes = 0;
+    for (const f of flights) {
+      const size = f.input.length;
+      if (group.length > 0 && (group.length >= this.opts.maxEnvelopeItems || bytes + size > this.opts.maxEnvelopeBytes)) {
+        yield group;
+        group = [];
+        bytes = 0;
+      }
+      group.push(f);
+      bytes += size;
+    }
+    if (group.length > 0) yield group;
   }
 
   /** Flights we own but that will not be computed: their waiters elsewhere are told, the flights close. */

@@ -29,6 +29,8 @@ export const ErrorCode = {
   CLOSED: 'INFERQ_CLOSED',
   /** The component was used before `start()`. */
   NOT_STARTED: 'INFERQ_NOT_STARTED',
+  /** A model output is larger than the worker's `maxOutputBytes` as JSON; it is neither sent nor cached. */
+  OUTPUT_TOO_LARGE: 'INFERQ_OUTPUT_TOO_LARGE',
   /** A model output could not be serialised to store or send. */
   OUTPUT_NOT_SERIALIZABLE: 'INFERQ_OUTPUT_NOT_SERIALIZABLE',
   /** No Redis could be reached or created (tests, demo). */

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import type { Logger } from './logger.js';
-import { MODEL_NAME_PATTERN } from './protocol/keys.js';
+import { KEY_PREFIX_PATTERN, KEY_PREFIX_RULE, MODEL_NAME_PATTERN } from './protocol/keys.js';
 
 /** `redis://` / `rediss://` URL, or an ioredis options object. */
 export const RedisConnectionSchema = z.union([
@@ -15,8 +15,8 @@ export const RedisConnectionSchema = z.union([
 
 export const ModelNameSchema = z.string().regex(MODEL_NAME_PATTERN, 'letters, digits, ".", "_", "-"; 1..128 characters');
 
-/** Key prefix: no braces (they would break the model's hash tag) and no spaces. */
-export const KeyPrefixSchema = z.string().min(1).max(64).regex(/^[^{}\s]+$/, 'no braces or spaces');
+/** Key prefix: the one rule of every component (KEY_PREFIX_PATTERN). */
+export const KeyPrefixSchema = z.string().regex(KEY_PREFIX_PATTERN, `must be ${KEY_PREFIX_RULE}`);
 
 export const LoggerSchema = z.custom<Logger>(
   (v) => typeof v === 'object' && v !== null && typeof (v as Logger).error === 'function',

@@ -24,6 +24,7 @@ import { ErrorCode, InferqError } from './errors.js';
 import { createLogger, type Logger } from './logger.js';
 import { defineLuaCommands, type LuaCommands } from './lua-scripts.js';
 import { DEFAULT_PREFIX, MODEL_NAME_PATTERN, modelKeys } from './protocol/keys.js';
+import { KeyPrefixSchema } from './option-schemas.js';
 
 export interface RedisLruCacheOptions<V = unknown> {
   /** The ioredis connection (or cluster). Owned by the caller: the cache never closes it. */
@@ -64,11 +65,7 @@ const RedisLruCacheOptionsSchema = z
     // Duck-typed rather than `instanceof`: an application may bring its own copy of ioredis.
     redis: z.custom<Redis | Cluster>(hasMethods('defineCommand', 'pipeline', 'unlink'), 'must be an ioredis Redis or Cluster instance'),
     model: z.string().regex(MODEL_NAME_PATTERN, `must match ${String(MODEL_NAME_PATTERN)}`),
-    // No braces: they would break the model's hash tag.
-    prefix: z
-      .string()
-      .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'must be 1..128 letters, digits, ".", "_", ":" or "-"')
-      .default(DEFAULT_PREFIX),
+    prefix: KeyPrefixSchema.default(DEFAULT_PREFIX),
     maxSize: OptimizationConfigSchema.shape.cacheMaxSize.unwrap(),
     maxBytes: OptimizationConfigSchema.shape.cacheMaxBytes,
     ttlMs: z.number().int().min(0).max(2 ** 31 - 1).default(0),

@@ -38,6 +38,7 @@ import { parseConfig } from './config.js';
 import { RedisUnavailableError } from './errors.js';
 import { LATENCY_BUCKET_FIELDS, bucketFor } from './latency-histogram.js';
 import { createLogger, type Logger } from './logger.js';
+import { KeyPrefixSchema } from './option-schemas.js';
 import { DEFAULT_PREFIX, MODEL_NAME_PATTERN, modelKeys, type ModelKeys } from './protocol/keys.js';
 
 /** A connection a recorder or reader can use (standalone or cluster: both keys share one hash tag). */
@@ -104,7 +105,7 @@ const StatsRecorderOptionsSchema = z
       message: 'must be an ioredis Redis or Cluster',
     }),
     model: z.string().regex(MODEL_NAME_PATTERN, 'must match ' + String(MODEL_NAME_PATTERN)),
-    prefix: z.string().min(1).default(DEFAULT_PREFIX),
+    prefix: KeyPrefixSchema.default(DEFAULT_PREFIX),
     logger: z.custom<Logger>((v) => isObject(v) && typeof (v as Logger).child === 'function', { message: 'must be a pino logger' }).optional(),
     flushIntervalMs: z.number().int().min(0).max(60_000).default(0),
   })

@@ -89,3 +89,20 @@ describe('configuration', () => {
     }
   });
 });
+
+describe('options', () => {
+  it('one prefix rule: a bad prefix is refused before any connection opens', () => {
+    const before = process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length;
+    for (const prefix of ['my/app', 'a b', '{x}', '']) {
+      let err: unknown;
+      try {
+        new InferenceClient({ redis: redis.url, model: 'm', prefix });
+      } catch (e) {
+        err = e;
+      }
+      expect((err as InferqError).code, prefix).toBe(ErrorCode.CONFIG_INVALID);
+      expect(() => new InferenceWorker({ redis: redis.url, model: 'm', prefix, run: async (xs) => xs })).toThrow(/prefix/);
+    }
+    expect(process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length).toBe(before);
+  });
+});

@@ -51,3 +51,42 @@ describe('overload', () => {
     expect(byW2).toBeGreaterThan(500);
   }, 60_000);
 });
+
+describe('bounded sizes', () => {
+  it('envelopes are capped in bytes, and an output past maxOutputBytes fails its own request only', async () => {
+    const prefix = redis.newPrefix();
+    const w = new InferenceWorker<{ x: number; pad: string }, { y: string }>({
+      redis: redis.url,
+      model: 'sizes',
+      prefix,
+      maxOutputBytes: 1000,
+      config: { batchTimeoutMs: 5 },
+      run: async (xs) => xs.map((x) => ({ y: x.x === 3 ? 'z'.repeat(2000) : String(x.x) })),
+    });
+    cleanups.push(() => w.stop());
+    const jobSizes: number[] = [];
+    const { Queue } = await import('bullmq');
+    const { modelKeys } = await import('@inferq/core');
+    const keys = modelKeys('sizes', prefix);
+    const q = new Queue(keys.queueName, { connection: { host: '127.0.0.1', port: Number(new URL(redis.url).port) }, prefix: keys.queuePrefix });
+    cleanups.push(() => q.close());
+    const client = new InferenceClient<{ x: number; pad: string }, { y: string }>({ redis: redis.url, model: 'sizes', prefix, maxEnvelopeBytes: 256 * 1024 });
+    cleanups.push(() => client.close({ timeoutMs: 100 }));
+    const pad = 'p'.repeat(100_000);
+    const pending = Promise.allSettled(Array.from({ length: 10 }, (_, x) => client.infer({ x, pad }, { useCache: false })));
+    // Look at the jobs before any worker takes them.
+    for (let i = 0; i < 100 && jobSizes.length === 0; i++) {
+      const jobs = await q.getWaiting();
+      if (jobs.reduce((n, j) => n + (j.data as { items: unknown[] }).items.length, 0) === 10) for (const j of jobs) jobSizes.push(JSON.stringify(j.data).length);
+      else await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(jobSizes.length).toBeGreaterThanOrEqual(4);
+    expect(Math.max(...jobSizes)).toBeLessThan(256 * 1024 + 110_000);
+    await w.start();
+    const outcomes = await pending;
+    outcomes.forEach((o, x) => {
+      if (x === 3) expect(o.status === 'rejected' && (o.reason as { code: string }).code).toBe('INFERQ_OUTPUT_TOO_LARGE');
+      else expect(o.status === 'fulfilled' && o.value.output.y).toBe(String(x));
+    });
+  });
+});

@@ -61,6 +61,8 @@ export interface BatchPipelineOptions {
   inboxTtlMs: number;
   cacheTtlMs: number;
   doneTtlMs: number;
+  /** Largest output sent or cached, in bytes of its JSON. */
+  maxOutputBytes: number;
   logger: Logger;
 }
 
@@ -157,9 +159,12 @@ export class BatchPipeline {
         let err: InferqError | undefined;
         if (r?.ok) {
           try {
-            json = canonicalJson(r.output);
+            json = canonicalJson(r.output, { maxBytes: o.maxOutputBytes });
           } catch (cause) {
-            err = new InferqError(ErrorCode.OUTPUT_NOT_SERIALIZABLE, `The model's output for this input is not JSON-serialisable: ${(cause as Error).message}`, { cause });
+            err =
+              (cause as InferqError).code === ErrorCode.INPUT_TOO_LARGE
+                ? new InferqError(ErrorCode.OUTPUT_TOO_LARGE, `The model's output for this input is larger than maxOutputBytes (${o.maxOutputBytes} bytes as JSON).`, { cause })
+                : new InferqError(ErrorCode.OUTPUT_NOT_SERIALIZABLE, `The model's output for this input is not JSON-serialisable: ${(cause as Error).message}`, { cause });
           }
         } else if (r && r.retryable) {
           retry.push(...g.items);

@@ -39,6 +39,7 @@ export const WORKER_CLI_OPTIONS: readonly CliOption[] = [
   { flag: 'cache-ttl-ms', env: 'INFERQ_CACHE_TTL_MS', kind: 'int', target: 'cacheTtlMs', help: 'TTL of cache entries, 0 = none' },
   { flag: 'batch-policy', env: 'INFERQ_BATCH_POLICY', kind: 'enum', values: ['eager', 'timeout'], target: 'batchPolicy', help: 'eager | timeout (default eager)' },
   { flag: 'model-timeout-ms', env: 'INFERQ_MODEL_TIMEOUT_MS', kind: 'int', target: 'modelTimeoutMs', help: 'longest model call, 0 = none (default 60000)' },
+  { flag: 'max-output-bytes', env: 'INFERQ_MAX_OUTPUT_BYTES', kind: 'int', target: 'maxOutputBytes', help: 'largest model output, bytes of JSON (default 8388608)' },
   { flag: 'isolate-poison', env: 'INFERQ_ISOLATE_POISON', kind: 'bool', target: 'isolatePoison', help: 'split a throwing batch to fail only its bad inputs (default true)' },
   { flag: 'job-concurrency', env: 'INFERQ_JOB_CONCURRENCY', kind: 'int', target: 'jobConcurrency', help: 'jobs held at once (default max-batch-size * num-workers)' },
   { flag: 'max-held-items', env: 'INFERQ_MAX_HELD_ITEMS', kind: 'int', target: 'maxHeldItems', help: 'request items held at once (default 4 * max-batch-size * num-workers)' },

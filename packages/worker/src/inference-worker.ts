@@ -136,6 +136,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
       inboxTtlMs: opts.inboxTtlMs,
       cacheTtlMs: opts.cacheTtlMs,
       doneTtlMs: this.settleOptions().doneTtlMs,
+      maxOutputBytes: opts.maxOutputBytes,
       logger,
     });
     this.batcher = new RequestBatcher<WorkItem, BatchOutcome>({

@@ -33,6 +33,7 @@ export const WORKER_DEFAULTS = Object.freeze({
   modelTimeoutMs: 60_000,
   isolatePoison: true,
   batchPolicy: 'eager' as BatchPolicy,
+  maxOutputBytes: 8 * 1024 * 1024,
 });
 
 export interface InferenceWorkerOptions<I = unknown, O = unknown> {
@@ -89,6 +90,8 @@ export interface InferenceWorkerOptions<I = unknown, O = unknown> {
    * oldest item has waited `batchTimeoutMs` (Triton's `max_queue_delay`).
    */
   batchPolicy?: BatchPolicy;
+  /** Largest model output accepted, in bytes of its JSON; a larger one fails its request (INFERQ_OUTPUT_TOO_LARGE). Default 8 MiB. */
+  maxOutputBytes?: number;
   /**
    * When a model call throws, split the batch and call the halves again, so
    * only the inputs that make the model throw fail. Default true.
@@ -126,6 +129,7 @@ const OptionsSchema = z
     modelTimeoutMs: z.number().int().min(0).max(86_400_000).default(WORKER_DEFAULTS.modelTimeoutMs),
     isolatePoison: z.boolean().default(WORKER_DEFAULTS.isolatePoison),
     batchPolicy: z.enum(['eager', 'timeout']).default(WORKER_DEFAULTS.batchPolicy),
+    maxOutputBytes: z.number().int().min(1).max(512 * 1024 * 1024).default(WORKER_DEFAULTS.maxOutputBytes),
     workerId: z.string().min(1).max(128).regex(WIRE_ID_PATTERN, 'letters, digits, ".", "_" and "-" only').optional(),
     logger: LoggerSchema.optional(),
   })
@@ -150,6 +154,7 @@ export interface ResolvedWorkerOptions {
   modelTimeoutMs: number;
   isolatePoison: boolean;
   batchPolicy: BatchPolicy;
+  maxOutputBytes: number;
   workerId: string;
   logger: Logger | undefined;
 }
@@ -176,6 +181,7 @@ export function resolveWorkerOptions(input: InferenceWorkerOptions<unknown, unkn
     modelTimeoutMs: o.modelTimeoutMs,
     isolatePoison: o.isolatePoison,
     batchPolicy: o.batchPolicy,
+    maxOutputBytes: o.maxOutputBytes,
     workerId: o.workerId ?? newInstanceId(),
     logger: o.logger,
   });

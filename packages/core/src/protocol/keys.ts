@@ -21,6 +21,13 @@
 
 export const DEFAULT_PREFIX = 'inferq';
 
+/**
+ * The one prefix rule, for every component: letters, digits, `.`, `_`, `:`,
+ * `-` (no braces: they would break the model's hash tag; no spaces or `/`).
+ */
+export const KEY_PREFIX_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+export const KEY_PREFIX_RULE = '1..128 letters, digits, ".", "_", ":" or "-", starting with a letter or digit';
+
 /** Model names become part of keys; keep them to a safe alphabet. */
 export const MODEL_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
