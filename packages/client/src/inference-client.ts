@@ -290,13 +290,37 @@ export class InferenceClient<I = unknown, O = unknown> {
   /** The model's statistics, shared by every client and worker. */
   async stats(): Promise<InferenceStats> {
     // Best effort: counts this client could not write stay buffered; the read still answers.
-    await this.recorder.flush().catch(() => undefined);
-    return readStats(this.cmd, this.opts.model, this.opts.prefix);
+    await settledWithin(this.recorder.flush(), this.opts.connectTimeoutMs);
+    return this.bounded(readStats(this.cmd, this.opts.model, this.opts.prefix), 'reading stats');
   }
 
   /** Removes this model's cached results (nothing else). */
   async clearCache(): Promise<void> {
-    await this.cache.clear();
+    await this.bounded(this.cache.clear(), 'clearing the cache');
+  }
+
+  /**
+   * A command of a public method, bounded by `connectTimeoutMs` (ioredis
+   * would otherwise queue it through every reconnect attempt while Redis is
+   * down) and typed: a raw Redis error becomes INFERQ_REDIS_UNAVAILABLE.
+   */
+  private async bounded<T>(p: Promise<T>, what: string): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        p,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no answer within ${this.opts.connectTimeoutMs} ms`)), this.opts.connectTimeoutMs);
+        }),
+      ]);
+    } catch (err) {
+      const e = err instanceof InferqError ? err : new RedisUnavailableError(`${what} (model '${this.opts.model}') failed: ${(err as Error).message}`, { cause: err });
+      this.logger.error({ err: e }, `${what} failed`);
+      throw e;
+    } finally {
+      clearTimeout(timer);
+      p.catch(() => undefined);
+    }
   }
 
   /**

@@ -115,4 +115,24 @@ describe('stopping', () => {
       expect(Date.now() - t0).toBeLessThan(6000);
     }
   }, 60_000);
+
+  it('a worker process on SIGTERM exits within its bound while Redis is down', async () => {
+    const own = await startTestRedis({ ownServer: true });
+    try {
+      const p = await startWorkerProcess({ redisUrl: own.url, model: 'sigterm', module: MODEL_MODULE, prefix: own.prefix, args: ['--stop-timeout-ms', '1000'] });
+      await own.server!.kill();
+      await new Promise((r) => setTimeout(r, 500));
+      const t0 = Date.now();
+      p.child.kill('SIGTERM');
+      const { code, signal } = await p.exited;
+      expect(signal).toBeNull();
+      expect(code).toBe(0);
+      // stopTimeoutMs + forced close + each bounded step, with slack.
+      expect(Date.now() - t0).toBeLessThan(10_000);
+      // Connection errors: a line every few seconds, not one per retry.
+      expect(p.stderr().split('\n').filter((l) => l.includes('Redis connection error')).length).toBeLessThan(10);
+    } finally {
+      await own.cleanup();
+    }
+  }, 30_000);
 });

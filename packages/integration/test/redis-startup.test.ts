@@ -129,3 +129,35 @@ describe('start-up against a Redis that cannot serve', () => {
     expect(p.stderr()).not.toMatch(/\n\s+at /);
   }, 30_000);
 });
+
+describe('every public method rejects typed when Redis refuses writes or is down', () => {
+  it('OOM (noeviction, maxmemory reached), then Redis down: infer, stats and clearCache reject with InferqErrors', async () => {
+    const own = await startTestRedis({ ownServer: true });
+    const admin = own.connect();
+    const client = new InferenceClient({ redis: own.url, model, prefix: own.prefix, logger: collectingLogger().logger, connectTimeoutMs: 1500 });
+    try {
+      // Let the client pass its start-up check, then make Redis refuse every write.
+      await client.stats();
+      await admin.config('SET', 'maxmemory-policy', 'noeviction');
+      await admin.config('SET', 'maxmemory', '1');
+      for (const useCache of [true, false]) {
+        const e = (await client.infer({ x: 1 }, { useCache, timeoutMs: 5000 }).catch((x: unknown) => x)) as InferqError;
+        expect(e.code, String(e)).toMatch(/^INFERQ_/);
+      }
+      // (Deleting is allowed under OOM: clearCache works then.)
+      await admin.config('SET', 'maxmemory', '0');
+      await own.server!.kill();
+      const c = (await client.clearCache().catch((x: unknown) => x)) as InferqError;
+      expect(c?.code, String(c)).toMatch(/^INFERQ_/);
+      const s = (await client.stats().catch((x: unknown) => x)) as InferqError;
+      expect(s.code, String(s)).toMatch(/^INFERQ_/);
+      const d = (await client.infer({ x: 2 }, { timeoutMs: 3000 }).catch((x: unknown) => x)) as InferqError;
+      expect(d.code, String(d)).toMatch(/^INFERQ_/);
+    } finally {
+      const t0 = Date.now();
+      await client.close();
+      expect(Date.now() - t0).toBeLessThan(8000);
+      await own.cleanup();
+    }
+  }, 60_000);
+});
