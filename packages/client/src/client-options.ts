@@ -102,7 +102,7 @@ export interface ResolvedClientOptions {
 }
 
 /** The env variables a client reads: the ones that change what it sends (cache namespace, cache use). */
-const CLIENT_ENV = [OPTIMIZATION_ENV.quantization, OPTIMIZATION_ENV.enableCaching];
+const CLIENT_ENV = [OPTIMIZATION_ENV.quantization, OPTIMIZATION_ENV.enableCaching, OPTIMIZATION_ENV.maxQueueLength];
 
 function clientEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return Object.fromEntries(CLIENT_ENV.filter((k) => env[k] !== undefined).map((k) => [k, env[k]]));

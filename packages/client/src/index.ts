@@ -23,6 +23,7 @@ export {
   JobLostError,
   ModelMismatchError,
   ProtocolError,
+  QueueFullError,
   isErrorCode,
   type ConfigIssue,
   type InferOptions,

@@ -26,6 +26,7 @@ import {
   InputInvalidError,
   JobLostError,
   ProtocolError,
+  QueueFullError,
   RedisUnavailableError,
   InferqError,
   RedisLruCache,
@@ -58,6 +59,8 @@ import {
   failurePayload,
   newInstanceId,
   releaseFlights,
+  releaseQueue,
+  reserveQueue,
   type ClaimOutcome,
   type InboxMessage,
   type RequestEnvelope,
@@ -455,6 +458,8 @@ export class InferenceClient<I = unknown, O = unknown> {
       this.failFlights(toSend, err, 'Redis not usable');
       return;
     }
+    const counted = await this.admit(toSend);
+    if (counted === undefined) return;
     const envelopes: RequestEnvelope[] = [];
     const members: Flight[][] = [];
     for (const group of this.envelopeGroups(toSend)) {
@@ -463,6 +468,7 @@ export class InferenceClient<I = unknown, O = unknown> {
         f.sentDeadline = f.deadline;
         const item: RequestItem = { id: f.id, input: f.input, deadline: this.clock.toRedis(f.deadline) };
         if (f.key !== undefined) item.key = f.key;
+        if (counted) item.q = 1;
         return item;
       });
       members.push(group);
@@ -491,10 +497,53 @@ export class InferenceClient<I = unknown, O = unknown> {
         }
       });
     } catch (err) {
+      if (counted) await releaseQueue(this.cmd, this.keys, toSend.length).catch(() => undefined);
       this.failFlights(toSend, err, 'enqueue failed');
       const owned = toSend.filter((f) => f.role === 'owner');
       if (owned.length) await this.releaseOwned(owned, `enqueue failed: ${(err as Error).message}`);
     }
+  }
+
+  /**
+   * Admission under maxQueueLength: reserves room for the flights in the
+   * model's queue count; what does not fit is refused at once (nothing is
+   * written for it) and removed from `toSend`. Resolves with whether the
+   * flights sent are counted, or undefined when none is left to send.
+   */
+  private async admit(toSend: Flight[]): Promise<boolean | undefined> {
+    const max = this.opts.config.maxQueueLength;
+    if (max === 0) return false;
+    let accepted: number;
+    let length: number;
+    try {
+      ({ accepted, length } = await reserveQueue(this.cmd, this.keys, toSend.length, max));
+    } catch (err) {
+      this.failFlights(toSend, err, 'queue admission failed');
+      const owned = toSend.filter((f) => f.role === 'owner');
+      if (owned.length) await this.releaseOwned(owned, 'queue admission failed');
+      return undefined;
+    }
+    if (accepted < toSend.length) {
+      const refused = toSend.splice(accepted);
+      const excess = length + refused.length + accepted - max;
+      // A hint from this client's own recent pace of answers; a second when it has none.
+      const rate = this.answeredPerSecond();
+      const retryAfterMs = Math.min(30_000, Math.max(50, rate > 0 ? Math.ceil((1000 * excess) / rate) : 1000));
+      const err = new QueueFullError(max, retryAfterMs, { model: this.opts.model, queued: length });
+      this.logger.warn({ err, refused: refused.length }, 'queue full; requests refused');
+      for (const f of refused) {
+        for (const c of f.callers) this.settle(c, err);
+        this.forget(f);
+      }
+      const owned = refused.filter((f) => f.role === 'owner');
+      if (owned.length) void this.releaseOwned(owned, 'queue full', err);
+    }
+    return toSend.length > 0 ? true : undefined;
+  }
+
+  /** Results delivered per second over the last full second or so (for retryAfterMs hints). */
+  private answeredPerSecond(): number {
+    return Math.max(this.answered.rate, this.answered.count);
   }
 
   /** Splits flights into envelopes of at most maxEnvelopeItems items and maxEnvelopeBytes of inputs (at least one each). */
@@ -515,8 +564,8 @@ export class InferenceClient<I = unknown, O = unknown> {
   }
 
   /** Flights we own but that will not be computed: their waiters elsewhere are told, the flights close. */
-  private async releaseOwned(owned: Flight[], reason: string): Promise<void> {
-    const payload = failurePayload(new JobLostError(reason), this.id);
+  private async releaseOwned(owned: Flight[], reason: string, error: InferqError = new JobLostError(reason)): Promise<void> {
+    const payload = failurePayload(error, this.id);
     await releaseFlights(this.cmd, this.keys, this.id, owned.map((f) => ({ id: f.id, key: f.key as string })), payload).catch((err: unknown) =>
       this.logger.error({ err, flights: owned.length }, 'releasing owned flights failed; their waiters take them over when this client stops'),
     );
@@ -545,6 +594,8 @@ export class InferenceClient<I = unknown, O = unknown> {
 
   /** Latencies of results being delivered, recorded once per inbox read. */
   private latencies: number[] = [];
+  /** Results delivered: this window's count and the last window's rate (for retryAfterMs hints). */
+  private readonly answered = { since: Date.now(), count: 0, rate: 0 };
 
   /** Result elements read from the inbox in one round trip. */
   private deliverElements(elements: readonly string[]): void {
@@ -566,6 +617,14 @@ export class InferenceClient<I = unknown, O = unknown> {
 
   private flushLatencies(): void {
     if (this.latencies.length === 0) return;
+    const w = this.answered;
+    const now = Date.now();
+    if (now - w.since >= 1000) {
+      w.rate = (w.count * 1000) / (now - w.since);
+      w.since = now;
+      w.count = 0;
+    }
+    w.count += this.latencies.length;
     this.recorder.record({ latencies: this.latencies });
     this.latencies = [];
   }

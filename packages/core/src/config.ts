@@ -19,6 +19,7 @@ export const OPTIMIZATION_DEFAULTS = Object.freeze({
   cacheMaxSize: 1000,
   cacheMaxBytes: 268_435_456,
   numWorkers: 4,
+  maxQueueLength: 0,
 });
 
 export const OptimizationConfigSchema = z
@@ -41,6 +42,11 @@ export const OptimizationConfigSchema = z
     cacheMaxBytes: z.number().int().min(1024).max(2 ** 40).default(OPTIMIZATION_DEFAULTS.cacheMaxBytes),
     /** Most batches running at once per process. 1..256, default 4. */
     numWorkers: z.number().int().min(1).max(256).default(OPTIMIZATION_DEFAULTS.numWorkers),
+    /**
+     * Most requests of a model enqueued and not yet answered, counted in Redis across every client;
+     * past it `infer` rejects at once with INFERQ_QUEUE_FULL and writes nothing. 0 = no limit (default).
+     */
+    maxQueueLength: z.number().int().min(0).max(1_000_000_000).default(OPTIMIZATION_DEFAULTS.maxQueueLength),
   })
   .strict();
 
@@ -56,6 +62,7 @@ export const OPTIMIZATION_ENV = Object.freeze({
   cacheMaxSize: 'INFERQ_CACHE_MAX_SIZE',
   cacheMaxBytes: 'INFERQ_CACHE_MAX_BYTES',
   numWorkers: 'INFERQ_NUM_WORKERS',
+  maxQueueLength: 'INFERQ_MAX_QUEUE_LENGTH',
 } satisfies Record<keyof OptimizationConfig, string>);
 
 /** Turns a zod failure into one ConfigError naming every bad field. */

@@ -15,6 +15,8 @@ export const ErrorCode = {
   INPUT_TOO_LARGE: 'INFERQ_INPUT_TOO_LARGE',
   /** The input failed the user's zod input schema. */
   INPUT_INVALID: 'INFERQ_INPUT_INVALID',
+  /** The model's queue holds `maxQueueLength` requests already; nothing was written. `retryAfterMs` is a hint. */
+  QUEUE_FULL: 'INFERQ_QUEUE_FULL',
   /** A request waited longer than its `timeoutMs`. */
   TIMEOUT: 'INFERQ_TIMEOUT',
   /** A request's deadline passed before a worker ran it; it was dropped unrun. */
@@ -169,6 +171,19 @@ export class RedisUnavailableError extends InferqError {
 export class JobLostError extends InferqError {
   constructor(message: string, details: Record<string, unknown> = {}) {
     super(ErrorCode.JOB_LOST, message, { details });
+  }
+}
+
+export class QueueFullError extends InferqError {
+  /** A hint: when the queue is likely to have room again, in ms. */
+  readonly retryAfterMs: number;
+  constructor(maxQueueLength: number, retryAfterMs: number, details: Record<string, unknown> = {}) {
+    super(
+      ErrorCode.QUEUE_FULL,
+      `The model's queue is full (maxQueueLength ${maxQueueLength}); nothing was enqueued. Retry after about ${retryAfterMs} ms, or add workers.`,
+      { details: { maxQueueLength, retryAfterMs, ...details } },
+    );
+    this.retryAfterMs = retryAfterMs;
   }
 }
 

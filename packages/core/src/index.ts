@@ -24,6 +24,7 @@ export {
   JobLostError,
   ModelMismatchError,
   ProtocolError,
+  QueueFullError,
   isErrorCode,
   type ConfigIssue,
   type InferqErrorOptions,

@@ -90,3 +90,41 @@ describe('bounded sizes', () => {
     });
   });
 });
+
+describe('maxQueueLength', () => {
+  it('past maxQueueLength requests are refused at once, typed, with a retry hint, and nothing is written for them', async () => {
+    const prefix = redis.newPrefix();
+    const { modelKeys } = await import('@inferq/core');
+    const keys = modelKeys('bounded', prefix);
+    const conn = redis.connect();
+    const a = new InferenceClient<{ x: number }, { y: number }>({ redis: redis.url, model: 'bounded', prefix, config: { maxQueueLength: 100 } });
+    const b = new InferenceClient<{ x: number }, { y: number }>({ redis: redis.url, model: 'bounded', prefix, config: { maxQueueLength: 100 } });
+    cleanups.push(() => a.close({ timeoutMs: 100 }), () => b.close({ timeoutMs: 100 }));
+    // No worker yet: two clients together fill the queue.
+    const first = Array.from({ length: 80 }, (_, x) => a.infer({ x }, { useCache: false, timeoutMs: 20_000 }));
+    await new Promise((r) => setTimeout(r, 200));
+    const refused: Array<{ code: string; retryAfterMs: number }> = [];
+    const second = Array.from({ length: 50 }, (_, x) => b.infer({ x: 100 + x }, { timeoutMs: 20_000 }).catch((e: { code: string; retryAfterMs: number }) => void refused.push(e)));
+    // The refused are answered at once, while the accepted wait for a worker.
+    for (let i = 0; i < 100 && refused.length < 30; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(refused).toHaveLength(30);
+    for (const err of refused) {
+      expect(err.code).toBe('INFERQ_QUEUE_FULL');
+      expect(err.retryAfterMs).toBeGreaterThan(0);
+    }
+    expect(Number(await conn.get(keys.queued))).toBe(100);
+    // Nothing written for the refused: no flight of theirs.
+    expect((await conn.keys(`${keys.root}:flight:*`)).length).toBe(20);
+    const w = new InferenceWorker<{ x: number }, { y: number }>({ redis: redis.url, model: 'bounded', prefix, config: { batchTimeoutMs: 2 }, run: async (xs) => xs.map((x) => ({ y: x.x })) });
+    cleanups.push(() => w.stop());
+    await w.start();
+    const answered = await Promise.all(first);
+    expect(answered.map((r) => r.output.y)).toEqual(Array.from({ length: 80 }, (_, x) => x));
+    await Promise.all(second);
+    expect(refused).toHaveLength(30);
+    for (let i = 0; i < 50 && (await conn.exists(keys.queued)) === 1; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await conn.exists(keys.queued)).toBe(0); // every counted request gave its room back
+    const again = await Promise.all(Array.from({ length: 50 }, (_, x) => b.infer({ x: 200 + x }, { useCache: false })));
+    expect(again).toHaveLength(50);
+  }, 30_000);
+});

@@ -30,6 +30,7 @@ import {
   type StatsRecorder,
 } from '@inferq/core';
 import {
+  appendQueueRelease,
   appendSettle,
   failurePayload,
   openBatch,
@@ -64,6 +65,37 @@ export interface BatchPipelineOptions {
   /** Largest output sent or cached, in bytes of its JSON. */
   maxOutputBytes: number;
   logger: Logger;
+  /** Told about each batch once its results reached Redis (or failed to); for metrics. Its throw is logged, never propagated. */
+  onBatch?: ((report: BatchReport) => void) | undefined;
+}
+
+/**
+ * What one batch did, as its worker saw it (`InferenceWorkerOptions.onBatch`):
+ * every item is counted once, in `ok`, `cacheHits`, `errors` or `retried`.
+ */
+export interface BatchReport {
+  /** Request items the batch was handed. */
+  items: number;
+  /** Distinct inputs the model computed: the model call's batch size (0: no model call). */
+  computed: number;
+  /** Time of the model call(s), ms (0 when none). */
+  modelMs: number;
+  /** Items answered with a model output. */
+  ok: number;
+  /** Items answered from the cache at batch time (another worker filled it since the client looked). */
+  cacheHits: number;
+  /** Items answered with an error, by error code (`INFERQ_MODEL_FAILED`, `INFERQ_DEADLINE_EXCEEDED`, ...). */
+  errors: Record<string, number>;
+  /** Items whose model call timed out: not answered here, their jobs are retried. */
+  retried: number;
+  /** Extra model calls made to isolate inputs that made the model throw. */
+  extraCalls: number;
+  /** Model calls past `modelTimeoutMs`. */
+  modelTimeouts: number;
+  /** Waiters of the batch's flights (identical requests of other callers, single-flight joins) answered with it. */
+  flightWaiters: number;
+  /** Whether the results reached Redis (false: delivery failed and the jobs are retried). */
+  delivered: boolean;
 }
 
 /** What a batch gives each of its items: settles once the item's outcome reached Redis (rejects if it did not). */
@@ -88,7 +120,11 @@ export class BatchPipeline {
       if (cacheValue !== undefined) s.cacheValue = cacheValue;
       settles.push(s);
     };
-    const fail = (item: WorkItem, err: InferqError) => settle(item, failurePayload(err, o.workerId));
+    const errorCodes: Record<string, number> = {};
+    const fail = (item: WorkItem, err: InferqError) => {
+      errorCodes[err.code] = (errorCodes[err.code] ?? 0) + 1;
+      settle(item, failurePayload(err, o.workerId));
+    };
 
     // 1. late cache hits and flight deadlines, on Redis time
     const opened = await this.open(items);
@@ -197,18 +233,22 @@ export class BatchPipeline {
       model_timeouts: timeouts,
       model_time_sum_ms: modelMs,
     });
+    // Room in the model's queue count (maxQueueLength) for the counted requests answered now.
+    const retrying = new Set(retry);
+    const answeredCounted = items.filter((i) => i.q === 1 && !retrying.has(i)).length;
+    if (answeredCounted > 0) appendQueueRelease(pipeline, o.keys, answeredCounted);
     // Not awaited here: the batch's model slot is free as soon as the model
     // returned, so the next batch computes while this one's results travel
     // (no round-trip bubble between model calls). Callers await `delivered`.
-    const delivered = pipeline
-      .exec()
+    const executed = pipeline.exec();
+    const delivered = executed
       .then((results) => {
         // The settle replies come first; a failed stats command must not count as a failed delivery.
         const settleReplies = results?.slice(0, Math.ceil(settles.length / 256) || 0) ?? [];
         const failed = settleReplies.find(([err]) => err);
         if (!results || failed) throw failed?.[0] ?? new Error('pipeline was not executed');
         const statsFailed = results.slice(settleReplies.length).find(([err]) => err);
-        if (statsFailed) o.logger.warn({ err: statsFailed[0], model: o.modelName }, 'recording batch stats failed (results were delivered)');
+        if (statsFailed) o.logger.warn({ err: statsFailed[0], model: o.modelName }, 'recording batch stats or the queue count failed (results were delivered)');
       })
       .catch((cause: unknown) => {
         const err = new RedisUnavailableError(`Delivering ${settles.length} results failed: ${(cause as Error).message}`, { cause });
@@ -217,6 +257,20 @@ export class BatchPipeline {
       });
     // Handled by whoever awaits it; this only keeps an unawaited failure from being "unhandled".
     delivered.catch(() => undefined);
+    if (o.onBatch) {
+      const failedItems = Object.values(errorCodes).reduce((a, b) => a + b, 0);
+      reportBatch(o, executed, delivered, Math.ceil(settles.length / 256), {
+        items: items.length,
+        computed: groups.length,
+        modelMs,
+        ok: items.length - workerCacheHits - failedItems - retry.length,
+        cacheHits: workerCacheHits,
+        errors: errorCodes,
+        retried: retry.length,
+        extraCalls,
+        modelTimeouts: timeouts,
+      });
+    }
     const outcome: BatchOutcome = { delivered };
     if (retry.length === 0) return items.map(() => outcome);
     // Timed out: these items' jobs fail now and are retried, elsewhere when this worker is stuck.
@@ -250,4 +304,31 @@ export class BatchPipeline {
       return { now: o.clock.now(), items: seen };
     }
   }
+}
+
+/**
+ * Tells `o.onBatch` about a batch once its pipeline settled, with the flight
+ * waiters the settle script answered (its replies: evicted, served, skipped,
+ * too large). Off the batch's path: nothing here delays or fails a delivery.
+ */
+function reportBatch(
+  o: BatchPipelineOptions,
+  executed: Promise<[Error | null, unknown][] | null>,
+  delivered: Promise<void>,
+  settleCalls: number,
+  report: Omit<BatchReport, 'flightWaiters' | 'delivered'>,
+): void {
+  void Promise.allSettled([executed, delivered]).then(([ex, del]) => {
+    let flightWaiters = 0;
+    if (ex.status === 'fulfilled') {
+      for (const [err, reply] of ex.value?.slice(0, settleCalls) ?? []) {
+        if (!err && Array.isArray(reply)) flightWaiters += Number(reply[1]) || 0;
+      }
+    }
+    try {
+      o.onBatch?.({ ...report, flightWaiters, delivered: del.status === 'fulfilled' });
+    } catch (err) {
+      o.logger.warn({ err, model: o.modelName }, 'the onBatch observer threw');
+    }
+  });
 }

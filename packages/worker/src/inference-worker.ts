@@ -34,11 +34,13 @@ import {
   decodeEnvelope,
   execSettle,
   failurePayload,
+  reconcileQueue,
+  releaseQueue,
   type RequestEnvelope,
   type SettleItem,
   type SettleOptions,
 } from '@inferq/core/protocol';
-import { BatchPipeline, type BatchOutcome, type WorkItem } from './batch-pipeline.js';
+import { BatchPipeline, type BatchOutcome, type BatchReport, type WorkItem } from './batch-pipeline.js';
 import { ModelRunner } from './model-runner.js';
 import { resolveWorkerOptions, type InferenceWorkerOptions, type ResolvedWorkerOptions } from './worker-options.js';
 
@@ -115,6 +117,13 @@ export class InferenceWorker<I = unknown, O = unknown> {
     await this.clock.sync(cmd);
     this.clockTimer = setInterval(() => {
       this.clock.sync(cmd).catch((err: unknown) => logger.warn({ err }, 'reading Redis time failed'));
+      // Requests of removed or lost jobs are never answered: repair the queue count when nothing waits.
+      reconcileQueue(cmd, keys).then(
+        (dropped) => {
+          if (dropped > 0) logger.warn({ dropped }, 'queue count reset: no job waits, so requests counted were lost or removed');
+        },
+        (err: unknown) => logger.warn({ err }, 'repairing the queue count failed'),
+      );
     }, 10_000);
     this.clockTimer.unref();
     const pipeline = new BatchPipeline({
@@ -138,6 +147,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
       doneTtlMs: this.settleOptions().doneTtlMs,
       maxOutputBytes: opts.maxOutputBytes,
       logger,
+      onBatch: opts.onBatch,
     });
     this.batcher = new RequestBatcher<WorkItem, BatchOutcome>({
       name: `worker:${opts.model}`,
@@ -297,7 +307,15 @@ export class InferenceWorker<I = unknown, O = unknown> {
       for (const it of items) answerNow.push({ requestId: it.id, client: env.client, cacheKey: it.key, job: { id: jobId, index: it.index }, payload: failurePayload(err, this.id) } as SettleItem);
       items = [];
     }
-    if (answerNow.length > 0) await execSettle(cmd, this.keys, answerNow.map(withoutUndefinedKey), this.settleOptions());
+    if (answerNow.length > 0) {
+      await execSettle(cmd, this.keys, answerNow.map(withoutUndefinedKey), this.settleOptions());
+    }
+    // Bad items and refused ones are done for good: their room in the queue count goes back.
+    const done = new Set([...env.bad.map((b) => b.index), ...(items.length === 0 ? env.items.map((it) => it.index) : [])]);
+    const raw = (job.data as { items: Array<{ q?: unknown } | null> }).items;
+    const counted = raw.filter((it, i) => it?.q === 1 && done.has(i)).length;
+    if (counted > 0) await releaseQueue(cmd, this.keys, counted).catch((err: unknown) => this.logger.warn({ err }, 'giving back queue room failed'));
+    if (answerNow.length > 0 && this.opts.onBatch) reportRefused(this.opts.onBatch, answerNow, this.logger);
     if (items.length > 0 && (job.attemptsStarted > 1 || job.attemptsMade > 0 || job.stalledCounter > 0)) {
       // A re-run: skip what an earlier run already answered (it is not computed or counted twice).
       const done = await cmd.getBuffer(this.keys.jobDone(jobId));
@@ -337,6 +355,8 @@ export class InferenceWorker<I = unknown, O = unknown> {
     await execSettle(cmd, this.keys, settles, this.settleOptions()).catch((e: unknown) =>
       this.logger.error({ err: e, jobId }, 'could not tell the callers of a failed job; they learn it from their own checks'),
     );
+    const counted = env.items.filter((it) => it.q === 1).length;
+    if (counted > 0) await releaseQueue(cmd, this.keys, counted).catch(() => undefined);
   }
 }
 
@@ -344,6 +364,25 @@ export class InferenceWorker<I = unknown, O = unknown> {
 function bitIsSet(bitmap: Buffer, index: number): boolean {
   const byte = bitmap[index >> 3];
   return byte !== undefined && (byte & (0x80 >> (index & 7))) !== 0;
+}
+
+/** Items refused before any batch (malformed, another model version): reported to `onBatch` as failed items of no model call. */
+function reportRefused(onBatch: (report: BatchReport) => void, refused: readonly SettleItem[], logger: Logger): void {
+  const errors: Record<string, number> = {};
+  for (const s of refused) {
+    let code: string = ErrorCode.PROTOCOL_ERROR;
+    try {
+      code = (JSON.parse(s.payload) as { error?: { code?: string } }).error?.code ?? code;
+    } catch {
+      // our own payload; cannot happen
+    }
+    errors[code] = (errors[code] ?? 0) + 1;
+  }
+  try {
+    onBatch({ items: refused.length, computed: 0, modelMs: 0, ok: 0, cacheHits: 0, errors, retried: 0, extraCalls: 0, modelTimeouts: 0, flightWaiters: 0, delivered: true });
+  } catch (err) {
+    logger.warn({ err }, 'the onBatch observer threw');
+  }
 }
 
 function withoutUndefinedKey(s: SettleItem): SettleItem {

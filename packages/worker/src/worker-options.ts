@@ -20,6 +20,7 @@ import {
 } from '@inferq/core';
 import { WIRE_ID_PATTERN, newInstanceId } from '@inferq/core/protocol';
 import type { BatchModel, ModelModule } from './models/batch-model.js';
+import type { BatchReport } from './batch-pipeline.js';
 
 export const WORKER_DEFAULTS = Object.freeze({
   modelVersion: '1',
@@ -103,6 +104,14 @@ export interface InferenceWorkerOptions<I = unknown, O = unknown> {
   workerId?: string;
   /** A pino logger; default one named `inferq:worker`. */
   logger?: Logger;
+  /**
+   * Told about each batch once its results reached Redis (size, model time,
+   * items by outcome, errors by code, flight waiters answered), and about
+   * items refused before any batch: what `WorkerMetrics` (the CLI's
+   * `--metrics-port`) counts. Called off the batch's path; keep it cheap. A
+   * throw is logged and ignored.
+   */
+  onBatch?: (report: BatchReport) => void;
 }
 
 const isFunction = (v: unknown) => typeof v === 'function';
@@ -132,6 +141,7 @@ const OptionsSchema = z
     maxOutputBytes: z.number().int().min(1).max(512 * 1024 * 1024).default(WORKER_DEFAULTS.maxOutputBytes),
     workerId: z.string().min(1).max(128).regex(WIRE_ID_PATTERN, 'letters, digits, ".", "_" and "-" only').optional(),
     logger: LoggerSchema.optional(),
+    onBatch: z.custom<(report: BatchReport) => void>(isFunction, 'must be a function (report) => void').optional(),
   })
   .strict()
   .refine((o) => (o.run === undefined) !== (o.module === undefined), { message: 'give exactly one of run or module', path: ['run'] });
@@ -157,6 +167,7 @@ export interface ResolvedWorkerOptions {
   maxOutputBytes: number;
   workerId: string;
   logger: Logger | undefined;
+  onBatch: ((report: BatchReport) => void) | undefined;
 }
 
 export function resolveWorkerOptions(input: InferenceWorkerOptions<unknown, unknown>): ResolvedWorkerOptions {
@@ -184,5 +195,6 @@ export function resolveWorkerOptions(input: InferenceWorkerOptions<unknown, unkn
     maxOutputBytes: o.maxOutputBytes,
     workerId: o.workerId ?? newInstanceId(),
     logger: o.logger,
+    onBatch: o.onBatch,
   });
 }

@@ -33,6 +33,8 @@ export interface RequestItem {
   deadline: number;
   /** Cache key when the request uses the cache; the request then owns the flight of that key. */
   key?: string;
+  /** 1 when the request was counted in the model's queue length (maxQueueLength): its settle gives the room back. */
+  q?: 1;
 }
 
 export interface RequestEnvelope {
@@ -90,6 +92,7 @@ export function decodeEnvelope(data: unknown): DecodedEnvelope {
     }
     const item: EnvelopeItem = { id, input: raw.input as string, deadline: raw.deadline as number, index };
     if (raw.key !== undefined) item.key = raw.key as string;
+    if (raw.q === 1) item.q = 1;
     items.push(item);
   });
   return { ok: true, client: env.client, modelVersion: env.modelVersion, quantization: env.quantization as Quantization, items, bad };

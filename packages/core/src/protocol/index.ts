@@ -15,4 +15,5 @@ export * from './settle.js';
 export * from './batch-open.js';
 export * from './client-tick.js';
 export * from './inbox.js';
+export * from './queue-length.js';
 export * from './model-contract.js';

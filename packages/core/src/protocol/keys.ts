@@ -16,6 +16,7 @@
  * | inferq:{m}:inbox:<client id>:pending| LIST | results handed out, not yet acknowledged       |
  * | inferq:{m}:client:<client id>       | STR  | a client's heartbeat (TTL: HEARTBEAT_TTL_MS)   |
  * | inferq:{m}:done:<job id>            | STR  | bitmap of the job's envelope items settled     |
+ * | inferq:{m}:queued                   | STR  | requests enqueued, not yet answered (counter)  |
  * | inferq:{m}:<bullmq keys>            | -    | the BullMQ queue (prefix inferq, name {m})     |
  */
 
@@ -41,6 +42,8 @@ export interface ModelKeys {
   readonly cacheBytes: string;
   readonly stats: string;
   readonly statsLatency: string;
+  /** Requests enqueued and not yet answered, across clients: what maxQueueLength bounds. */
+  readonly queued: string;
   /** BullMQ queue prefix and name: BullMQ builds `<prefix>:<name>:<suffix>`. */
   readonly queuePrefix: string;
   readonly queueName: string;
@@ -69,6 +72,7 @@ export function modelKeys(model: string, prefix: string = DEFAULT_PREFIX): Model
     cacheBytes: `${root}:cache:bytes`,
     stats: `${root}:stats`,
     statsLatency: `${root}:stats:latency`,
+    queued: `${root}:queued`,
     queuePrefix: prefix,
     queueName: `{${model}}`,
     inboxPrefix: `${root}:inbox:`,
