@@ -58,6 +58,14 @@ export interface InferenceClientOptions<I = unknown> {
   /** How often buffered stats are written to Redis, in ms. Default 100. */
   statsFlushIntervalMs?: number;
   /**
+   * An in-process result cache in front of Redis: a repeated input is
+   * answered without a round trip. Off by default. Bounded by entries, bytes
+   * and TTL; dropped in every client within about a second of any
+   * `clearCache()` and of workers starting to serve another model version or
+   * quantization. Outputs are stored as JSON text, so each hit gets its own copy.
+   */
+  localCache?: { maxEntries?: number; maxBytes?: number; ttlMs?: number } | false;
+  /**
    * Longest wait for a usable Redis (reachable, authenticated, permitted), in
    * ms: requests made before then wait at most this long, then reject with a
    * typed error naming the cause. Default 10000.
@@ -81,6 +89,18 @@ const OptionsSchema = z
     maxEnvelopeBytes: z.number().int().min(1024).max(512 * 1024 * 1024).default(CLIENT_DEFAULTS.maxEnvelopeBytes),
     statsFlushIntervalMs: z.number().int().min(1).max(60_000).default(CLIENT_DEFAULTS.statsFlushIntervalMs),
     connectTimeoutMs: z.number().int().min(100).max(600_000).default(CLIENT_DEFAULTS.connectTimeoutMs),
+    localCache: z
+      .union([
+        z.literal(false),
+        z
+          .object({
+            maxEntries: z.number().int().min(1).max(1_000_000).default(10_000),
+            maxBytes: z.number().int().min(1024).max(2 ** 34).default(64 * 1024 * 1024),
+            ttlMs: z.number().int().min(1).max(86_400_000).default(60_000),
+          })
+          .strict(),
+      ])
+      .default(false),
     logger: LoggerSchema.optional(),
   })
   .strict();
@@ -98,6 +118,7 @@ export interface ResolvedClientOptions {
   maxEnvelopeBytes: number;
   statsFlushIntervalMs: number;
   connectTimeoutMs: number;
+  localCache: { maxEntries: number; maxBytes: number; ttlMs: number } | false;
   logger: Logger | undefined;
 }
 
@@ -125,6 +146,7 @@ export function resolveClientOptions(input: InferenceClientOptions<unknown>): Re
     maxEnvelopeBytes: o.maxEnvelopeBytes,
     statsFlushIntervalMs: o.statsFlushIntervalMs,
     connectTimeoutMs: o.connectTimeoutMs,
+    localCache: o.localCache,
     logger: o.logger,
   });
 }

@@ -41,6 +41,8 @@ export interface FlightMonitorHooks {
   lose(flights: Flight[], reason: string): void;
   /** Stop tracking a flight nobody here waits for. */
   forget(flight: Flight): void;
+  /** What every tick reads besides the checks: the cache epoch and what the workers serve. */
+  observe(state: { cacheEpoch: string; served: string }): void;
 }
 
 export interface FlightMonitorOptions {
@@ -139,6 +141,7 @@ export class FlightMonitor {
       return;
     }
     o.clock.observe(r.now, sentAt, Date.now());
+    o.hooks.observe({ cacheEpoch: r.cacheEpoch, served: r.served });
     // Unread results may hold the answers of requests whose job or flight is gone: judge those later.
     const quiet = r.unread === 0;
     const unchanged = (c: Check) =>

@@ -71,6 +71,7 @@ import { DeadlineScheduler } from './deadline-scheduler.js';
 import { ResultInbox } from './result-inbox.js';
 import { CoalescingStage } from './coalescing-stage.js';
 import { FlightMonitor } from './flight-monitor.js';
+import { LocalResultCache } from './local-result-cache.js';
 import { hasLiveCallers, resetFlight, type Caller, type Flight } from './flight.js';
 
 export interface ClientInferenceResult<O = unknown> {
@@ -107,6 +108,9 @@ export class InferenceClient<I = unknown, O = unknown> {
   private readonly monitor: FlightMonitor;
   private readonly clock = new RedisClock();
   private readonly deadlines: DeadlineScheduler<Caller>;
+  /** The optional in-process result cache (localCache), and what it was filled under. */
+  private readonly local: LocalResultCache | undefined;
+  private localEpoch: string | undefined;
   /** Flights waiting for a result, by request id. */
   private readonly flights = new Map<string, Flight>();
   /** Cached-mode flights by cache key, for in-process single-flight. */
@@ -153,6 +157,7 @@ export class InferenceClient<I = unknown, O = unknown> {
     this.cache = new RedisLruCache({ redis: this.cmd, model, prefix, maxSize: this.opts.config.cacheMaxSize, logger: this.logger });
     this.recorder = new StatsRecorder({ redis: this.cmd, model, prefix, logger: this.logger, flushIntervalMs: this.opts.statsFlushIntervalMs });
     this.deadlines = new DeadlineScheduler<Caller>((caller) => this.expire(caller));
+    this.local = this.opts.localCache ? new LocalResultCache(this.opts.localCache) : undefined;
     this.inbox = new ResultInbox({
       redis: this.blocking,
       keys: this.keys,
@@ -179,6 +184,7 @@ export class InferenceClient<I = unknown, O = unknown> {
         },
         lose: (fs, reason) => void this.lose(fs, reason),
         forget: (f) => this.forget(f),
+        observe: (state) => this.observeCacheState(state),
       },
     });
     this.usable = this.check();
@@ -247,6 +253,12 @@ export class InferenceClient<I = unknown, O = unknown> {
         return reject(this.fail(err as Error, 'input rejected; nothing was enqueued'));
       }
       const start = Date.now();
+      const hit = prepared.key !== undefined ? this.local?.get(prepared.key, start) : undefined;
+      if (hit !== undefined) {
+        // Answered in process: no Redis, no queue. Counted as a cache hit like any other.
+        this.recorder.record({ requests: 1, cache_hits: 1, latencies: [Date.now() - start] });
+        return resolve({ output: JSON.parse(hit) as O, cached: true, coalesced: false, latencyMs: Date.now() - start });
+      }
       const deadline = start + timeoutMs;
       let flight = prepared.key !== undefined ? this.flightsByKey.get(prepared.key) : undefined;
       const joined = flight !== undefined;
@@ -299,7 +311,24 @@ export class InferenceClient<I = unknown, O = unknown> {
 
   /** Removes this model's cached results (nothing else). */
   async clearCache(): Promise<void> {
+    this.local?.clear();
     await this.bounded(this.cache.clear(), 'clearing the cache');
+    // Every client's in-process cache follows within a tick.
+    await this.bounded(this.cmd.incr(this.keys.cacheEpoch), 'clearing the cache');
+  }
+
+  /** Drops the in-process cache when the cache epoch or the model the workers serve changed. */
+  private observeCacheState(state: { cacheEpoch: string; served: string }): void {
+    if (!this.local) return;
+    const mine = `${this.opts.modelVersion}/${this.opts.config.quantization}`;
+    const epoch = `${state.cacheEpoch}|${state.served}`;
+    if (this.localEpoch !== undefined && this.localEpoch !== epoch) {
+      if (this.local.size > 0) this.logger.info({ cacheEpoch: state.cacheEpoch, served: state.served }, 'the model cache was cleared or the served model changed; dropping the in-process cache');
+      this.local.clear();
+    }
+    this.localEpoch = epoch;
+    // Results of a version the workers no longer serve must not be served from here either.
+    if (state.served !== '' && state.served !== mine) this.local.clear();
   }
 
   /**
@@ -424,6 +453,7 @@ export class InferenceClient<I = unknown, O = unknown> {
           return;
         }
         this.count(f, true);
+        if (f.key !== undefined) this.local?.put(f.key, claim.valueJson);
         this.resolveFlight(f, { output, cached: true, clientHit: true });
         return;
       }
@@ -643,6 +673,7 @@ export class InferenceClient<I = unknown, O = unknown> {
     }
     const p = message.payload;
     if (p.ok === 1) {
+      if (this.local && flight.key !== undefined) this.local.put(flight.key, JSON.stringify(p.output));
       this.resolveFlight(flight, { output: p.output, cached: p.cached === 1, worker: p.worker, batchSize: p.batchSize });
       return;
     }

@@ -112,6 +112,8 @@ export class InferenceWorker<I = unknown, O = unknown> {
       throw err;
     }
     this.cmd = cmd;
+    // What this worker serves, for clients' in-process caches (a change drops them).
+    await cmd.set(keys.served, `${opts.modelVersion}/${opts.config.quantization}`).catch((err: unknown) => logger.warn({ err }, 'publishing the served model version failed'));
     this.stats = new StatsRecorder({ redis: cmd, model: opts.model, prefix: opts.prefix, logger });
     // Deadlines are on Redis time: sync before the first job, then keep following it.
     await this.clock.sync(cmd);

@@ -34,6 +34,10 @@ export interface TickResult {
   now: number;
   /** Result elements not yet handled (inbox + pending). */
   unread: number;
+  /** The cache epoch (bumped by every clearCache), '' before the first. */
+  cacheEpoch: string;
+  /** What the workers serve, `<modelVersion>/<quantization>`, '' before a worker started. */
+  served: string;
   jobs: JobState[];
   joined: JoinedCheck[];
   /** Per owned flight: -1 when no longer ours, else its number of waiters. */
@@ -52,8 +56,9 @@ export async function runClientTick(redis: Redis, keys: ModelKeys, t: TickInput)
     redisKeys.push(keys.flight(o.key));
     args.push(o.flightId, String(Math.round(o.deadline)));
   }
+  redisKeys.push(keys.cacheEpoch, keys.served);
   const reply = (await callScript(redis, 'client-tick', redisKeys, args)) as unknown[];
-  let i = 2;
+  let i = 4;
   const jobs = t.jobs.map(() => Number(reply[i++]) as JobState);
   const joined = t.joined.map((): JoinedCheck => {
     const r = reply[i++] as unknown[];
@@ -62,5 +67,5 @@ export async function runClientTick(redis: Redis, keys: ModelKeys, t: TickInput)
     return { state: state as typeof JoinedState.GONE | typeof JoinedState.ALIVE | typeof JoinedState.TAKEN_OVER };
   });
   const owned = t.owned.map(() => Number(reply[i++]));
-  return { now: Number(reply[0]), unread: Number(reply[1]), jobs, joined, owned };
+  return { now: Number(reply[0]), unread: Number(reply[1]), cacheEpoch: String(reply[2] ?? ''), served: String(reply[3] ?? ''), jobs, joined, owned };
 }

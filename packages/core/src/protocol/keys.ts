@@ -17,6 +17,8 @@
  * | inferq:{m}:client:<client id>       | STR  | a client's heartbeat (TTL: HEARTBEAT_TTL_MS)   |
  * | inferq:{m}:done:<job id>            | STR  | bitmap of the job's envelope items settled     |
  * | inferq:{m}:queued                   | STR  | requests enqueued, not yet answered (counter)  |
+ * | inferq:{m}:cache:epoch              | STR  | bumped by every clearCache (clients' local caches follow) |
+ * | inferq:{m}:served                   | STR  | `<modelVersion>/<quantization>` the workers serve |
  * | inferq:{m}:<bullmq keys>            | -    | the BullMQ queue (prefix inferq, name {m})     |
  */
 
@@ -44,6 +46,10 @@ export interface ModelKeys {
   readonly statsLatency: string;
   /** Requests enqueued and not yet answered, across clients: what maxQueueLength bounds. */
   readonly queued: string;
+  /** Bumped by every clearCache: in-process caches of clients drop their entries when it changes. */
+  readonly cacheEpoch: string;
+  /** `<modelVersion>/<quantization>` the workers serve (set by each worker at start). */
+  readonly served: string;
   /** BullMQ queue prefix and name: BullMQ builds `<prefix>:<name>:<suffix>`. */
   readonly queuePrefix: string;
   readonly queueName: string;
@@ -73,6 +79,8 @@ export function modelKeys(model: string, prefix: string = DEFAULT_PREFIX): Model
     stats: `${root}:stats`,
     statsLatency: `${root}:stats:latency`,
     queued: `${root}:queued`,
+    cacheEpoch: `${root}:cache:epoch`,
+    served: `${root}:served`,
     queuePrefix: prefix,
     queueName: `{${model}}`,
     inboxPrefix: `${root}:inbox:`,
