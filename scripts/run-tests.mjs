@@ -5,6 +5,9 @@
  * redis-server binary (installed from Debian's packages when missing and we
  * are root with apt-get and no Docker engine), or a Docker engine for
  * testcontainers. Otherwise it says exactly what to install and exits 1.
+ * The dashboard's browser test needs Chromium: installed the same way
+ * (Debian's `chromium`, when missing and we are root with apt-get); without
+ * it that test is skipped and says why.
  */
 import { spawnSync } from 'node:child_process';
 
@@ -32,6 +35,21 @@ function ensureRedis() {
   process.exit(1);
 }
 
+function ensureChromium() {
+  const names = [process.env.CHROMIUM_BIN, 'chromium', 'chromium-browser', 'google-chrome', 'google-chrome-stable'].filter(Boolean);
+  if (names.some((c) => has(c))) return log('using chromium for the dashboard browser test');
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (isRoot && has('apt-get', ['--version'])) {
+    log('chromium not found: installing Debian package chromium (for the dashboard browser test)');
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    const upd = spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
+    const inst = upd.status === 0 && spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'chromium', 'fonts-dejavu-core'], { stdio: 'inherit', env });
+    if (inst && inst.status === 0 && has('chromium')) return;
+  }
+  log('no chromium: the dashboard browser test is skipped (Debian/Ubuntu: apt-get install -y chromium; or set CHROMIUM_BIN)');
+}
+
 ensureRedis();
+ensureChromium();
 const r = spawnSync(process.platform === 'win32' ? 'npx.cmd' : 'npx', ['--no-install', 'vitest', 'run', ...process.argv.slice(2)], { stdio: 'inherit' });
 process.exit(r.status ?? 1);

@@ -5,24 +5,31 @@ import { parseArgs } from 'node:util';
 
 export const HELP = `Usage: pnpm bench [options]          (or: npx tsx --conditions=source packages/bench/src/bench.ts [options])
 
-Compares, in one run on one Redis with the same load: plain BullMQ, inferq and
-a minimal Redis list queue (the floor), with a no-op and the default ONNX model,
-plus inferq with a 50 % repeat workload and caching on.
+Compares, in one run on one Redis with the same load: plain BullMQ, BullMQ +
+batching, inferq and a minimal Redis list queue (the floor), with a no-op and
+the default ONNX model, plus inferq with a 50 % repeat workload and caching on;
+then inferq alone at low load (1 in flight; 50 req/s open loop) and in
+overload (1x and 5x what its workers serve, maxQueueLength set).
 
-  --quick                 1 s warm-up + 2.5 s measured per scenario, 1 repetition (whole run < 60 s:
-                          starting a scenario's processes takes another 2-4 s on 2 cores)
+  --quick                 1 s warm-up + 2.5 s measured per scenario, 1 repetition (whole run ~2 min:
+                          starting a scenario's processes takes another 2-6 s on 2 cores); without
+                          --only it skips the low-load '-timeout' variants
                           (default: full mode, ~20 s per scenario, 3 repetitions, median reported)
   --json <path>           also write every result as JSON
-  --clients <n>           client processes per scenario (default 2)
-  --workers <n>           worker processes per scenario, every system (default 2)
+  --clients <n>           client processes per throughput scenario (default 2)
+  --workers <n>           worker processes per throughput scenario, every system (default 2)
   --in-flight <n>         requests in flight in total, split over the clients (default 256)
+                          (low load and overload use their own fixed processes and load: see README)
   --duration <s>          measured seconds per scenario (quick 2.5, full 20)
   --warmup <s>            unmeasured seconds before (quick 1, full 3)
   --reps <n>              repetitions of every scenario; the median by req/s is reported (quick 1, full 3)
-  --only <list>           comma list of scenarios (${'noop-bullmq,noop-inferq,noop-floor,onnx-bullmq,onnx-inferq,onnx-floor,cache-inferq'})
-                          or groups (noop, onnx, cache) or systems (bullmq, inferq, floor)
-  --batch-timeout-ms <ms> inferq --batch-timeout-ms (default 5)
-  --max-batch-size <n>    inferq batch, BullMQ concurrency, list-queue batch (default 64)
+  --only <list>           comma list of scenarios (noop-bullmq, noop-bullmq-batched, noop-inferq, noop-floor,
+                          onnx-bullmq, onnx-bullmq-batched, onnx-inferq, onnx-floor, cache-inferq,
+                          lowload-seq-inferq[-timeout], lowload-50rps-inferq[-timeout], overload-1x, overload-5x)
+                          or groups (noop, onnx, cache, lowload, overload)
+                          or systems (bullmq, bullmq-batched, inferq, floor)
+  --batch-timeout-ms <ms> inferq --batch-timeout-ms, BullMQ + batching's batcher (default 5)
+  --max-batch-size <n>    inferq batch, BullMQ concurrency and batch, list-queue batch (default 64)
   --num-workers <n>       batches in flight per worker process (default 1; see bench.ts)
   --seed <n>              seed of the request inputs (default 20240601)
   --redis-url <url>       use this Redis (127.0.0.1 only) instead of starting redis-server (also REDIS_URL)

@@ -1,14 +1,18 @@
 /**
- * `pnpm bench`: inferq against the two baselines that say what its numbers
+ * `pnpm bench`: inferq against the baselines that say what its numbers
  * mean, measured side by side in ONE run, on ONE Redis, under the SAME load:
  *
- *   plain BullMQ     - what a user glues together (one job per request);
- *   inferq           - InferenceClient + the real `inferq-worker` CLI;
- *   floor            - a minimal Redis list queue (LPUSH / BRPOP + RPOP count).
+ *   plain BullMQ      - what a user glues together (one job per request);
+ *   BullMQ + batching - what a capable team builds on BullMQ alone (addBulk per
+ *                       tick, one QueueEvents listener, an in-process batcher);
+ *   inferq            - InferenceClient + the real `inferq-worker` CLI;
+ *   floor             - a minimal Redis list queue (LPUSH / BRPOP + RPOP count).
  *
  * each with (a) a no-op model and (b) the default ONNX model, plus (c) inferq
- * with a 50 % repeat workload and its result cache on. A short cold-start
- * section first times fresh processes run from dist/ (cold-start.ts).
+ * with a 50 % repeat workload and its result cache on; then inferq alone at
+ * (d) low load (latency with the library's defaults) and (e) overload (5x what
+ * the workers serve, maxQueueLength set). A short cold-start section first
+ * times fresh processes run from dist/ (cold-start.ts).
  *
  * Fairness, and why:
  * - Same processes: C client processes (closed loop, N/C requests in flight
@@ -35,9 +39,10 @@ import { machineInfo, type MachineInfo } from './machine.js';
 import { defaultModelDescription, defaultModelInputSize, measureDefaultModelCost, type CostCurve } from './model-cost-curve.js';
 import { openRedisTarget, type RedisTarget } from './redis-target.js';
 import { formatColdStart, measureColdStart, type ColdStartReport } from './cold-start.js';
-import { buildRows, checkGoals, formatGoals, formatNotes, formatTable, ms } from './report.js';
+import { buildRows, checkGoals, formatGoals, formatLatencyTable, formatNotes, formatTable, isThroughputRow, ms } from './report.js';
 import { CACHE_MAX_SIZE, REPEAT_WINDOW, runScenario, type ScenarioRun } from './run-scenario.js';
-import { selectScenarios, type ScenarioDef } from './scenarios.js';
+import { OVERLOAD, SCENARIOS, selectScenarios, type ScenarioDef } from './scenarios.js';
+import { SLEEP_MODEL_COST_MS } from './settings.js';
 import { SYSTEM_LABELS } from './systems/registry.js';
 
 /** Starts of each kind in the cold-start section; the median is reported. */
@@ -53,7 +58,14 @@ async function main(): Promise<void> {
     return;
   }
   if (!opts) return;
-  const scenarios = selectScenarios(opts.only);
+  let scenarios: ScenarioDef[];
+  try {
+    scenarios = selectScenarios(opts.only, opts.quick);
+  } catch (err) {
+    console.error(`bench: ${(err as Error).message}`);
+    process.exitCode = 2;
+    return;
+  }
   const t0 = Date.now();
   const runId = randomBytes(3).toString('hex');
 
@@ -101,9 +113,9 @@ async function run(opts: BenchOptions, scenarios: ScenarioDef[], target: RedisTa
     for (const def of scenarios) {
       const r = await runScenario(def, rep, ctx);
       runs.push(r);
-      const tag = `[${rep}/${opts.reps}] ${def.id.padEnd(13)} ${(labels[def.system] ?? '').padEnd(18)}`;
+      const tag = `[${rep}/${opts.reps}] ${def.id.padEnd(26)} ${(labels[def.system] ?? '').padEnd(18)}`;
       if (r.ok) {
-        const errs = r.errors ? `, ${r.errors} errors` : '';
+        const errs = (r.errors ? `, ${r.errors} errors` : '') + (r.rejected ? `, ${r.rejected} refused (p99 ${ms(r.rejectP99Ms)} ms)` : '');
         console.log(`${tag} ${Math.round(r.reqPerSec).toLocaleString('en-US').padStart(7)} req/s  p50 ${ms(r.p50Ms)} ms  p99 ${ms(r.p99Ms)} ms  batch ${Number.isFinite(r.avgBatch) ? r.avgBatch.toFixed(1) : '-'}${errs}  (ready in ${(r.startupMs / 1000).toFixed(1)} s, ended in ${(r.teardownMs / 1000).toFixed(1)} s)`);
       } else {
         console.log(`${tag} FAILED: ${(r.failure ?? '').split('\n')[0]}`);
@@ -115,7 +127,10 @@ async function run(opts: BenchOptions, scenarios: ScenarioDef[], target: RedisTa
   const goals = checkGoals(rows, pingIdle);
   const mode = opts.quick ? 'quick' : 'full';
   console.log(`\nResults (${mode}: ${opts.durationMs / 1000} s measured per scenario after ${opts.warmupMs / 1000} s warm-up, ${opts.reps === 1 ? '1 repetition' : `median of ${opts.reps} repetitions by req/s`}):\n`);
-  console.log(formatTable(rows));
+  const throughput = rows.filter(isThroughputRow);
+  const latency = rows.filter((r) => !isThroughputRow(r));
+  if (throughput.length) console.log(formatTable(throughput));
+  if (latency.length) console.log(`${throughput.length ? '\n' : ''}Low load (d) and overload (e), inferq alone (answered = goodput; p50/p99/max of answered requests; refusals = INFERQ_QUEUE_FULL):\n\n${formatLatencyTable(latency)}`);
   const notes = formatNotes(rows);
   if (notes) console.log(`\nNotes:\n${notes}`);
   console.log(`\nGoals:\n${formatGoals(goals)}`);
@@ -140,7 +155,14 @@ async function run(opts: BenchOptions, scenarios: ScenarioDef[], target: RedisTa
         model: r.def.model,
         caching: r.def.caching,
         repeatFraction: r.def.repeatFraction,
+        load: r.def.load ?? { kind: 'closed', inFlight: opts.inFlight },
+        clients: r.def.clients ?? opts.clients,
+        workers: r.def.workers ?? opts.workers,
+        libraryDefaults: r.def.libraryDefaults ?? false,
+        batchPolicy: r.def.batchPolicy ?? null,
+        maxQueueLength: r.def.maxQueueLength ?? 0,
         vsPlainBullmq: nullIfNaN(r.vsBullmq),
+        vsBullmqBatched: nullIfNaN(r.vsBullmqBatched),
         vsFloor: nullIfNaN(r.vsFloor),
         median: r.median ? runJson(r.median) : null,
         repetitions: r.runs.map(runJson),
@@ -159,14 +181,26 @@ function printHeader(opts: BenchOptions, m: MachineInfo, scenarios: ScenarioDef[
   console.log(
     `Load: ${opts.clients} client processes x ${Math.floor(opts.inFlight / opts.clients)} in flight = ${opts.inFlight} (closed loop), ` +
       `${opts.workers} worker processes per system, each holding ${opts.maxBatchSize} x ${opts.numWorkers} requests ` +
-      `(BullMQ concurrency ${opts.maxBatchSize * opts.numWorkers}; inferq --max-batch-size ${opts.maxBatchSize} --num-workers ${opts.numWorkers} --batch-timeout-ms ${opts.batchTimeoutMs}; list queue batch ${opts.maxBatchSize} x ${opts.numWorkers} loop)`,
+      `(BullMQ concurrency ${opts.maxBatchSize * opts.numWorkers}; BullMQ + batching concurrency ${opts.maxBatchSize * opts.numWorkers} into a batcher of ${opts.maxBatchSize} x ${opts.numWorkers}, ${opts.batchTimeoutMs} ms, eager; inferq --max-batch-size ${opts.maxBatchSize} --num-workers ${opts.numWorkers} --batch-timeout-ms ${opts.batchTimeoutMs}; list queue batch ${opts.maxBatchSize} x ${opts.numWorkers} loop)`,
   );
+  console.log(`Throughput scenarios (a)-(c):`);
   console.log(`Inputs: seed ${opts.seed}; no-op: 4 floats; ONNX: ${defaultModelInputSize()} floats (4 decimals). Caching off except (c).`);
   console.log(
     `(c): half the requests repeat one of the client's last ${REPEAT_WINDOW} new inputs; inferq cache max size ${CACHE_MAX_SIZE} ` +
       `(client config { enableCaching: true }, worker --enable-caching true); PING round trips timed in the client processes during the window.`,
   );
-  console.log(`Scenarios: ${scenarios.map((s) => s.id).join(', ')}\n`);
+  if (scenarios.some((s) => s.group === 'lowload')) {
+    console.log(`(d) low load: 1 client and 1 inferq-worker process, no-op model, the library's defaults (batch 32, timeout 100 ms, 4 batches in flight, policy eager, caching on: every input new); -timeout rows add --batch-policy timeout.`);
+  }
+  if (scenarios.some((s) => s.group === 'overload')) {
+    console.log(
+      `(e) overload: model of ${SLEEP_MODEL_COST_MS} ms per call (sleep), ${OVERLOAD.workers} worker processes x --num-workers ${OVERLOAD.numWorkers} x --max-batch-size ${OVERLOAD.maxBatchSize} ` +
+        `= ${OVERLOAD.capacityPerSec} req/s served; open loop from ${OVERLOAD.clients} clients at 1x and 5x that; client config maxQueueLength ${OVERLOAD.maxQueueLength}.`,
+    );
+  }
+  const skipped = SCENARIOS.filter((s) => !scenarios.includes(s));
+  const skipNote = opts.quick && !opts.only && skipped.length ? ` (quick mode skips ${skipped.map((s) => s.id).join(', ')}: --only runs them)` : '';
+  console.log(`Scenarios: ${scenarios.map((s) => s.id).join(', ')}${skipNote}\n`);
 }
 
 function nullIfNaN(n: number): number | null {
@@ -189,6 +223,11 @@ function runJson(r: ScenarioRun) {
     completed: r.completed,
     errors: r.errors,
     errorSamples: r.errorSamples,
+    offeredPerSec: nullIfNaN(r.offeredPerSec),
+    rejected: r.rejected,
+    rejections: summaryJson(r.rejections),
+    rejectP99Ms: nullIfNaN(r.rejectP99Ms),
+    skipped: r.skipped,
     reqPerSec: nullIfNaN(r.reqPerSec),
     p50Ms: nullIfNaN(r.p50Ms),
     p99Ms: nullIfNaN(r.p99Ms),

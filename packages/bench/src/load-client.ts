@@ -1,9 +1,20 @@
 /**
- * The closed-loop load generator inside each client process.
+ * The load generator inside each client process, closed or open loop.
  *
- * `inFlight` loops each send one request, wait for its result, and send the
- * next at once (closed loop: the offered load adapts to the system, so a slow
- * system is measured at its capacity instead of drowning in a backlog).
+ * Closed loop (the throughput scenarios and `lowload-seq`): `inFlight` loops
+ * each send one request, wait for its result, and send the next at once (the
+ * offered load adapts to the system, so a slow system is measured at its
+ * capacity instead of drowning in a backlog).
+ *
+ * Open loop (`lowload-50rps`, `overload-*`): requests at a fixed rate, evenly
+ * spaced, whatever the answers; a timer wakes at the next request's scheduled
+ * time (at least every 1 ms) and sends every request due by then. Latency is
+ * counted from the request's SCHEDULED time, so a client that fell behind
+ * (event loop busy) shows up in the numbers instead of hiding (coordinated
+ * omission). Refusals by a bounded queue (INFERQ_QUEUE_FULL) are counted and
+ * timed apart from other errors. At most MAX_OPEN_OUTSTANDING requests are
+ * unanswered at once; past it a due request is not sent and counted as
+ * `skipped` (a bound on the generator, not part of any system).
  * Every process waits for the parent's start signal, so all clients of a
  * scenario share one warm-up and one measured window; a request counts in the
  * window when it COMPLETES inside it. At the end of the window the process
@@ -22,8 +33,14 @@ export interface ClientReport {
   client: number;
   /** Requests completed successfully inside the window. */
   completed: number;
-  /** Requests failed (error or timeout) inside the window. */
+  /** Requests failed (error or timeout) inside the window, refusals (INFERQ_QUEUE_FULL) not included. */
   errors: number;
+  /** Requests refused inside the window with INFERQ_QUEUE_FULL. */
+  rejected: number;
+  /** Time to each refusal. */
+  rejections: LatencySummary;
+  /** Open loop: requests due in the window but not sent (MAX_OPEN_OUTSTANDING unanswered). */
+  skipped: number;
   /** A few distinct error messages with their counts. */
   errorSamples: Array<[string, number]>;
   /** Latency of every successful request of the window. */
@@ -42,6 +59,9 @@ export interface ClientReport {
 const GO_TIMEOUT_S = 120;
 const MAX_ERROR_SAMPLES = 5;
 const PING_INTERVAL_MS = 5;
+/** Open loop: most requests unanswered at once per client process. */
+const MAX_OPEN_OUTSTANDING = 20_000;
+const QUEUE_FULL = 'INFERQ_QUEUE_FULL';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)));
 const epochNow = () => performance.timeOrigin + performance.now();
@@ -63,41 +83,76 @@ export async function runLoadClient(system: SystemDefinition, cfg: ClientConfig)
   const latency = new LatencyRecorder();
   const hits = new LatencyRecorder();
   const ping = new LatencyRecorder();
+  const rejections = new LatencyRecorder();
   const errorSamples = new Map<string, number>();
   let completed = 0;
   let errors = 0;
+  let rejected = 0;
+  let skipped = 0;
   let sent = 0;
   let stopped = false;
   const inWindow = (t: number) => t >= go.warmupUntil && t < go.measureUntil;
 
+  /** One request; `t0` is when it counts from (performance.now() time base). Resolves true when it failed. */
+  const one = async (t0: number): Promise<boolean> => {
+    const input = workload.input();
+    sent++;
+    let failure: unknown;
+    let cached = false;
+    try {
+      ({ cached } = await transport.send(input));
+    } catch (err) {
+      failure = err;
+    }
+    const t1 = performance.now();
+    if (inWindow(performance.timeOrigin + t1)) {
+      if (failure === undefined) {
+        completed++;
+        latency.record(t1 - t0);
+        if (cached) hits.record(t1 - t0);
+      } else if ((failure as { code?: unknown }).code === QUEUE_FULL) {
+        rejected++;
+        rejections.record(t1 - t0);
+      } else {
+        errors++;
+        const msg = failure instanceof Error ? `${failure.name}: ${failure.message}` : String(failure);
+        const key = msg.slice(0, 200);
+        if (errorSamples.has(key) || errorSamples.size < MAX_ERROR_SAMPLES) errorSamples.set(key, (errorSamples.get(key) ?? 0) + 1);
+      }
+    }
+    return failure !== undefined;
+  };
+
   const loop = async (): Promise<void> => {
     while (!stopped) {
-      const input = workload.input();
-      sent++;
-      const t0 = performance.now();
-      let failure: unknown;
-      let cached = false;
-      try {
-        ({ cached } = await transport.send(input));
-      } catch (err) {
-        failure = err;
-      }
-      const t1 = performance.now();
-      if (inWindow(performance.timeOrigin + t1)) {
-        if (failure === undefined) {
-          completed++;
-          latency.record(t1 - t0);
-          if (cached) hits.record(t1 - t0);
-        } else {
-          errors++;
-          const msg = failure instanceof Error ? `${failure.name}: ${failure.message}` : String(failure);
-          const key = msg.slice(0, 200);
-          if (errorSamples.has(key) || errorSamples.size < MAX_ERROR_SAMPLES) errorSamples.set(key, (errorSamples.get(key) ?? 0) + 1);
-        }
-      }
+      const failed = await one(performance.now());
       // A system failing fast must not turn the loop into a busy spin that starves the timers.
-      if (failure !== undefined) await sleep(1);
+      if (failed) await sleep(1);
     }
+  };
+
+  const openLoop = (ratePerSec: number, phase: number): void => {
+    const intervalMs = 1000 / ratePerSec;
+    const startPerf = go.startAt - performance.timeOrigin + phase * intervalMs;
+    let next = 0;
+    let outstanding = 0;
+    const tick = (): void => {
+      if (stopped) return;
+      const now = performance.now();
+      while (startPerf + next * intervalMs <= now) {
+        const scheduled = startPerf + next * intervalMs;
+        next++;
+        if (outstanding >= MAX_OPEN_OUTSTANDING) {
+          if (inWindow(performance.timeOrigin + scheduled)) skipped++;
+          continue;
+        }
+        outstanding++;
+        void one(scheduled).finally(() => outstanding--);
+      }
+      const wait = startPerf + next * intervalMs - performance.now();
+      setTimeout(tick, Math.max(0, Math.min(wait, 1)));
+    };
+    tick();
   };
 
   const probeLoop = async (conn: Redis): Promise<void> => {
@@ -110,7 +165,11 @@ export async function runLoadClient(system: SystemDefinition, cfg: ClientConfig)
     }
   };
 
-  for (let i = 0; i < cfg.inFlight; i++) void loop();
+  if (cfg.load.kind === 'closed') {
+    for (let i = 0; i < cfg.load.inFlight; i++) void loop();
+  } else {
+    openLoop(cfg.load.ratePerSec, cfg.load.phase);
+  }
   if (probe) void probeLoop(probe).catch(() => undefined);
 
   await sleep(go.measureUntil - epochNow());
@@ -119,6 +178,9 @@ export async function runLoadClient(system: SystemDefinition, cfg: ClientConfig)
     client: cfg.clientIndex,
     completed,
     errors,
+    rejected,
+    rejections: rejections.summary(),
+    skipped,
     errorSamples: [...errorSamples.entries()],
     latency: latency.summary(),
     hits: hits.summary(),

@@ -15,8 +15,12 @@ export interface ScenarioRow {
   /** The median repetition by req/s among the successful ones; undefined when all failed. */
   median: ScenarioRun | undefined;
   vsBullmq: number;
+  vsBullmqBatched: number;
   vsFloor: number;
 }
+
+/** The throughput scenarios (closed loop, every system): the main table. The others go to the latency table. */
+export const isThroughputRow = (r: ScenarioRow) => r.def.group === 'noop' || r.def.group === 'onnx' || r.def.group === 'cache';
 
 export type GoalStatus = 'PASS' | 'FAIL' | 'INFO' | 'N/A';
 
@@ -29,14 +33,18 @@ export interface Goal {
 export function buildRows(defs: readonly ScenarioDef[], runs: readonly ScenarioRun[], labels: Readonly<Record<string, string>>): ScenarioRow[] {
   const rows = defs.map((def): ScenarioRow => {
     const mine = runs.filter((r) => r.id === def.id);
-    const ok = mine.filter((r) => r.ok).sort((a, b) => a.reqPerSec - b.reqPerSec);
-    return { def, label: labels[def.system] ?? def.system, runs: mine, median: ok[(ok.length - 1) >> 1], vsBullmq: NaN, vsFloor: NaN };
+    // Closed loop: the median by req/s. Open loop (req/s is set by the load): the median by p99.
+    const key = (r: ScenarioRun) => (def.load?.kind === 'open' ? (Number.isFinite(r.p99Ms) ? r.p99Ms : Infinity) : r.reqPerSec);
+    const ok = mine.filter((r) => r.ok).sort((a, b) => key(a) - key(b));
+    return { def, label: labels[def.system] ?? def.system, runs: mine, median: ok[(ok.length - 1) >> 1], vsBullmq: NaN, vsBullmqBatched: NaN, vsFloor: NaN };
   });
   // Ratios against the baselines of the same model (scenario c against the ONNX baselines).
   for (const row of rows) {
-    const base = (system: string) => rows.find((r) => r.def.system === system && r.def.model === row.def.model && !r.def.caching)?.median?.reqPerSec;
+    if (!isThroughputRow(row)) continue;
+    const base = (system: string) => rows.find((r) => isThroughputRow(r) && r.def.system === system && r.def.model === row.def.model && !r.def.caching)?.median?.reqPerSec;
     const rps = row.median?.reqPerSec ?? NaN;
     row.vsBullmq = rps / (base('bullmq') ?? NaN);
+    row.vsBullmqBatched = rps / (base('bullmq-batched') ?? NaN);
     row.vsFloor = rps / (base('floor') ?? NaN);
   }
   return rows;
@@ -48,12 +56,45 @@ const ratio = (n: number) => (Number.isFinite(n) ? `${n < 10 ? n.toFixed(2) : n.
 const batch = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : '-');
 
 export function formatTable(rows: readonly ScenarioRow[]): string {
-  const header = ['scenario', 'system', 'req/s', 'p50 ms', 'p99 ms', 'avg batch', 'vs plain BullMQ (req/s)', 'vs floor (req/s)'];
+  const header = ['scenario', 'system', 'req/s', 'p50 ms', 'p99 ms', 'avg batch', 'vs plain BullMQ (req/s)', 'vs BullMQ + batching', 'vs floor (req/s)'];
   const body = rows.map((r) => {
     const m = r.median;
-    if (!m) return [r.def.title, r.label, 'FAILED', '-', '-', '-', '-', '-'];
-    return [r.def.title, r.label, int(m.reqPerSec), ms(m.p50Ms), ms(m.p99Ms), batch(m.avgBatch), ratio(r.vsBullmq), ratio(r.vsFloor)];
+    if (!m) return [r.def.title, r.label, 'FAILED', '-', '-', '-', '-', '-', '-'];
+    return [r.def.title, r.label, int(m.reqPerSec), ms(m.p50Ms), ms(m.p99Ms), batch(m.avgBatch), ratio(r.vsBullmq), ratio(r.vsBullmqBatched), ratio(r.vsFloor)];
   });
+  return alignTable(header, body);
+}
+
+/**
+ * Low load and overload: offered vs answered req/s, latency of the answered
+ * requests, and refusals (INFERQ_QUEUE_FULL) with their own latency.
+ */
+export function formatLatencyTable(rows: readonly ScenarioRow[]): string {
+  const header = ['scenario', 'id', 'offered req/s', 'answered req/s', 'p50 ms', 'p99 ms', 'max ms', 'avg batch', 'refused req/s', 'refusal p50 ms', 'refusal p99 ms', 'errors'];
+  const body = rows.map((r) => {
+    const m = r.median;
+    if (!m) return [r.def.title, r.def.id, 'FAILED', '-', '-', '-', '-', '-', '-', '-', '-', '-'];
+    const perS = (n: number) => n / (m.windowMs / 1000);
+    const offered = r.def.load?.kind === 'closed' ? `closed, ${r.def.load.inFlight} in flight` : int(m.offeredPerSec);
+    return [
+      r.def.title,
+      r.def.id,
+      offered,
+      int(m.reqPerSec),
+      ms(m.p50Ms),
+      ms(m.p99Ms),
+      ms(m.latency.maxMs),
+      batch(m.avgBatch),
+      int(perS(m.rejected)),
+      ms(percentile(m.rejections, 50)),
+      ms(m.rejectP99Ms),
+      int(m.errors + m.skipped),
+    ];
+  });
+  return alignTable(header, body);
+}
+
+function alignTable(header: string[], body: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] ?? '').length)));
   const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join(' | ');
   return [line(header), widths.map((w) => '-'.repeat(w)).join('-|-'), ...body.map(line)].join('\n');
@@ -65,7 +106,13 @@ export function formatNotes(rows: readonly ScenarioRow[]): string {
   for (const r of rows) {
     const notes: string[] = [];
     for (const f of r.runs.filter((x) => !x.ok)) notes.push(`rep ${f.rep} FAILED: ${firstLines(f.failure ?? 'unknown', 6)}`);
-    if (r.runs.length > 1) notes.push(`req/s per repetition: ${r.runs.map((x) => (x.ok ? int(x.reqPerSec) : 'failed')).join(', ')} (median shown)`);
+    if (r.runs.length > 1) {
+      notes.push(
+        r.def.load?.kind === 'open'
+          ? `p99 ms per repetition: ${r.runs.map((x) => (x.ok ? ms(x.p99Ms) : 'failed')).join(', ')} (median shown)`
+          : `req/s per repetition: ${r.runs.map((x) => (x.ok ? int(x.reqPerSec) : 'failed')).join(', ')} (median shown)`,
+      );
+    }
     const m = r.median;
     if (m) {
       notes.push(`${int(m.completed)} requests in ${+(m.windowMs / 1000).toFixed(1)} s, mean ${ms(m.meanMs)} ms, max ${ms(m.latency.maxMs)} ms; processes ready in ${(m.startupMs / 1000).toFixed(1)} s`);
@@ -76,6 +123,8 @@ export function formatNotes(rows: readonly ScenarioRow[]): string {
             `workers ${cores.workers.toFixed(2)} / ${int(us.workers)}, redis-server ${cores.redis.toFixed(2)} / ${int(us.redis)}`,
         );
       }
+      if (m.skipped > 0) notes.push(`${int(m.skipped)} due requests not sent by the open-loop generator (too many unanswered)`);
+      if (m.rejected > 0) notes.push(`${int(m.rejected)} refused (INFERQ_QUEUE_FULL): p50 ${ms(percentile(m.rejections, 50))} ms, p99 ${ms(m.rejectP99Ms)} ms, max ${ms(m.rejections.maxMs)} ms`);
       if (m.errors > 0) notes.push(`${int(m.errors)} failed requests: ${m.errorSamples.map(([msg, n]) => `${n}x ${msg}`).join(' | ')}`);
       const c = m.counters;
       if (c && r.def.system === 'inferq') {
@@ -138,6 +187,45 @@ export function checkGoals(rows: readonly ScenarioRow[], pingIdle: LatencySummar
     floorContext('noop', atLeast('no-op: inferq >= 3x plain BullMQ req/s', q!, b!, 3, 'plain BullMQ')),
   );
   need('no-op: inferq >= 40 % of the floor req/s', ['noop-inferq', 'noop-floor'], ([q, f]) => atLeast('no-op: inferq >= 40 % of the floor req/s', q!, f!, 0.4, 'the floor'));
+  need('no-op: inferq >= BullMQ + batching req/s', ['noop-inferq', 'noop-bullmq-batched'], ([q, b]) => ({
+    ...atLeast('no-op: inferq >= BullMQ + batching req/s', q!, b!, 1, 'BullMQ + batching'),
+    status: 'INFO',
+  }));
+  need('ONNX: inferq vs BullMQ + batching', ['onnx-inferq', 'onnx-bullmq-batched'], ([q, b]) => ({
+    name: 'ONNX: inferq vs BullMQ + batching',
+    status: 'INFO',
+    detail: `${int(q!.reqPerSec)} vs ${int(b!.reqPerSec)} req/s = ${ratio(q!.reqPerSec / b!.reqPerSec)}; p99 ${ms(q!.p99Ms)} vs ${ms(b!.p99Ms)} ms; avg batch ${batch(q!.avgBatch)} vs ${batch(b!.avgBatch)}`,
+  }));
+  for (const kind of ['seq', '50rps'] as const) {
+    const name = `low load (${kind === 'seq' ? '1 in flight' : '50 req/s'}): defaults (eager) vs --batch-policy timeout`;
+    const eagerId = `lowload-${kind}-inferq`;
+    const timeoutId = `${eagerId}-timeout`;
+    if (get(eagerId) && !rows.some((r) => r.def.id === timeoutId)) {
+      const e = get(eagerId)!;
+      goals.push({ name, status: 'INFO', detail: `defaults: p50 ${ms(e.p50Ms)} ms, p99 ${ms(e.p99Ms)} ms (${timeoutId} not run: --only ${timeoutId})` });
+      continue;
+    }
+    need(name, [eagerId, timeoutId], ([e, t]) => ({
+      name,
+      status: 'INFO',
+      detail: `p50 ${ms(e!.p50Ms)} vs ${ms(t!.p50Ms)} ms, p99 ${ms(e!.p99Ms)} vs ${ms(t!.p99Ms)} ms`,
+    }));
+  }
+  need('overload: accepted p99 at 5x within 2x of the p99 at 1x', ['overload-5x', 'overload-1x'], ([o, n]) => {
+    const r = o!.p99Ms / n!.p99Ms;
+    return {
+      name: 'overload: accepted p99 at 5x within 2x of the p99 at 1x',
+      status: r <= 2 ? 'PASS' : 'FAIL',
+      detail: `p99 ${ms(o!.p99Ms)} vs ${ms(n!.p99Ms)} ms = ${ratio(r)} (goal <= 2x); answered ${int(o!.reqPerSec)} vs ${int(n!.reqPerSec)} req/s of ${int(o!.offeredPerSec)} / ${int(n!.offeredPerSec)} offered`,
+    };
+  });
+  need('overload: refusals (INFERQ_QUEUE_FULL) at 5x answered in < 5 ms p99', ['overload-5x'], ([o]) => ({
+    name: 'overload: refusals (INFERQ_QUEUE_FULL) at 5x answered in < 5 ms p99',
+    status: o!.rejected === 0 ? 'FAIL' : o!.rejectP99Ms < 5 ? 'PASS' : 'FAIL',
+    detail: o!.rejected === 0
+      ? 'no refusal in the window'
+      : `${int(o!.rejected)} refusals: p50 ${ms(percentile(o!.rejections, 50))} ms, p99 ${ms(o!.rejectP99Ms)} ms, max ${ms(o!.rejections.maxMs)} ms`,
+  }));
   need('cache hits (c): avg latency of a hit vs one Redis round trip', ['cache-inferq'], ([c]) => {
     const hits = c!.hits;
     const idle = mean(pingIdle);

@@ -14,7 +14,7 @@ import { mean, mergeSummaries, percentile, type LatencySummary } from './latency
 import { ProcessSet, withTimeout, type StderrDigest } from './processes.js';
 import type { RedisTarget } from './redis-target.js';
 import type { ScenarioDef } from './scenarios.js';
-import type { BatchCounters, ClientConfig, GoSignal, ScenarioSettings } from './settings.js';
+import { MODEL_ENV, type BatchCounters, type ClientConfig, type GoSignal, type LoadShape, type ScenarioSettings } from './settings.js';
 import { CHILD_SCRIPT, loadSystem } from './systems/registry.js';
 
 export interface ScenarioRun {
@@ -30,8 +30,19 @@ export interface ScenarioRun {
   teardownMs: number;
   windowMs: number;
   completed: number;
+  /** Failed requests, refusals not included. */
   errors: number;
   errorSamples: Array<[string, number]>;
+  /** Refused with INFERQ_QUEUE_FULL (maxQueueLength) in the window. */
+  rejected: number;
+  /** Time to each refusal. */
+  rejections: LatencySummary;
+  rejectP99Ms: number;
+  /** Open loop: due requests the generator did not send (too many unanswered). */
+  skipped: number;
+  /** Offered load, req/s (open loop), or NaN (closed loop: it follows the answers). */
+  offeredPerSec: number;
+  /** Answered req/s (goodput): successful requests completed in the window. */
   reqPerSec: number;
   p50Ms: number;
   p99Ms: number;
@@ -66,7 +77,7 @@ const NOOP_INPUT_SIZE = 4;
 export const REPEAT_WINDOW = 1000;
 export const CACHE_MAX_SIZE = 10_000;
 /** Children log warnings and errors only: their info lines are not results. */
-const CHILD_ENV: NodeJS.ProcessEnv = { INFERQ_LOG_LEVEL: 'warn' };
+const CHILD_ENV: NodeJS.ProcessEnv = { INFERQ_LOG_LEVEL: 'warn', ...MODEL_ENV };
 
 const sleepUntil = (t: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, t - Date.now())));
 
@@ -79,12 +90,24 @@ export async function runScenario(def: ScenarioDef, rep: number, ctx: ScenarioCo
     redisUrl: target.url,
     namespace,
     queueName: `bench-${def.model}`,
-    maxBatchSize: opts.maxBatchSize,
-    numWorkers: opts.numWorkers,
+    maxBatchSize: def.worker?.maxBatchSize ?? opts.maxBatchSize,
+    numWorkers: def.worker?.numWorkers ?? opts.numWorkers,
     batchTimeoutMs: opts.batchTimeoutMs,
     caching: def.caching,
     cacheMaxSize: CACHE_MAX_SIZE,
+    libraryDefaults: def.libraryDefaults ?? false,
+    batchPolicy: def.batchPolicy,
+    jobConcurrency: def.worker?.jobConcurrency,
+    maxQueueLength: def.maxQueueLength ?? 0,
     requestTimeoutMs: Math.max(10_000, opts.durationMs + opts.warmupMs),
+  };
+  const numClients = def.clients ?? opts.clients;
+  const numWorkerProcs = def.workers ?? opts.workers;
+  const load = def.load ?? { kind: 'closed', inFlight: opts.inFlight };
+  const clientLoad = (i: number): LoadShape => {
+    if (load.kind === 'open') return { kind: 'open', ratePerSec: load.ratePerSec / numClients, phase: i / numClients };
+    const base = Math.floor(load.inFlight / numClients);
+    return { kind: 'closed', inFlight: Math.max(1, base + (i < load.inFlight % numClients ? 1 : 0)) };
   };
   const run: ScenarioRun = {
     id: def.id,
@@ -97,6 +120,11 @@ export async function runScenario(def: ScenarioDef, rep: number, ctx: ScenarioCo
     completed: 0,
     errors: 0,
     errorSamples: [],
+    rejected: 0,
+    rejections: mergeSummaries([]),
+    rejectP99Ms: NaN,
+    skipped: 0,
+    offeredPerSec: load.kind === 'open' ? load.ratePerSec : NaN,
     reqPerSec: NaN,
     p50Ms: NaN,
     p99Ms: NaN,
@@ -113,17 +141,16 @@ export async function runScenario(def: ScenarioDef, rep: number, ctx: ScenarioCo
     const system = await loadSystem(def.system);
     const controlKey = `${namespace}:control`;
     const started = Date.now();
-    for (let i = 0; i < opts.workers; i++) {
+    for (let i = 0; i < numWorkerProcs; i++) {
       const { script, args } = system.workerCommand(settings, i);
       procs.spawn(`${def.id} worker ${i}`, 'worker', script, args, CHILD_ENV);
     }
-    const base = Math.floor(opts.inFlight / opts.clients);
-    for (let i = 0; i < opts.clients; i++) {
+    for (let i = 0; i < numClients; i++) {
       const cfg: ClientConfig = {
         ...settings,
         role: 'client',
         clientIndex: i,
-        inFlight: base + (i < opts.inFlight % opts.clients ? 1 : 0),
+        load: clientLoad(i),
         workload: {
           inputSize: def.model === 'onnx' ? ctx.onnxInputSize : NOOP_INPUT_SIZE,
           seed: opts.seed,
@@ -147,7 +174,7 @@ export async function runScenario(def: ScenarioDef, rep: number, ctx: ScenarioCo
 
     const startAt = Date.now() + 50;
     const go: GoSignal = { startAt, warmupUntil: startAt + opts.warmupMs, measureUntil: startAt + opts.warmupMs + opts.durationMs };
-    await target.redis.rpush(controlKey, ...Array.from({ length: opts.clients }, () => JSON.stringify(go)));
+    await target.redis.rpush(controlKey, ...Array.from({ length: numClients }, () => JSON.stringify(go)));
 
     const pids = procs.all.map((p) => ({ label: p.label, pid: p.proc.pid }));
     await Promise.race([sleepUntil(go.warmupUntil), crashed]);
@@ -166,7 +193,7 @@ export async function runScenario(def: ScenarioDef, rep: number, ctx: ScenarioCo
     const roles = new Map(procs.all.map((p) => [p.label, p.role] as const));
     const cpu = cpuUsage(cpuBefore, cpuAfter, (label) => roles.get(label), opts.durationMs / 1000, run.completed);
     if (cpu) run.cpu = cpu;
-    if (run.completed === 0) {
+    if (run.completed === 0 && run.rejected === 0) {
       const why = run.errorSamples.map(([m, n]) => `${n}x ${m}`).join(' | ');
       throw new Error(`no request completed in the measured window (${run.errors} failed${why ? `: ${why}` : ''})`);
     }
@@ -201,6 +228,10 @@ function summarise(
   if (pings.length) run.pingUnderLoad = mergeSummaries(pings);
   run.completed = reports.reduce((n, r) => n + r.completed, 0);
   run.errors = reports.reduce((n, r) => n + r.errors, 0);
+  run.rejected = reports.reduce((n, r) => n + r.rejected, 0);
+  run.rejections = mergeSummaries(reports.map((r) => r.rejections));
+  run.rejectP99Ms = percentile(run.rejections, 99);
+  run.skipped = reports.reduce((n, r) => n + r.skipped, 0);
   const samples = new Map<string, number>();
   for (const r of reports) for (const [m, c] of r.errorSamples) samples.set(m, (samples.get(m) ?? 0) + c);
   run.errorSamples = [...samples.entries()];

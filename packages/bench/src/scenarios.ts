@@ -1,13 +1,26 @@
 /**
  * The scenarios of a run. Rows are grouped by model, so each system's row sits
  * next to the baselines it is divided by.
+ *
+ * Throughput (closed loop, --in-flight requests, every system):
+ *   (a) no-op, (b) ONNX, (c) ONNX with 50 % repeats and inferq's cache.
+ * Latency at low load (inferq only, no-op model, the library's defaults):
+ *   one request in flight, and 50 req/s open loop; each also with
+ *   `--batch-policy timeout` (the policy before 'eager' became the default).
+ * Overload (inferq only, a model of fixed cost per batch, maxQueueLength set):
+ *   open loop at 1x and 5x what the workers can serve.
  */
-import type { ModelKind, SystemId } from './settings.js';
+import { SLEEP_MODEL_COST_MS, type BatchPolicy, type ModelKind, type SystemId } from './settings.js';
+
+export type ScenarioGroup = 'noop' | 'onnx' | 'cache' | 'lowload' | 'overload';
+export const GROUPS: readonly ScenarioGroup[] = ['noop', 'onnx', 'cache', 'lowload', 'overload'];
+
+/** Offered load of a whole scenario (split over its client processes). */
+export type ScenarioLoad = { kind: 'closed'; inFlight: number } | { kind: 'open'; ratePerSec: number };
 
 export interface ScenarioDef {
   id: string;
-  /** (a) no-op, (b) ONNX, (c) cache. */
-  group: 'noop' | 'onnx' | 'cache';
+  group: ScenarioGroup;
   system: SystemId;
   model: ModelKind;
   caching: boolean;
@@ -17,6 +30,20 @@ export interface ScenarioDef {
   probePing: boolean;
   /** Shown in the table's first column. */
   title: string;
+  /** Run by `--quick` without `--only` (`--only` runs any scenario it names). */
+  inQuick: boolean;
+  /** Default: closed loop with --in-flight requests. */
+  load?: ScenarioLoad;
+  /** Client / worker processes; default --clients / --workers. */
+  clients?: number;
+  workers?: number;
+  /** inferq with the library's defaults (see ScenarioSettings.libraryDefaults). */
+  libraryDefaults?: boolean;
+  batchPolicy?: BatchPolicy;
+  /** Worker settings of this scenario instead of --max-batch-size / --num-workers. */
+  worker?: { maxBatchSize: number; numWorkers: number; jobConcurrency?: number };
+  /** inferq client config maxQueueLength. */
+  maxQueueLength?: number;
 }
 
 const plain = (group: 'noop' | 'onnx', system: SystemId): ScenarioDef => ({
@@ -28,13 +55,72 @@ const plain = (group: 'noop' | 'onnx', system: SystemId): ScenarioDef => ({
   repeatFraction: 0,
   probePing: false,
   title: group === 'noop' ? '(a) no-op' : '(b) ONNX',
+  inQuick: true,
+});
+
+/** Low load: one client, one worker process, the no-op model, everything else the library's defaults. */
+const LOW_RATE = 50;
+const lowLoad = (kind: 'seq' | '50rps', policy: BatchPolicy | undefined): ScenarioDef => ({
+  id: `lowload-${kind}-inferq${policy ? `-${policy}` : ''}`,
+  group: 'lowload',
+  system: 'inferq',
+  model: 'noop',
+  caching: true, // the default; inputs never repeat, so every request is a cache miss
+  repeatFraction: 0,
+  probePing: false,
+  title: `(d) ${kind === 'seq' ? '1 in flight' : `${LOW_RATE} req/s open`}, ${policy ? `--batch-policy ${policy}` : 'defaults (eager)'}`,
+  // The -timeout variants show the policy the default replaced; quick mode runs the defaults only.
+  inQuick: policy === undefined,
+  load: kind === 'seq' ? { kind: 'closed', inFlight: 1 } : { kind: 'open', ratePerSec: LOW_RATE },
+  clients: 1,
+  workers: 1,
+  libraryDefaults: true,
+  ...(policy ? { batchPolicy: policy } : {}),
+});
+
+/**
+ * Overload: 2 worker processes x 1 batch in flight x 8 items per SLEEP_MODEL_COST_MS (40 ms) =
+ * 400 req/s the workers can serve, whatever the machine's noise; the queue bounded at two rounds of
+ * batches (one in the model, one ready behind it, per batch slot): 2 x 2 x 1 x 8 = 32 requests.
+ */
+export const OVERLOAD = Object.freeze({
+  workers: 2,
+  clients: 2,
+  maxBatchSize: 8,
+  numWorkers: 1,
+  /** Jobs a worker holds: its batch in the model and the next one behind it (the default, maxBatchSize x numWorkers, holds only the first). */
+  jobConcurrency: 16,
+  get capacityPerSec() {
+    return (this.workers * this.numWorkers * this.maxBatchSize * 1000) / SLEEP_MODEL_COST_MS;
+  },
+  get maxQueueLength() {
+    return 2 * this.workers * this.numWorkers * this.maxBatchSize;
+  },
+});
+const overload = (factor: 1 | 5): ScenarioDef => ({
+  id: `overload-${factor}x`,
+  group: 'overload',
+  system: 'inferq',
+  model: 'sleep',
+  caching: false,
+  repeatFraction: 0,
+  probePing: false,
+  title: `(e) ${factor}x capacity, maxQueueLength ${OVERLOAD.maxQueueLength}`,
+  inQuick: true,
+  load: { kind: 'open', ratePerSec: factor * OVERLOAD.capacityPerSec },
+  clients: OVERLOAD.clients,
+  workers: OVERLOAD.workers,
+  worker: { maxBatchSize: OVERLOAD.maxBatchSize, numWorkers: OVERLOAD.numWorkers, jobConcurrency: OVERLOAD.jobConcurrency },
+  maxQueueLength: OVERLOAD.maxQueueLength,
 });
 
 export const SCENARIOS: readonly ScenarioDef[] = Object.freeze([
   plain('noop', 'bullmq'),
+  plain('noop', 'bullmq-batched'),
   plain('noop', 'inferq'),
   plain('noop', 'floor'),
   plain('onnx', 'bullmq'),
+  plain('onnx', 'bullmq-batched'),
   plain('onnx', 'inferq'),
   plain('onnx', 'floor'),
   {
@@ -47,15 +133,24 @@ export const SCENARIOS: readonly ScenarioDef[] = Object.freeze([
     repeatFraction: 0.5,
     probePing: true,
     title: '(c) ONNX 50% repeats, cache on',
+    inQuick: true,
   },
+  lowLoad('seq', undefined),
+  lowLoad('seq', 'timeout'),
+  lowLoad('50rps', undefined),
+  lowLoad('50rps', 'timeout'),
+  overload(1),
+  overload(5),
 ]);
 
-/** `--only`: scenario ids, groups or systems, comma separated. */
-export function selectScenarios(only: readonly string[] | undefined): ScenarioDef[] {
-  if (!only || only.length === 0) return [...SCENARIOS];
+const SYSTEMS: readonly SystemId[] = ['bullmq', 'bullmq-batched', 'inferq', 'floor'];
+
+/** `--only`: scenario ids, groups or systems, comma separated. Without it, quick mode runs the `inQuick` scenarios. */
+export function selectScenarios(only: readonly string[] | undefined, quick: boolean): ScenarioDef[] {
+  if (!only || only.length === 0) return SCENARIOS.filter((s) => !quick || s.inQuick);
   const unknown = only.filter((t) => !SCENARIOS.some((s) => s.id === t || s.group === t || s.system === t));
   if (unknown.length) {
-    throw new Error(`--only: unknown ${unknown.join(', ')}; use scenario ids (${SCENARIOS.map((s) => s.id).join(', ')}), groups (noop, onnx, cache) or systems (bullmq, inferq, floor)`);
+    throw new Error(`--only: unknown ${unknown.join(', ')}; use scenario ids (${SCENARIOS.map((s) => s.id).join(', ')}), groups (${GROUPS.join(', ')}) or systems (${SYSTEMS.join(', ')})`);
   }
   return SCENARIOS.filter((s) => only.some((t) => s.id === t || s.group === t || s.system === t));
 }

@@ -3,16 +3,32 @@
  * the same settings reach the clients and workers of all three systems, so a
  * difference in the results comes from the system, not from its setup.
  */
+import { fileURLToPath } from 'node:url';
 import type { WorkloadConfig } from './workload.js';
 
-export type SystemId = 'bullmq' | 'inferq' | 'floor';
-export type ModelKind = 'noop' | 'onnx';
+export type SystemId = 'bullmq' | 'bullmq-batched' | 'inferq' | 'floor';
+export type ModelKind = 'noop' | 'onnx' | 'sleep';
+export type BatchPolicy = 'eager' | 'timeout';
 
-/** The worker module of each model kind: the same built-ins for all three systems. */
+/** Cost of one call of the `sleep` model (src/models/sleep-model.mjs), ms, whatever the batch size. */
+export const SLEEP_MODEL_COST_MS = 40;
+
+/** The worker module of each model kind: the same modules for every system. */
 export const MODEL_MODULE: Readonly<Record<ModelKind, string>> = Object.freeze({
   noop: 'builtin:noop',
   onnx: 'builtin:onnx-default',
+  sleep: fileURLToPath(new URL('./models/sleep-model.mjs', import.meta.url)),
 });
+
+/** Environment of every child process of a scenario (the sleep model reads its cost from it). */
+export const MODEL_ENV: NodeJS.ProcessEnv = Object.freeze({ BENCH_SLEEP_MODEL_MS: String(SLEEP_MODEL_COST_MS) });
+
+/** How a client process offers its load. */
+export type LoadShape =
+  /** `inFlight` loops, each sending its next request as soon as the last is answered. */
+  | { kind: 'closed'; inFlight: number }
+  /** Requests at a fixed rate whatever the answers (evenly spaced), latency counted from each request's scheduled time. */
+  | { kind: 'open'; ratePerSec: number; /** 0..1 of one interval: spreads the clients of a scenario evenly instead of sending in step. */ phase: number };
 
 export interface ScenarioSettings {
   system: SystemId;
@@ -29,6 +45,20 @@ export interface ScenarioSettings {
   batchTimeoutMs: number;
   /** inferq result cache (scenario c); off for the others. */
   caching: boolean;
+  /**
+   * inferq: the library's defaults for everything the bench otherwise sets
+   * (worker CLI without --max-batch-size/--batch-timeout-ms/--num-workers/
+   * --enable-caching/--cache-max-size, client without `config`), i.e. what a
+   * user who changes nothing gets. Only `batchPolicy` and `maxQueueLength` are
+   * still applied when given.
+   */
+  libraryDefaults: boolean;
+  /** inferq worker --batch-policy (and the batching BullMQ worker's); undefined = the library default (eager). */
+  batchPolicy: BatchPolicy | undefined;
+  /** inferq worker --job-concurrency; undefined = its default. */
+  jobConcurrency: number | undefined;
+  /** inferq client config maxQueueLength; 0 = no bound (the default). */
+  maxQueueLength: number;
   cacheMaxSize: number;
   /** A request that takes longer fails (counted as an error): bounds every wait of a client. */
   requestTimeoutMs: number;
@@ -37,8 +67,8 @@ export interface ScenarioSettings {
 export interface ClientConfig extends ScenarioSettings {
   role: 'client';
   clientIndex: number;
-  /** Requests this client keeps in flight. */
-  inFlight: number;
+  /** Requests this client keeps in flight (closed loop), or its share of the open-loop rate. */
+  load: LoadShape;
   workload: WorkloadConfig;
   /** List the parent pushes the start signal to (one entry per client). */
   controlKey: string;

@@ -4,14 +4,38 @@
  *   inferq stats --model <name> [--json]     statistics (table or JSON)
  *   inferq clear-cache --model <name>        remove the model's cached results
  *   inferq reset-stats --model <name>        zero the model's statistics
+ *   inferq metrics --model <name> [--port 9464] [--host 127.0.0.1]
+ *                                            the model's shared stats at /metrics (Prometheus)
+ *   inferq dashboard --model <name> [--port 8090] [--host 127.0.0.1]
+ *                                            a live web page of the model (server-sent events)
  *
+ * `metrics` and `dashboard` print `METRICS <url>` / `DASHBOARD <url>` and
+ * serve until SIGINT/SIGTERM; `--port 0` takes any free port.
  * `--redis <url>` or `REDIS_URL` (default redis://127.0.0.1:6379); `--prefix`.
  */
 import { parseArgs } from 'node:util';
 import { MODEL_NAME_PATTERN, RedisLruCache, createRedis, readStats, resetStats } from '@inferq/core';
 import { formatStatsTable } from './stats-table.js';
+import { ModelReader } from './model-snapshot.js';
+import { serveDashboard, serveMetrics, type RunningServer } from './monitor-server.js';
 
-const HELP = `Usage: inferq <stats | clear-cache | reset-stats> --model <name> [--json] [--redis <url>] [--prefix <p>]`;
+const HELP = `Usage: inferq <stats | clear-cache | reset-stats | metrics | dashboard> --model <name> [--json] [--redis <url>] [--prefix <p>]
+       inferq metrics --model <name> [--port 9464] [--host 127.0.0.1]      Prometheus /metrics of the model's shared stats
+       inferq dashboard --model <name> [--port 8090] [--host 127.0.0.1]    live web page of the model`;
+
+const DEFAULT_PORTS: Record<string, number> = { metrics: 9464, dashboard: 8090 };
+
+/** Runs a server until SIGINT/SIGTERM, then closes it. */
+async function serveUntilSignal(start: () => Promise<RunningServer>, label: string): Promise<number> {
+  const server = await start();
+  process.stdout.write(`${label} ${server.url}\n`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await server.close();
+  return 0;
+}
 
 async function main(): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -21,6 +45,8 @@ async function main(): Promise<number> {
       redis: { type: 'string' },
       prefix: { type: 'string' },
       json: { type: 'boolean' },
+      port: { type: 'string' },
+      host: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -48,6 +74,23 @@ async function main(): Promise<number> {
         await new RedisLruCache({ redis, model, prefix, maxSize: 1 }).clear();
         console.log(`cleared the result cache of model '${model}'`);
         return 0;
+      }
+      case 'metrics':
+      case 'dashboard': {
+        const port = values.port === undefined ? DEFAULT_PORTS[command]! : Number(values.port);
+        if (!Number.isInteger(port) || port < 0 || port > 65535) {
+          console.error(`inferq: --port must be a TCP port 0..65535, got '${values.port}'.`);
+          return 2;
+        }
+        const reader = new ModelReader(redis, model, prefix);
+        const listen = { port, host: values.host ?? '127.0.0.1' };
+        try {
+          return command === 'metrics'
+            ? await serveUntilSignal(() => serveMetrics(reader, listen), 'METRICS')
+            : await serveUntilSignal(() => serveDashboard(reader, listen), 'DASHBOARD');
+        } finally {
+          await reader.close();
+        }
       }
       case 'reset-stats': {
         await resetStats(redis, model, prefix);

@@ -81,4 +81,6 @@ export { errorFromWire } from './errors.js';
 export { parseConfig } from './config.js';
 export { keyFromCanonicalInput } from './cache-key.js';
 export { StatsRecorder, type StatsRecorderOptions } from './stats-recorder.js';
+export { deriveStats } from './stats-reader.js';
+export { LatencyHistogram } from './latency-histogram.js';
 export { ConfigObjectSchema, KeyPrefixSchema, LoggerSchema, ModelNameSchema, RedisConnectionSchema } from './option-schemas.js';

@@ -14,3 +14,5 @@ export {
   type WorkerProcessOptions,
 } from './child-process.js';
 export { TcpProxy } from './tcp-proxy.js';
+export { parsePrometheusText, type PromSample, type PromText } from './prometheus-text.js';
+export { findChromiumBinary, HOW_TO_GET_CHROMIUM } from './chromium.js';

@@ -48,6 +48,8 @@ export const WORKER_CLI_OPTIONS: readonly CliOption[] = [
   { flag: 'stop-timeout-ms', env: 'INFERQ_STOP_TIMEOUT_MS', kind: 'int', target: 'stopTimeoutMs', help: 'longest wait for batches in hand on SIGTERM (default 30000)' },
   { flag: 'connect-timeout-ms', env: 'INFERQ_CONNECT_TIMEOUT_MS', kind: 'int', target: 'connectTimeoutMs', help: 'longest wait for a usable Redis at start (default 10000)' },
   { flag: 'worker-id', env: 'INFERQ_WORKER_ID', kind: 'string', target: 'workerId', help: 'id shown in results and logs' },
+  { flag: 'metrics-port', env: 'INFERQ_METRICS_PORT', kind: 'int', target: 'metricsPort', help: 'serve Prometheus metrics of this process at /metrics on this port, 0 = any free one (default off)' },
+  { flag: 'metrics-host', env: 'INFERQ_METRICS_HOST', kind: 'string', target: 'metricsHost', help: 'address of the metrics server (default 127.0.0.1)' },
   { flag: 'log-level', env: 'INFERQ_LOG_LEVEL', kind: 'enum', values: LOG_LEVELS, target: 'logLevel', help: `${LOG_LEVELS.join(' | ')} (default info)` },
 ];
 

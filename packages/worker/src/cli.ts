@@ -6,13 +6,15 @@
  * Configuration: flags, over `INFERQ_*` env variables, over defaults;
  * `REDIS_URL` (default redis://127.0.0.1:6379). SIGTERM/SIGINT stop
  * gracefully: the batches in hand finish, no new jobs are taken.
- * Prints one line `READY <worker id>` on stdout once it takes jobs.
+ * Prints one line `READY <worker id>` on stdout once it takes jobs; with
+ * `--metrics-port`, first `METRICS <url>` once its /metrics server listens.
  */
 import { ConfigError, InferqError, createLogger, type OptimizationConfigInput, type Quantization } from '@inferq/core';
 import { InferenceWorker } from './inference-worker.js';
 import type { InferenceWorkerOptions } from './worker-options.js';
 import { BUILTIN_MODELS, loadModelModule } from './model-module-loader.js';
 import { parseWorkerCli, renameConfigError, workerCliHelp } from './cli-options.js';
+import type { WorkerMetrics } from './worker-metrics.js';
 
 const HELP = workerCliHelp(BUILTIN_MODELS);
 
@@ -36,16 +38,22 @@ async function main(): Promise<void> {
   const config: Record<string, unknown> = {};
   const options: Record<string, unknown> = { redis: 'redis://127.0.0.1:6379', model };
   for (const [target, value] of values) {
-    if (target === 'module' || target === 'logLevel' || target === 'model') continue;
+    if (target === 'module' || target === 'logLevel' || target === 'model' || target === 'metricsPort' || target === 'metricsHost') continue;
     if (target.startsWith('config.')) config[target.slice('config.'.length)] = value;
     else options[target] = value;
   }
   const logger = createLogger('worker-cli');
   const quantization = config.quantization as Quantization | undefined;
   const module = await loadModelModule(moduleSpec, quantization ? { quantization } : {});
+  const metricsPort = values.get('metricsPort') as number | undefined;
+  if (metricsPort !== undefined && (metricsPort < 0 || metricsPort > 65535)) {
+    throw new ConfigError('inferq-worker', [{ field: sources.get('metricsPort') ?? '--metrics-port', message: `must be a TCP port 0..65535, got ${metricsPort}` }]);
+  }
+  let metrics: WorkerMetrics | undefined;
+  const onBatch: Pick<InferenceWorkerOptions, 'onBatch'> = metricsPort === undefined ? {} : { onBatch: (r) => metrics?.observe(r) };
   let worker: InferenceWorker;
   try {
-    worker = new InferenceWorker({ ...options, module, config: config as OptimizationConfigInput, logger } as InferenceWorkerOptions);
+    worker = new InferenceWorker({ ...options, ...onBatch, module, config: config as OptimizationConfigInput, logger } as InferenceWorkerOptions);
   } catch (err) {
     throw err instanceof ConfigError ? renameConfigError(err, sources) : err;
   }
@@ -55,7 +63,10 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info({ signal }, 'stopping gracefully');
     worker.stop().then(
-      () => process.exit(0),
+      async () => {
+        await metrics?.close();
+        process.exit(0);
+      },
       (err: unknown) => {
         logger.error({ err }, 'stop failed');
         process.exit(1);
@@ -64,6 +75,18 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  if (metricsPort !== undefined) {
+    // Loaded only when asked for: prom-client stays out of a plain worker's start-up.
+    const { WorkerMetrics } = await import('./worker-metrics.js');
+    const host = (values.get('metricsHost') as string | undefined) ?? '127.0.0.1';
+    metrics = new WorkerMetrics({ redis: options.redis as string, model, prefix: (options.prefix as string | undefined) ?? 'inferq', workerId: worker.id, port: metricsPort, host, logger });
+    try {
+      const { url } = await metrics.listen();
+      process.stdout.write(`METRICS ${url}\n`);
+    } catch (err) {
+      throw new ConfigError('inferq-worker', [{ field: sources.get('metricsPort') ?? '--metrics-port', message: `cannot serve metrics on ${host}:${metricsPort}: ${(err as Error).message}` }]);
+    }
+  }
   await worker.start();
   process.stdout.write(`READY ${worker.id}\n`);
 }

@@ -6,6 +6,7 @@
  */
 export { InferenceWorker, type WorkerJobResult } from './inference-worker.js';
 export { WORKER_DEFAULTS, type InferenceWorkerOptions } from './worker-options.js';
+export type { BatchReport } from './batch-pipeline.js';
 export { loadModelModule, BUILTIN_MODELS, ONNX_PACKAGE } from './model-module-loader.js';
 export {
   ErrorCode,

@@ -40,7 +40,7 @@ async function connectClient(cfg: ClientConfig): Promise<Transport> {
   const events = new QueueEvents(cfg.queueName, { connection: connect(cfg.redisUrl, 'bench:bullmq-events'), prefix: cfg.namespace });
   // waitUntilFinished adds a 'closing' listener on the queue per waiting job:
   // with 128 in flight Node would warn about a leak that is not one.
-  queue.setMaxListeners(cfg.inFlight + 16);
+  queue.setMaxListeners((cfg.load.kind === 'closed' ? cfg.load.inFlight : 1000) + 16);
   queue.on('error', (err) => console.error(`bullmq client queue: ${err.message}`));
   events.on('error', (err) => console.error(`bullmq client events: ${err.message}`));
   await queue.waitUntilReady();

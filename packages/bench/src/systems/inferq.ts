@@ -5,7 +5,7 @@
  */
 import { readStats } from '@inferq/core';
 import { WORKER_CLI } from '@inferq/testkit';
-import { MODEL_MODULE, type ClientConfig } from '../settings.js';
+import { MODEL_MODULE, type ClientConfig, type ScenarioSettings } from '../settings.js';
 import { SYSTEM_LABELS } from './registry.js';
 import type { SystemDefinition, Transport } from './system.js';
 
@@ -16,7 +16,10 @@ async function connectClient(cfg: ClientConfig): Promise<Transport> {
     redis: cfg.redisUrl,
     model: cfg.queueName,
     prefix: cfg.namespace,
-    config: { enableCaching: cfg.caching, cacheMaxSize: cfg.cacheMaxSize },
+    config: {
+      ...(cfg.libraryDefaults ? {} : { enableCaching: cfg.caching, cacheMaxSize: cfg.cacheMaxSize }),
+      ...(cfg.maxQueueLength > 0 ? { maxQueueLength: cfg.maxQueueLength } : {}),
+    },
     defaultTimeoutMs: cfg.requestTimeoutMs,
   });
   // The client connects lazily; one round trip now keeps connection setup out of the warm-up.
@@ -29,23 +32,27 @@ async function connectClient(cfg: ClientConfig): Promise<Transport> {
   };
 }
 
-export const inferq: SystemDefinition = {
-  id: 'inferq',
-  label: SYSTEM_LABELS.inferq,
-  workerCommand: (s) => ({
-    script: WORKER_CLI,
-    args: [
-      '--model', s.queueName,
-      '--module', MODEL_MODULE[s.model],
-      '--redis', s.redisUrl,
-      '--prefix', s.namespace,
+/** The `inferq-worker` command line of a scenario: the bench's settings, or the CLI's defaults (`libraryDefaults`). */
+export function workerArgs(s: ScenarioSettings): string[] {
+  const args = ['--model', s.queueName, '--module', MODEL_MODULE[s.model], '--redis', s.redisUrl, '--prefix', s.namespace];
+  if (!s.libraryDefaults) {
+    args.push(
       '--max-batch-size', String(s.maxBatchSize),
       '--batch-timeout-ms', String(s.batchTimeoutMs),
       '--num-workers', String(s.numWorkers),
       '--enable-caching', String(s.caching),
       '--cache-max-size', String(s.cacheMaxSize),
-    ],
-  }),
+    );
+  }
+  if (s.batchPolicy) args.push('--batch-policy', s.batchPolicy);
+  if (s.jobConcurrency !== undefined) args.push('--job-concurrency', String(s.jobConcurrency));
+  return args;
+}
+
+export const inferq: SystemDefinition = {
+  id: 'inferq',
+  label: SYSTEM_LABELS.inferq,
+  workerCommand: (s) => ({ script: WORKER_CLI, args: workerArgs(s) }),
   async readCounters(redis, s) {
     const st = await readStats(redis, s.queueName, s.namespace);
     return {

@@ -9,11 +9,12 @@ import type { SystemDefinition } from './system.js';
 /** The one entry script of bench client and worker processes. */
 export const CHILD_SCRIPT = fileURLToPath(new URL('../child.ts', import.meta.url));
 
-export const SYSTEM_IDS: readonly SystemId[] = Object.freeze(['bullmq', 'inferq', 'floor']);
+export const SYSTEM_IDS: readonly SystemId[] = Object.freeze(['bullmq', 'bullmq-batched', 'inferq', 'floor']);
 
 /** How the table names each system. */
 export const SYSTEM_LABELS: Readonly<Record<SystemId, string>> = Object.freeze({
   bullmq: 'plain BullMQ',
+  'bullmq-batched': 'BullMQ + batching',
   inferq: 'inferq',
   floor: 'floor (list queue)',
 });
@@ -22,6 +23,8 @@ export async function loadSystem(id: SystemId): Promise<SystemDefinition> {
   switch (id) {
     case 'bullmq':
       return (await import('./bullmq-plain.js')).bullmqPlain;
+    case 'bullmq-batched':
+      return (await import('./bullmq-batched.js')).bullmqBatched;
     case 'inferq':
       return (await import('./inferq.js')).inferq;
     case 'floor':

@@ -1,0 +1,223 @@
+/**
+ * What `inferq metrics` and `inferq dashboard` read about a model: the
+ * shared stats hashes (every client and worker of the model adds to them),
+ * the result cache's size and BullMQ's job counts, in one pipeline plus one
+ * BullMQ call; and the Prometheus text exposition of it.
+ *
+ * These numbers are the model's, shared by every process (unlike a worker's
+ * own `/metrics`, which counts what that one process saw).
+ */
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import {
+  LATENCY_BUCKET_BOUNDS_MS,
+  RedisUnavailableError,
+  deriveStats,
+  modelKeys,
+  type InferenceStats,
+  type ModelKeys,
+} from '@inferq/core';
+
+/** BullMQ states read for the queue depth. */
+export const QUEUE_STATES = ['wait', 'active', 'delayed', 'prioritized', 'failed'] as const;
+export type QueueState = (typeof QUEUE_STATES)[number];
+
+export interface ModelSnapshot {
+  model: string;
+  /** When it was read (this machine's clock, ms). */
+  at: number;
+  stats: InferenceStats;
+  /** Raw counters of the stats hash (`requests`, `latency_sum_ms`, ...), non-numbers as 0. */
+  counters: Readonly<Record<string, number>>;
+  /** Latency histogram counts per bucket (not cumulative), index for index with `LATENCY_BUCKET_BOUNDS_MS`. */
+  latencyBuckets: readonly number[];
+  /** Jobs in the queue by state; undefined when BullMQ could not be read (`queueError` says why). */
+  queue: Record<QueueState, number> | undefined;
+  queueError?: string;
+  cacheEntries: number;
+  cacheBytes: number;
+}
+
+/** Worker seen on the queue: BullMQ's `getWorkers()` (CLIENT LIST). */
+export interface SeenWorker {
+  id: string;
+  addr?: string;
+  /** Seconds the worker's connection has been open. */
+  ageSeconds?: number;
+  /** Seconds since the connection's last command. */
+  idleSeconds?: number;
+}
+
+const num = (v: unknown): number => {
+  const n = Number(v);
+  return Number.isFinite(n) ? n : 0;
+};
+
+/** Longest a BullMQ read may take before the snapshot goes without it. */
+const QUEUE_READ_BOUND_MS = 2000;
+
+export class ModelReader {
+  readonly keys: ModelKeys;
+  private readonly queue: Queue;
+
+  /** `redis` is shared (the reader never closes it); `close()` closes the reader's BullMQ queue handle. */
+  constructor(
+    private readonly redis: Redis,
+    readonly model: string,
+    prefix: string,
+  ) {
+    this.keys = modelKeys(model, prefix);
+    this.queue = new Queue(this.keys.queueName, { connection: redis, prefix: this.keys.queuePrefix });
+    this.queue.on('error', () => undefined); // a failed read says why
+  }
+
+  /** One pipeline (stats, histogram, cache size) and BullMQ's job counts, in parallel. */
+  async snapshot(): Promise<ModelSnapshot> {
+    const { keys } = this;
+    const [replies, queue] = await Promise.all([
+      this.redis.pipeline().hgetall(keys.stats).hgetall(keys.statsLatency).zcard(keys.cacheLru).get(keys.cacheBytes).exec(),
+      bounded(this.queue.getJobCounts(...QUEUE_STATES), QUEUE_READ_BOUND_MS).then(
+        (counts) => ({ counts: Object.fromEntries(QUEUE_STATES.map((s) => [s, num(counts[s])])) as Record<QueueState, number> }),
+        (err: unknown) => ({ error: (err as Error).message }),
+      ),
+    ]).catch((err: unknown) => {
+      throw new RedisUnavailableError(`Reading model '${this.model}' in Redis failed: ${(err as Error).message}`, { cause: err, details: { model: this.model } });
+    });
+    const failure = replies?.find(([err]) => err)?.[0];
+    if (!replies || failure) {
+      throw new RedisUnavailableError(`Reading model '${this.model}' in Redis failed: ${failure?.message ?? 'the pipeline returned no replies'}`, { cause: failure, details: { model: this.model } });
+    }
+    const counters = (replies[0]?.[1] ?? {}) as Record<string, string>;
+    const latency = (replies[1]?.[1] ?? {}) as Record<string, string>;
+    const buckets = LATENCY_BUCKET_BOUNDS_MS.map((b) => Math.max(0, num(latency[b === Infinity ? 'le_inf' : `le_${b}`])));
+    const snap: ModelSnapshot = {
+      model: this.model,
+      at: Date.now(),
+      stats: deriveStats(this.model, counters, latency),
+      counters: Object.fromEntries(Object.entries(counters).map(([k, v]) => [k, num(v)])),
+      latencyBuckets: buckets,
+      queue: 'counts' in queue ? queue.counts : undefined,
+      cacheEntries: num(replies[2]?.[1]),
+      cacheBytes: num(replies[3]?.[1]),
+    };
+    if ('error' in queue) snap.queueError = queue.error;
+    return snap;
+  }
+
+  /**
+   * Workers connected to the model's queue, from BullMQ's `getWorkers()`
+   * (Redis `CLIENT LIST`, which a least-privilege ACL user may not run:
+   * then it rejects and the caller says so).
+   */
+  async workers(): Promise<SeenWorker[]> {
+    const clients = (await bounded(this.queue.getWorkers(), QUEUE_READ_BOUND_MS)) as Array<Record<string, string>>;
+    const byId = new Map<string, SeenWorker>();
+    for (const c of clients) {
+      const raw = c.rawname ?? '';
+      if (!raw) continue; // e.g. BullMQ's "does not support client list" placeholder
+      const at = raw.lastIndexOf(':w:');
+      const id = at >= 0 ? raw.slice(at + 3) : raw;
+      if (byId.has(id)) continue; // a worker holds more than one connection
+      const w: SeenWorker = { id };
+      if (c.addr) w.addr = c.addr;
+      if (c.age !== undefined) w.ageSeconds = num(c.age);
+      if (c.idle !== undefined) w.idleSeconds = num(c.idle);
+      byId.set(id, w);
+    }
+    return [...byId.values()].sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  /** Live client processes: their heartbeat keys (`<root>:client:*`, TTL 3 s), counted by a bounded SCAN. */
+  async clientCount(): Promise<number> {
+    const match = `${this.keys.root.replace(/[*?[\]\\]/g, '\\$&')}:client:*`;
+    let cursor = '0';
+    let n = 0;
+    for (let i = 0; i < 50; i++) {
+      const [next, found] = await this.redis.scan(cursor, 'MATCH', match, 'COUNT', 1000);
+      n += found.length;
+      cursor = next;
+      if (cursor === '0') break;
+    }
+    return n;
+  }
+
+  async close(): Promise<void> {
+    await bounded(this.queue.close(), 1000).catch(() => undefined);
+  }
+}
+
+function bounded<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, limit]).finally(() => clearTimeout(timer));
+}
+
+// --- Prometheus text exposition (format 0.0.4) ---
+
+export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+/** The shared counters: stats hash field -> metric name, help. */
+const SHARED_COUNTERS: ReadonlyArray<[field: string, name: string, help: string]> = [
+  ['requests', 'inferq_requests_total', 'Inference requests made by callers (every client).'],
+  ['cache_hits', 'inferq_cache_hits_total', 'Requests answered from the result cache by their client.'],
+  ['cache_misses', 'inferq_cache_misses_total', 'Requests the cache could not answer.'],
+  ['coalesced', 'inferq_single_flight_joins_total', 'Requests that joined an identical computation already in flight (single-flight).'],
+  ['batches', 'inferq_batches_total', 'Model calls (batches computed), every worker.'],
+  ['batch_items', 'inferq_items_total', 'Inputs the model computed, over all batches.'],
+  ['worker_cache_hits', 'inferq_batch_cache_hits_total', 'Items a worker found in the cache at batch time (not computed again).'],
+  ['errors', 'inferq_errors_total', 'Requests that failed (model error, bad output, lost job, ...).'],
+  ['timeouts', 'inferq_timeouts_total', 'Requests whose caller stopped waiting after timeoutMs.'],
+  ['deadline_drops', 'inferq_deadline_drops_total', 'Requests a worker dropped unrun because their deadline had passed.'],
+  ['poison_splits', 'inferq_poison_splits_total', 'Extra model calls made to isolate inputs that made the model throw.'],
+  ['model_timeouts', 'inferq_model_timeouts_total', "Model calls past a worker's modelTimeoutMs."],
+];
+
+const escapeLabel = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+const fmt = (n: number) => (n === Infinity ? '+Inf' : n === -Infinity ? '-Inf' : Number.isNaN(n) ? 'NaN' : String(n));
+
+/** The snapshot in the Prometheus text format; every series is labelled `model`. */
+export function formatPrometheus(s: ModelSnapshot): string {
+  const model = `model="${escapeLabel(s.model)}"`;
+  const out: string[] = [];
+  const head = (name: string, type: 'counter' | 'gauge' | 'histogram', help: string) => out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+  const line = (name: string, value: number, labels = '') => out.push(`${name}{${model}${labels}} ${fmt(value)}`);
+
+  for (const [field, name, help] of SHARED_COUNTERS) {
+    head(name, 'counter', help);
+    line(name, s.counters[field] ?? 0);
+  }
+  head('inferq_model_seconds_total', 'counter', 'Time spent in the model, seconds, over all batches of every worker.');
+  line('inferq_model_seconds_total', (s.counters.model_time_sum_ms ?? 0) / 1000);
+
+  // Redis keeps one count per bucket; Prometheus wants them cumulative, with le in seconds.
+  head('inferq_latency_seconds', 'histogram', 'End-to-end request latency seen by callers, seconds.');
+  let cumulative = 0;
+  LATENCY_BUCKET_BOUNDS_MS.forEach((bound, i) => {
+    cumulative += s.latencyBuckets[i] ?? 0;
+    line('inferq_latency_seconds_bucket', cumulative, `,le="${bound === Infinity ? '+Inf' : fmt(bound / 1000)}"`);
+  });
+  line('inferq_latency_seconds_sum', (s.counters.latency_sum_ms ?? 0) / 1000);
+  line('inferq_latency_seconds_count', cumulative);
+
+  head('inferq_latency_quantile_seconds', 'gauge', 'Latency percentiles since the last stats reset, estimated from the histogram, seconds.');
+  line('inferq_latency_quantile_seconds', s.stats.p50LatencyMs / 1000, ',quantile="0.5"');
+  line('inferq_latency_quantile_seconds', s.stats.p95LatencyMs / 1000, ',quantile="0.95"');
+  line('inferq_latency_quantile_seconds', s.stats.p99LatencyMs / 1000, ',quantile="0.99"');
+  head('inferq_cache_hit_ratio', 'gauge', 'cache_hits / (cache_hits + cache_misses) since the last stats reset, 0..1.');
+  line('inferq_cache_hit_ratio', s.stats.cacheHitRate);
+  head('inferq_batch_size_avg', 'gauge', 'Inputs per model call since the last stats reset (items / batches).');
+  line('inferq_batch_size_avg', s.stats.avgBatchSize);
+  head('inferq_cache_entries', 'gauge', 'Entries in the result cache.');
+  line('inferq_cache_entries', s.cacheEntries);
+  head('inferq_cache_bytes', 'gauge', 'Bytes of the result cache (output JSON plus key, per entry).');
+  line('inferq_cache_bytes', s.cacheBytes);
+  if (s.queue) {
+    head('inferq_queue_jobs', 'gauge', "Jobs (request envelopes, up to maxEnvelopeItems requests each) in the model's BullMQ queue, by state.");
+    for (const state of QUEUE_STATES) line('inferq_queue_jobs', s.queue[state], `,state="${state}"`);
+  }
+  head('inferq_stats_corrupt_fields', 'gauge', 'Fields of the stats hashes that do not hold a number (counted as 0 above).');
+  line('inferq_stats_corrupt_fields', s.stats.corruptFields.length);
+  return out.join('\n') + '\n';
+}
