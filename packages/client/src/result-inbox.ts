@@ -3,10 +3,12 @@
  * on a connection of its own (a blocking command holds its connection).
  *
  * Workers RPUSH one element per settled batch. The loop takes elements with
- * `inbox-take` (up to 1000 at once) while there are any, and blocks with
- * `BLMOVE` when there are none; either way an element moves to the client's
- * pending list before it is handed out, and stays there until the next take,
- * which is sent only after the element was handled. A connection lost in
+ * `inbox-take` (up to 1000 at once) while there are any, and blocks when
+ * there are none with a `BLMOVE` of the inbox onto itself, which moves
+ * nothing (so no list is ever left without its TTL by a client that dies).
+ * A taken element moves to the client's pending list before it is handed
+ * out, and stays there until the next take, which is sent only after the
+ * element was handled. A connection lost in
  * between leaves the element in the pending list, and the loop re-reads that
  * list before anything else after every failure: results survive a dropped
  * connection and a Redis restart (with AOF). Handing an element out twice is
@@ -90,8 +92,8 @@ export class ResultInbox {
           this.hand(taken);
           continue;
         }
-        const one = await this.guarded(waitInbox(redis, keys, client, BLOCK_SECONDS), BLOCK_SECONDS * 1000);
-        if (one !== null) this.hand([one]);
+        // Blocks until something arrives (moving nothing); the next take hands it out.
+        await this.guarded(waitInbox(redis, keys, client, BLOCK_SECONDS), BLOCK_SECONDS * 1000);
       } catch (err) {
         if (!this.running) break;
         recover = true;

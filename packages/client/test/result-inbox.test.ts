@@ -60,7 +60,7 @@ describe('ResultInbox', () => {
     expect(new Set(got)).toEqual(new Set(['c1.0 {"ok":1}', 'c1.1 {"ok":1}', 'c1.2 {"ok":1}']));
   });
 
-  it('notices a silently dead connection, reconnects, and loses nothing taken on it', async () => {
+  it('notices a silently dead connection, reconnects, and loses nothing', async () => {
     const prefix = redis.newPrefix();
     const keys = modelKeys('m', prefix);
     const proxy = await TcpProxy.start({ host: '127.0.0.1', port: redis.server!.port });
@@ -69,13 +69,15 @@ describe('ResultInbox', () => {
     const { got } = inboxOn(proxy.url, 'c2', prefix);
     await direct.rpush(keys.inbox('c2'), 'c2.0 {"ok":1}');
     expect(await until(() => got.length === 1, 3000)).toBe(true);
-    // The path dies silently; the blocked read on it still runs in Redis and takes the next
-    // element into the pending list, but its reply never arrives.
+    // The path dies silently: the blocked wait on it returns in Redis, but its reply never
+    // arrives. The wait moved nothing, so the element is still in the inbox.
     await new Promise((r) => setTimeout(r, 100));
     proxy.blackholeExisting();
     await direct.rpush(keys.inbox('c2'), 'c2.1 {"ok":1}');
     await new Promise((r) => setTimeout(r, 200));
-    expect(await direct.llen(keys.inbox('c2'))).toBe(0); // taken by the dead connection's read
+    expect(await direct.llen(keys.inbox('c2'))).toBe(1);
+    // No key is ever left without a TTL (a client dying now leaves nothing forever).
+    expect(await direct.pttl(keys.inboxPending('c2'))).not.toBe(-1);
     // The watchdog (block time + 4 s) replaces the connection; the pending list is read again.
     expect(await until(() => got.includes('c2.1 {"ok":1}'), 9000)).toBe(true);
     await direct.rpush(keys.inbox('c2'), 'c2.2 {"ok":1}');

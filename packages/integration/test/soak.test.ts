@@ -33,6 +33,9 @@
  * 5 min) has no `inferq-worker` flag or env variable (`--inbox-ttl-ms` does not
  * exist in packages/worker/src/cli-options.ts), so waiting for it would take 5
  * minutes: the test checks instead that those keys carry a TTL of at most 5 min.
+ * Nor would it return there then: every job leaves a done bitmap for 10 min
+ * (one key per job, ~14,000 at the default count), so the total key count and
+ * part of used_memory grow with the run by design; only their TTL is checked.
  */
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -437,8 +440,10 @@ describe('soak', () => {
         expect(s.totalRequests, 'requests = cache_hits + cache_misses').toBe(s.cacheHits + s.cacheMisses);
         expect(Math.abs(s.cacheMisses - computedOrShared), 'cache_misses vs batch_items + coalesced + worker_cache_hits').toBeLessThanOrEqual(2 * WINDOW);
         const answered = Object.values(survivors).reduce((n, r) => n + r.ok.size, 0) + killedLines.ok.size;
-        expect(s.totalRequests).toBeGreaterThanOrEqual(answered);
-        expect(s.totalRequests).toBeLessThanOrEqual(answered + 2 * WINDOW);
+        // Requests counted vs answered: exact but for the killed client, which answered some it did not live
+        // to count (its last flush interval) and counted some it was never answered (then sent again by the
+        // replacement, counted again): at most its WINDOW in flight, plus its last interval's count.
+        expect(Math.abs(s.totalRequests - answered), `requests counted vs ${answered} answered`).toBeLessThanOrEqual(2 * WINDOW);
         expect(s.errors + s.timeouts + s.deadlineDrops, 'errors + timeouts + deadline drops').toBe(0);
         expect(s.cacheHits, 'the cache took part').toBeGreaterThan(0);
         expect(s.coalesced, 'single-flight took part').toBeGreaterThan(0);

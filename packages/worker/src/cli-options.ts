@@ -36,6 +36,7 @@ export const WORKER_CLI_OPTIONS: readonly CliOption[] = [
   { flag: 'enable-caching', env: 'INFERQ_ENABLE_CACHING', kind: 'bool', target: 'config.enableCaching', help: 'true | false (default true)' },
   { flag: 'cache-max-size', env: 'INFERQ_CACHE_MAX_SIZE', kind: 'int', target: 'config.cacheMaxSize', help: 'most cache entries (default 1000)' },
   { flag: 'cache-max-bytes', env: 'INFERQ_CACHE_MAX_BYTES', kind: 'int', target: 'config.cacheMaxBytes', help: 'most cache bytes (default 268435456)' },
+  { flag: 'inbox-ttl-ms', env: 'INFERQ_INBOX_TTL_MS', kind: 'int', target: 'inboxTtlMs', help: "TTL of a client's inbox, refreshed on each result (default 300000)" },
   { flag: 'cache-ttl-ms', env: 'INFERQ_CACHE_TTL_MS', kind: 'int', target: 'cacheTtlMs', help: 'TTL of cache entries, 0 = none' },
   { flag: 'batch-policy', env: 'INFERQ_BATCH_POLICY', kind: 'enum', values: ['eager', 'timeout'], target: 'batchPolicy', help: 'eager | timeout (default eager)' },
   { flag: 'model-timeout-ms', env: 'INFERQ_MODEL_TIMEOUT_MS', kind: 'int', target: 'modelTimeoutMs', help: 'longest model call, 0 = none (default 60000)' },

@@ -275,8 +275,9 @@ export class InferenceWorker<I = unknown, O = unknown> {
 
   private settleOptions(): SettleOptions {
     const { opts } = this;
-    // A job can be re-run until BullMQ gives up on it; its done bitmap must outlive that.
-    const doneTtlMs = Math.max(600_000, 4 * (opts.lockDurationMs + opts.stalledIntervalMs));
+    // A job is re-run after its lock expired and a stalled check saw it (and maybe once more):
+    // its done bitmap must outlive that, and no longer (one key per job).
+    const doneTtlMs = Math.max(60_000, 4 * (opts.lockDurationMs + opts.stalledIntervalMs));
     return { maxSize: opts.config.cacheMaxSize, maxBytes: opts.config.cacheMaxBytes, cacheTtlMs: opts.cacheTtlMs, inboxTtlMs: opts.inboxTtlMs, doneTtlMs };
   }
 

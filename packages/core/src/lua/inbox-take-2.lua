@@ -1,7 +1,7 @@
 --[[
   A client reads its result inbox at least once: results move to a pending list before they are
   handed out, and stay there until the NEXT take, which the client sends only after it handled
-  them. A connection lost in between leaves them in the pending list, where the client reads them
+  them. This script is the only writer of the pending list, so the list always has its TTL. A connection lost in between leaves them in the pending list, where the client reads them
   again after reconnecting (LRANGE pending); its request ids make a second delivery harmless.
 
   KEYS[1]  inbox LIST    <root>:inbox:<client id>

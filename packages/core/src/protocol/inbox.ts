@@ -1,7 +1,8 @@
 /**
  * Reading a client's result inbox at least once (script `inbox-take-2.lua`):
  * elements move to a pending list as they are handed out and are deleted by
- * the next take, sent only after they were handled. After a lost connection
+ * the next take, sent only after they were handled; a blocking wait moves
+ * nothing (see `waitInbox`). After a lost connection
  * the client first re-reads the pending list (`readPending`); request ids
  * make a second delivery harmless.
  */
@@ -15,10 +16,16 @@ export async function takeInbox(redis: Redis, keys: ModelKeys, client: string, c
   return (reply as unknown[]).map(String);
 }
 
-/** Blocks up to `seconds` for one element, moved to the pending list; null when none came. */
-export async function waitInbox(redis: Redis, keys: ModelKeys, client: string, seconds: number): Promise<string | null> {
-  const reply = await redis.blmove(keys.inbox(client), keys.inboxPending(client), 'LEFT', 'RIGHT', seconds);
-  return reply === null ? null : String(reply);
+/**
+ * Blocks up to `seconds` until the inbox holds an element, and moves
+ * nothing: `BLMOVE inbox inbox RIGHT RIGHT` rotates the list onto itself
+ * (order and TTL unchanged). Elements are only ever taken by `takeInbox`,
+ * which gives the pending list its TTL in the same script: a client that
+ * dies at any moment leaves nothing that never expires.
+ */
+export async function waitInbox(redis: Redis, keys: ModelKeys, client: string, seconds: number): Promise<boolean> {
+  const reply = await redis.blmove(keys.inbox(client), keys.inbox(client), 'RIGHT', 'RIGHT', seconds);
+  return reply !== null;
 }
 
 /** Elements handed out before a connection was lost, not yet acknowledged. */
