@@ -11,6 +11,7 @@ describe('OptimizationConfig', () => {
       cacheMaxSize: 1000,
       cacheMaxBytes: 268_435_456,
       numWorkers: 4,
+      maxQueueLength: 0,
     });
     expect(parseOptimizationConfig()).toEqual(OPTIMIZATION_DEFAULTS);
   });

@@ -9,6 +9,7 @@
   KEYS[4]  delayed ZSET       <bullmq prefix>:{<model>}:delayed
   KEYS[5]  prioritized ZSET   <bullmq prefix>:{<model>}:prioritized
   KEYS[6]  paused LIST        <bullmq prefix>:{<model>}:paused
+  ARGV     none
 
   Returns: the count before when it was reset, else -1.
 ]]
