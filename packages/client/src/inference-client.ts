@@ -139,6 +139,7 @@ export class InferenceClient<I = unknown, O = unknown> {
     const { model, prefix } = this.opts;
     this.id = newInstanceId();
     this.logger = createLogger('client', this.opts.logger).child({ model, client: this.id });
+    this.logQueueFull = throttledLog(this.logger, 'warn');
     this.keys = modelKeys(model, prefix);
     this.identity = { model, modelVersion: this.opts.modelVersion, quantization: this.opts.config.quantization };
     this.cmd = createRedis(this.opts.redis, { connectionName: `inferq:client:${model}` });
@@ -560,7 +561,8 @@ export class InferenceClient<I = unknown, O = unknown> {
       const rate = this.answeredPerSecond();
       const retryAfterMs = Math.min(30_000, Math.max(50, rate > 0 ? Math.ceil((1000 * excess) / rate) : 1000));
       const err = new QueueFullError(max, retryAfterMs, { model: this.opts.model, queued: length });
-      this.logger.warn({ err, refused: refused.length }, 'queue full; requests refused');
+      // Refusals are the expected answer to a flood: a line every few seconds, not one per tick.
+      this.logQueueFull({ maxQueueLength: max, queued: length, refused: refused.length, retryAfterMs }, 'queue full; requests refused');
       for (const f of refused) {
         for (const c of f.callers) this.settle(c, err);
         this.forget(f);
@@ -626,6 +628,7 @@ export class InferenceClient<I = unknown, O = unknown> {
   private latencies: number[] = [];
   /** Results delivered: this window's count and the last window's rate (for retryAfterMs hints). */
   private readonly answered = { since: Date.now(), count: 0, rate: 0 };
+  private logQueueFull: ReturnType<typeof throttledLog> = () => undefined;
 
   /** Result elements read from the inbox in one round trip. */
   private deliverElements(elements: readonly string[]): void {
