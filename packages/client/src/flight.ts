@@ -53,6 +53,8 @@ export interface Flight {
   coalesced: boolean;
   /** Counted in stats as a hit or a miss. */
   counted: boolean;
+  /** Counted in the model's queue length (admitted under maxQueueLength); its settle gives the room back. */
+  queued?: boolean;
 }
 
 export function hasLiveCallers(flight: Flight): boolean {

@@ -122,6 +122,12 @@ export class InferenceClient<I = unknown, O = unknown> {
     // Two claims in flight: a cache hit waits for at most part of one other round trip.
     2,
   );
+  /** Admission under maxQueueLength (only used when it is set). */
+  private readonly admitStage = new CoalescingStage<Flight>(
+    (fs) => this.admit(fs),
+    (err, fs) => this.failFlights(fs, err, 'queue admission failed'),
+    2,
+  );
   private readonly enqueueStage = new CoalescingStage<Flight>(
     (fs) => this.enqueue(fs),
     (err, fs) => this.failFlights(fs, err, 'enqueue stage failed'),
@@ -181,7 +187,7 @@ export class InferenceClient<I = unknown, O = unknown> {
           f.role = 'owner';
           f.joined = undefined;
           f.suspect = false;
-          this.enqueueStage.push(f);
+          this.toQueue(f);
         },
         lose: (fs, reason) => void this.lose(fs, reason),
         forget: (f) => this.forget(f),
@@ -282,7 +288,7 @@ export class InferenceClient<I = unknown, O = unknown> {
         this.flights.set(flight.id, flight);
         if (flight.key !== undefined) this.flightsByKey.set(flight.key, flight);
         if (flight.key !== undefined) this.claimStage.push(flight);
-        else this.enqueueStage.push(flight);
+        else this.toQueue(flight);
       }
       // A joiner keeps its own deadline: the flight lives as long as its latest caller waits.
       if (deadline > flight.deadline) flight.deadline = deadline;
@@ -460,7 +466,7 @@ export class InferenceClient<I = unknown, O = unknown> {
       }
       if (claim.kind === 'owner') {
         f.role = 'owner';
-        this.enqueueStage.push(f);
+        this.toQueue(f);
       } else {
         // An identical request of another process is in flight: its settle answers us too.
         f.role = 'waiter';
@@ -489,8 +495,6 @@ export class InferenceClient<I = unknown, O = unknown> {
       this.failFlights(toSend, err, 'Redis not usable');
       return;
     }
-    const counted = await this.admit(toSend);
-    if (counted === undefined) return;
     const envelopes: RequestEnvelope[] = [];
     const members: Flight[][] = [];
     for (const group of this.envelopeGroups(toSend)) {
@@ -499,7 +503,7 @@ export class InferenceClient<I = unknown, O = unknown> {
         f.sentDeadline = f.deadline;
         const item: RequestItem = { id: f.id, input: f.input, deadline: this.clock.toRedis(f.deadline) };
         if (f.key !== undefined) item.key = f.key;
-        if (counted) item.q = 1;
+        if (f.queued) item.q = 1;
         return item;
       });
       members.push(group);
@@ -528,7 +532,8 @@ export class InferenceClient<I = unknown, O = unknown> {
         }
       });
     } catch (err) {
-      if (counted) await releaseQueue(this.cmd, this.keys, toSend.length).catch(() => undefined);
+      const counted = toSend.filter((f) => f.queued).length;
+      if (counted > 0) await releaseQueue(this.cmd, this.keys, counted).catch(() => undefined);
       this.failFlights(toSend, err, 'enqueue failed');
       const owned = toSend.filter((f) => f.role === 'owner');
       if (owned.length) await this.releaseOwned(owned, `enqueue failed: ${(err as Error).message}`);
@@ -538,12 +543,14 @@ export class InferenceClient<I = unknown, O = unknown> {
   /**
    * Admission under maxQueueLength: reserves room for the flights in the
    * model's queue count; what does not fit is refused at once (nothing is
-   * written for it) and removed from `toSend`. Resolves with whether the
-   * flights sent are counted, or undefined when none is left to send.
+   * written for it), the rest goes on to the enqueue stage. A stage of its
+   * own, two calls in flight: a refusal waits for its own round trip, not
+   * behind an addBulk in flight.
    */
-  private async admit(toSend: Flight[]): Promise<boolean | undefined> {
+  private async admit(flights: Flight[]): Promise<void> {
     const max = this.opts.config.maxQueueLength;
-    if (max === 0) return false;
+    const toSend = flights.filter((f) => this.tracked(f) && (hasLiveCallers(f) || f.role === 'owner'));
+    if (toSend.length === 0) return;
     let accepted: number;
     let length: number;
     try {
@@ -552,7 +559,7 @@ export class InferenceClient<I = unknown, O = unknown> {
       this.failFlights(toSend, err, 'queue admission failed');
       const owned = toSend.filter((f) => f.role === 'owner');
       if (owned.length) await this.releaseOwned(owned, 'queue admission failed');
-      return undefined;
+      return;
     }
     if (accepted < toSend.length) {
       const refused = toSend.splice(accepted);
@@ -570,7 +577,16 @@ export class InferenceClient<I = unknown, O = unknown> {
       const owned = refused.filter((f) => f.role === 'owner');
       if (owned.length) void this.releaseOwned(owned, 'queue full', err);
     }
-    return toSend.length > 0 ? true : undefined;
+    for (const f of toSend) {
+      f.queued = true;
+      this.enqueueStage.push(f);
+    }
+  }
+
+  /** To the enqueue stage, through admission when maxQueueLength is set. */
+  private toQueue(f: Flight): void {
+    if (this.opts.config.maxQueueLength > 0 && !f.queued) this.admitStage.push(f);
+    else this.enqueueStage.push(f);
   }
 
   /** Results delivered per second over the last full second or so (for retryAfterMs hints). */
@@ -609,9 +625,9 @@ export class InferenceClient<I = unknown, O = unknown> {
     resetFlight(f, Date.now());
     if (stillOwner) {
       f.role = 'owner';
-      this.enqueueStage.push(f);
+      this.toQueue(f);
     } else if (f.key !== undefined) this.claimStage.push(f);
-    else this.enqueueStage.push(f);
+    else this.toQueue(f);
   }
 
   /** Flights whose job failed for good or is lost: callers get JOB_LOST, owned flights close. */
@@ -757,7 +773,7 @@ export class InferenceClient<I = unknown, O = unknown> {
     if (flight.key !== undefined && this.flightsByKey.get(flight.key) === flight) this.flightsByKey.delete(flight.key);
     flight.key = undefined;
     flight.role = 'new';
-    this.enqueueStage.push(flight);
+    this.toQueue(flight);
   }
 
   private tracked(flight: Flight): boolean {
