@@ -161,3 +161,34 @@ describe('every public method rejects typed when Redis refuses writes or is down
     }
   }, 60_000);
 });
+
+describe('a slow Redis', () => {
+  it('paused Redis: every public method still settles within its bound, typed', async () => {
+    const own = await startTestRedis({ ownServer: true });
+    const admin = own.connect();
+    const worker = new InferenceWorker<{ x: number }, { y: number }>({ redis: own.url, model, prefix: own.prefix, config: { batchTimeoutMs: 2 }, run: async (xs) => xs.map((x) => ({ y: x.x })), stopTimeoutMs: 500 });
+    await worker.start();
+    const client = new InferenceClient<{ x: number }, { y: number }>({ redis: own.url, model, prefix: own.prefix, connectTimeoutMs: 1000, logger: collectingLogger().logger });
+    try {
+      expect((await client.infer({ x: 1 })).output.y).toBe(1);
+      // Redis stops answering every client for 4 s (as a saturated or swapping server would).
+      await admin.call('CLIENT', 'PAUSE', '4000', 'ALL');
+      const t0 = Date.now();
+      const [r, s, c] = await Promise.all([
+        client.infer({ x: 2 }, { timeoutMs: 800 }).catch((x: unknown) => x as InferqError),
+        client.stats().catch((x: unknown) => x as InferqError),
+        client.clearCache().catch((x: unknown) => x as InferqError),
+      ]);
+      expect((r as InferqError).code).toBe(ErrorCode.TIMEOUT);
+      expect((s as InferqError).code).toMatch(/^INFERQ_/);
+      expect((c as InferqError).code).toMatch(/^INFERQ_/);
+      expect(Date.now() - t0).toBeLessThan(3000);
+      const t1 = Date.now();
+      await worker.stop();
+      await client.close({ timeoutMs: 100 });
+      expect(Date.now() - t1).toBeLessThan(8000);
+    } finally {
+      await own.cleanup();
+    }
+  }, 60_000);
+});
