@@ -20,6 +20,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { modelKeys } from '@inferq/core';
 import { RedisServerProcess, spawnNode, startWorkerProcess, type SpawnedProcess } from '@inferq/testkit';
+import { makeRepeatingInputs } from './fixtures/repeating-inputs.js';
 
 const MODEL_MODULE = fileURLToPath(new URL('./fixtures/square-model.mjs', import.meta.url));
 const CLIENT_SCRIPT = fileURLToPath(new URL('./fixtures/client-soak.ts', import.meta.url));
@@ -52,34 +53,7 @@ interface Line {
   worker?: string | null;
 }
 
-/**
- * Per client 3,000 inputs: two of three fresh (unique across clients, a third
- * of them with a 2-5 ms sleep so batches take time), one of three a repeat:
- * of this client's recent input, of another client's input at about the same
- * position (likely in flight there: single-flight across processes), or of
- * any earlier input of a third client (likely cached).
- */
-function makeInputs(): In[][] {
-  const per: In[][] = Array.from({ length: CLIENTS }, () => []);
-  let fresh = 0;
-  for (let k = 0; k < PER_CLIENT; k++) {
-    for (let c = 0; c < CLIENTS; c++) {
-      const mine = per[c] as In[];
-      let input: In;
-      if (k % 3 === 2) {
-        const kind = Math.floor(k / 3) % 3;
-        if (kind === 0) input = mine[k - 1 - ((k * 31) % Math.min(k, 12))] as In;
-        else if (kind === 1) input = (per[(c + 1) % CLIENTS] as In[])[k - 1 - (k % 2)] as In;
-        else input = (per[(c + 2) % CLIENTS] as In[])[(k * 7919) % (k - 1)] as In;
-      } else {
-        const x = ++fresh;
-        input = x % 3 === 0 ? { x, sleep: 2 + (x % 4) } : { x };
-      }
-      mine.push(input);
-    }
-  }
-  return per;
-}
+const makeInputs = (): In[][] => makeRepeatingInputs(CLIENTS, PER_CLIENT);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

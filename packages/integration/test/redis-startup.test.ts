@@ -4,9 +4,8 @@
  * error naming the cause within a bounded time; `start()` and `close()`
  * settle; nothing keeps running or logging.
  */
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import pino from 'pino';
+import { collectingLogger } from './fixtures/collecting-logger.js';
 import { ErrorCode, type InferqError } from '@inferq/core';
 import { InferenceClient } from '@inferq/client';
 import { InferenceWorker } from '@inferq/worker';
@@ -28,16 +27,6 @@ beforeAll(async () => {
 });
 afterAll(() => redis.cleanup());
 
-function collectingLogger() {
-  const lines: string[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      lines.push(...chunk.toString().split('\n').filter(Boolean));
-      done();
-    },
-  });
-  return { logger: pino({ level: 'warn' }, stream), lines };
-}
 
 const model = 'startup';
 const LEAST_PREFIX = 'leastpriv';

@@ -46,6 +46,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { modelKeys, readStats } from '@inferq/core';
 import { spawnNode, startTestRedis, startWorkerProcess, type SpawnedProcess, type TestRedis } from '@inferq/testkit';
+import { makeRepeatingInputs } from './fixtures/repeating-inputs.js';
 
 const MODEL_MODULE = fileURLToPath(new URL('./fixtures/soak-model.mjs', import.meta.url));
 const CLIENT_SCRIPT = fileURLToPath(new URL('./fixtures/soak-client.ts', import.meta.url));
@@ -78,28 +79,7 @@ const CHILD_ENV = { INFERQ_LOG_LEVEL: process.env.INFERQ_CHILD_LOG_LEVEL ?? 'war
 
 type In = { x: number; sleep?: number };
 
-/** Per client PER_CLIENT inputs: two of three fresh (a third of them with a 2-5 ms sleep), one of three a repeat. */
-function makeInputs(): In[][] {
-  const per: In[][] = Array.from({ length: CLIENTS }, () => []);
-  let fresh = 0;
-  for (let k = 0; k < PER_CLIENT; k++) {
-    for (let c = 0; c < CLIENTS; c++) {
-      const mine = per[c] as In[];
-      let input: In;
-      if (k % 3 === 2) {
-        const kind = Math.floor(k / 3) % 3;
-        if (kind === 0) input = mine[k - 1 - ((k * 31) % Math.min(k, 12))] as In;
-        else if (kind === 1) input = (per[(c + 1) % CLIENTS] as In[])[k - 1 - (k % 2)] as In;
-        else input = (per[(c + 2) % CLIENTS] as In[])[(k * 7919) % (k - 1)] as In;
-      } else {
-        const x = ++fresh;
-        input = x % 3 === 0 ? { x, sleep: 2 + (x % 4) } : { x };
-      }
-      mine.push(input);
-    }
-  }
-  return per;
-}
+const makeInputs = (): In[][] => makeRepeatingInputs(CLIENTS, PER_CLIENT);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

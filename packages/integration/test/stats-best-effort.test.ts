@@ -4,9 +4,8 @@
  * the model runs, is logged once per interval rather than once per flush,
  * and is reported as such by `client.stats()`.
  */
-import { Writable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import pino from 'pino';
+import { collectingLogger } from './fixtures/collecting-logger.js';
 import { modelKeys } from '@inferq/core';
 import { InferenceClient } from '@inferq/client';
 import { InferenceWorker } from '@inferq/worker';
@@ -22,16 +21,6 @@ afterEach(async () => {
 });
 afterAll(() => redis.cleanup());
 
-function collectingLogger() {
-  const lines: string[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      lines.push(...chunk.toString().split('\n').filter(Boolean));
-      done();
-    },
-  });
-  return { logger: pino({ level: 'error' }, stream), lines };
-}
 
 describe('stats are best effort', () => {
   it('a corrupt stats field changes no answer, no model run, and is reported, not logged per flush', async () => {
@@ -52,7 +41,7 @@ describe('stats are best effort', () => {
     });
     cleanups.push(() => worker.stop());
     await worker.start();
-    const { logger, lines } = collectingLogger();
+    const { logger, lines } = collectingLogger('error');
     const client = new InferenceClient<{ x: number }, { y: number }>({ redis: redis.url, model, prefix, logger, statsFlushIntervalMs: 50 });
     cleanups.push(() => client.close({ timeoutMs: 100 }));
     const rs = await Promise.all([client.infer({ x: 1 }), client.infer({ x: 2 })]);
