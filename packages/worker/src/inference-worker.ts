@@ -307,11 +307,16 @@ export class InferenceWorker<I = unknown, O = unknown> {
         { jobId, worker: this.id },
       );
       this.logger.error({ err, jobId, items: items.length }, 'refusing requests for another model version or quantization');
-      for (const it of items) answerNow.push({ requestId: it.id, client: env.client, cacheKey: it.key, job: { id: jobId, index: it.index }, payload: failurePayload(err, this.id) } as SettleItem);
+      for (const it of items) {
+        // The cache key closes the item's flight (its waiters get the same refusal); nothing is cached.
+        const s: SettleItem = { requestId: it.id, client: env.client, job: { id: jobId, index: it.index }, payload: failurePayload(err, this.id) };
+        if (it.key !== undefined) s.cacheKey = it.key;
+        answerNow.push(s);
+      }
       items = [];
     }
     if (answerNow.length > 0) {
-      await execSettle(cmd, this.keys, answerNow.map(withoutUndefinedKey), this.settleOptions());
+      await execSettle(cmd, this.keys, answerNow, this.settleOptions());
     }
     // Bad items and refused ones are done for good: their room in the queue count goes back.
     const done = new Set([...env.bad.map((b) => b.index), ...(items.length === 0 ? env.items.map((it) => it.index) : [])]);
@@ -386,9 +391,4 @@ function reportRefused(onBatch: (report: BatchReport) => void, refused: readonly
   } catch (err) {
     logger.warn({ err }, 'the onBatch observer threw');
   }
-}
-
-function withoutUndefinedKey(s: SettleItem): SettleItem {
-  if (s.cacheKey === undefined) delete s.cacheKey;
-  return s;
 }

@@ -26,15 +26,6 @@ export class RedisClock {
     return localMs + this.offsetMs;
   }
 
-  /** A Redis epoch-ms time, on the local clock. */
-  toLocal(redisMs: number): number {
-    return redisMs - this.offsetMs;
-  }
-
-  get isSynced(): boolean {
-    return this.synced;
-  }
-
   /**
    * Feeds one observation: Redis said `redisMs` during a round trip that
    * started at local `sentAt` and ended at `receivedAt` (epoch ms). A sample
