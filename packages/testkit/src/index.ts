@@ -1,5 +1,17 @@
 export { freePort } from './free-port.js';
 export { RedisServerProcess, findRedisServerBinary, type RedisServerOptions } from './redis-server-process.js';
+export {
+  RedisClusterProcess,
+  clusterSupport,
+  findRedisCliBinary,
+  keySlot,
+  CLUSTER_SLOTS,
+  type RedisClusterOptions,
+  type RedisClusterNode,
+  type RedisClusterMaster,
+  type KillMasterOptions,
+  type ClusterSupport,
+} from './redis-cluster-process.js';
 export { startTestRedis, HOW_TO_GET_REDIS, type TestRedis, type TestRedisKind, type TestRedisOptions } from './test-redis.js';
 export {
   spawnNode,
