@@ -3,7 +3,10 @@
  * value throws one ConfigError listing every bad field.
  */
 import { z } from 'zod';
-import type { Redis, RedisOptions } from 'ioredis';
+import type { RedisOptions } from 'ioredis';
+import type { RedisClient } from '@inferq/core';
+import { MAX_QUEUE_SHARDS } from '@inferq/core/protocol';
+import type { RedisConnectionInput } from '@inferq/core';
 import {
   DEFAULT_PREFIX,
   ConfigObjectSchema,
@@ -32,9 +35,16 @@ export const CLIENT_DEFAULTS = Object.freeze({
 
 export interface InferenceClientOptions<I = unknown> {
   /** `redis://` / `rediss://` URL or ioredis options. The client opens its own connections. */
-  redis: string | RedisOptions;
+  redis: RedisConnectionInput;
   /** Model (queue) name; letters, digits, `.`, `_`, `-`. */
   model: string;
+  /**
+   * Queue shards of the model (1..64; default 1): the same number in every
+   * client and worker of the model, else INFERQ_QUEUE_SHARDS_MISMATCH. A
+   * request goes to the shard of its cache key; on Redis Cluster the shards
+   * spread one model over several masters.
+   */
+  queueShards?: number;
   /** Part of the cache key: bump it when the model's weights change. Default '1'. */
   modelVersion?: string;
   /** Key prefix of every Redis key. Default 'inferq'. */
@@ -89,6 +99,7 @@ const OptionsSchema = z
     maxEnvelopeBytes: z.number().int().min(1024).max(512 * 1024 * 1024).default(CLIENT_DEFAULTS.maxEnvelopeBytes),
     statsFlushIntervalMs: z.number().int().min(1).max(60_000).default(CLIENT_DEFAULTS.statsFlushIntervalMs),
     connectTimeoutMs: z.number().int().min(100).max(600_000).default(CLIENT_DEFAULTS.connectTimeoutMs),
+    queueShards: z.number().int().min(1).max(MAX_QUEUE_SHARDS).default(1),
     localCache: z
       .union([
         z.literal(false),
@@ -106,8 +117,9 @@ const OptionsSchema = z
   .strict();
 
 export interface ResolvedClientOptions {
-  redis: string | RedisOptions;
+  redis: RedisConnectionInput;
   model: string;
+  queueShards: number;
   modelVersion: string;
   prefix: string;
   config: OptimizationConfig;
@@ -132,8 +144,9 @@ function clientEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 export function resolveClientOptions(input: InferenceClientOptions<unknown>): ResolvedClientOptions {
   const o = parseConfig('InferenceClient', OptionsSchema, input);
   return Object.freeze({
-    redis: o.redis as string | RedisOptions,
+    redis: o.redis as RedisConnectionInput,
     model: o.model,
+    queueShards: o.queueShards,
     modelVersion: o.modelVersion,
     prefix: o.prefix,
     // Only the client's own settings come from the environment: a bad INFERQ_MAX_BATCH_SIZE meant
@@ -151,4 +164,4 @@ export function resolveClientOptions(input: InferenceClientOptions<unknown>): Re
   });
 }
 
-export type { Redis };
+export type { RedisClient };

@@ -14,7 +14,7 @@
  * - a caller that joined with a later deadline: the flight is told, so it
  *   lives, and its job runs, as long as anyone waits.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@inferq/core';
 import type { Logger } from '@inferq/core';
 import {
   CHECK_AFTER_MS,
@@ -46,7 +46,7 @@ export interface FlightMonitorHooks {
 }
 
 export interface FlightMonitorOptions {
-  redis: Redis;
+  redis: RedisClient;
   keys: ModelKeys;
   client: string;
   clock: RedisClock;

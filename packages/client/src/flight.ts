@@ -35,6 +35,8 @@ export interface Flight {
   key: string | undefined;
   /** Canonical JSON of the input. */
   readonly input: string;
+  /** The queue shard it goes to (by its cache key): its claim, job, flight and results live there. */
+  readonly shard: number;
   readonly callers: Caller[];
   role: FlightRole;
   /** The latest deadline of its callers, local epoch ms. */

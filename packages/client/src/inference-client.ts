@@ -19,7 +19,7 @@
  *     longer exists.
  */
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@inferq/core';
 import {
   ClosedError,
   ErrorCode,
@@ -29,7 +29,6 @@ import {
   QueueFullError,
   RedisUnavailableError,
   InferqError,
-  RedisLruCache,
   StatsRecorder,
   TimeoutError,
   checkRedis,
@@ -54,7 +53,11 @@ import {
   ENVELOPE_VERSION,
   MAX_TIMEOUT_MS,
   RedisClock,
+  agreeOnShards,
   claimFlights,
+  clearShardCaches,
+  shardKeys,
+  shardOf,
   decodeInboxElement,
   failurePayload,
   newInstanceId,
@@ -92,25 +95,34 @@ export interface ClientInferenceResult<O = unknown> {
 const CLOSE_STEP_MS = 1000;
 
 
+/** One queue shard as a client uses it. */
+interface ClientShard {
+  keys: ModelKeys;
+  queue: Queue;
+  /** The inbox's own connection: its blocking read holds it. */
+  blocking: RedisClient;
+  inbox: ResultInbox;
+  monitor: FlightMonitor;
+}
+
 export class InferenceClient<I = unknown, O = unknown> {
   readonly id: string;
   private readonly opts: ResolvedClientOptions;
   private readonly logger: Logger;
+  /** Model-wide keys (stats, the shard count). */
   private readonly keys: ModelKeys;
+  /** Each queue shard: its keys, queue, result inbox (own blocking connection) and tick. */
+  private readonly shards: readonly ClientShard[];
   private readonly identity: ModelIdentity;
-  private readonly cmd: Redis;
-  private readonly blocking: Redis;
-  private readonly queueConnection: Redis;
-  private readonly queue: Queue;
-  private readonly cache: RedisLruCache;
+  private readonly cmd: RedisClient;
+  private readonly queueConnection: RedisClient;
   private readonly recorder: StatsRecorder;
-  private readonly inbox: ResultInbox;
-  private readonly monitor: FlightMonitor;
   private readonly clock = new RedisClock();
   private readonly deadlines: DeadlineScheduler<Caller>;
   /** The optional in-process result cache (localCache), and what it was filled under. */
   private readonly local: LocalResultCache | undefined;
-  private localEpoch: string | undefined;
+  /** The cache epoch and served model last seen in each shard. */
+  private readonly localEpochs: Array<string | undefined> = [];
   /** Flights waiting for a result, by request id. */
   private readonly flights = new Map<string, Flight>();
   /** Cached-mode flights by cache key, for in-process single-flight. */
@@ -149,54 +161,80 @@ export class InferenceClient<I = unknown, O = unknown> {
     this.keys = modelKeys(model, prefix);
     this.identity = { model, modelVersion: this.opts.modelVersion, quantization: this.opts.config.quantization };
     this.cmd = createRedis(this.opts.redis, { connectionName: `inferq:client:${model}` });
-    this.blocking = createRedis(this.opts.redis, { blocking: true, connectionName: `inferq:client-inbox:${model}` });
     // BullMQ defines ~60 scripts on its connection, and ioredis copies every
     // defined script onto each pipeline it creates: on a connection of its own
     // they do not slow down our pipelines (stats, claims).
     this.queueConnection = createRedis(this.opts.redis, { connectionName: `inferq:client-queue:${model}` });
     // A connection that keeps failing logs a line every few seconds, not one per retry.
     const logConnectionError = throttledLog(this.logger, 'error');
-    for (const [name, conn] of [['command', this.cmd], ['inbox', this.blocking], ['queue', this.queueConnection]] as const) {
+    for (const [name, conn] of [['command', this.cmd], ['queue', this.queueConnection]] as const) {
       conn.on('error', (err) => logConnectionError({ err, connection: name }, `Redis connection error (${name})`));
     }
-    this.queue = new Queue(this.keys.queueName, { connection: this.queueConnection, prefix: this.keys.queuePrefix });
-    this.queue.on('error', (err) => logConnectionError({ err }, 'queue error'));
-    this.cache = new RedisLruCache({ redis: this.cmd, model, prefix, maxSize: this.opts.config.cacheMaxSize, logger: this.logger });
     this.recorder = new StatsRecorder({ redis: this.cmd, model, prefix, logger: this.logger, flushIntervalMs: this.opts.statsFlushIntervalMs });
     this.deadlines = new DeadlineScheduler<Caller>((caller) => this.expire(caller));
     this.local = this.opts.localCache ? new LocalResultCache(this.opts.localCache) : undefined;
-    this.inbox = new ResultInbox({
-      redis: this.blocking,
-      keys: this.keys,
-      client: this.id,
-      onElements: (els) => this.deliverElements(els),
-      logger: this.logger,
-      pendingTtlMs: 300_000,
-    });
-    this.monitor = new FlightMonitor({
-      redis: this.cmd,
-      keys: this.keys,
-      client: this.id,
-      clock: this.clock,
-      logger: this.logger,
-      hooks: {
-        flights: () => this.flights.values(),
-        tracked: (f) => this.flights.get(f.id) === f,
-        resend: (f, owner) => this.resend(f, owner),
-        takeOver: (f) => {
-          f.role = 'owner';
-          f.joined = undefined;
-          f.suspect = false;
-          this.toQueue(f);
+    this.shards = shardKeys(model, prefix, this.opts.queueShards).map((keys, shard) => {
+      const queue = new Queue(keys.queueName, { connection: this.queueConnection, prefix: keys.queuePrefix });
+      queue.on('error', (err) => logConnectionError({ err, shard }, 'queue error'));
+      // A blocking read holds its connection (on a cluster, its node's): one per shard.
+      const blocking = createRedis(this.opts.redis, { blocking: true, sendOnce: true, connectionName: `inferq:client-inbox:${model}` });
+      blocking.on('error', (err) => logConnectionError({ err, connection: 'inbox', shard }, 'Redis connection error (inbox)'));
+      const inbox = new ResultInbox({
+        redis: blocking,
+        keys,
+        client: this.id,
+        onElements: (els) => this.deliverElements(els),
+        logger: this.logger,
+        pendingTtlMs: 300_000,
+      });
+      const monitor = new FlightMonitor({
+        redis: this.cmd,
+        keys,
+        client: this.id,
+        clock: this.clock,
+        logger: this.logger,
+        hooks: {
+          flights: () => this.flightsOf(shard),
+          tracked: (f) => this.flights.get(f.id) === f,
+          resend: (f, owner) => this.resend(f, owner),
+          takeOver: (f) => {
+            f.role = 'owner';
+            f.joined = undefined;
+            f.suspect = false;
+            this.toQueue(f);
+          },
+          lose: (fs, reason) => void this.lose(fs, reason),
+          forget: (f) => this.forget(f),
+          observe: (state) => this.observeCacheState(state, shard),
         },
-        lose: (fs, reason) => void this.lose(fs, reason),
-        forget: (f) => this.forget(f),
-        observe: (state) => this.observeCacheState(state),
-      },
+      });
+      return { keys, queue, blocking, inbox, monitor };
     });
     this.usable = this.check();
-    this.monitor.start();
-    this.inbox.start();
+    for (const shard of this.shards) {
+      shard.monitor.start();
+      shard.inbox.start();
+    }
+  }
+
+  /** The tracked flights of one shard (its tick checks them). */
+  private *flightsOf(shard: number): Generator<Flight> {
+    for (const f of this.flights.values()) if (f.shard === shard) yield f;
+  }
+
+  /** Flights grouped by shard, in the order they came. */
+  private byShard(flights: readonly Flight[]): Map<number, Flight[]> {
+    const groups = new Map<number, Flight[]>();
+    for (const f of flights) {
+      let g = groups.get(f.shard);
+      if (!g) groups.set(f.shard, (g = []));
+      g.push(f);
+    }
+    return groups;
+  }
+
+  private shard(f: Flight): ClientShard {
+    return this.shards[f.shard] as ClientShard;
   }
 
   /**
@@ -216,6 +254,7 @@ export class InferenceClient<I = unknown, O = unknown> {
         probeKey: `${this.keys.root}:probe:${this.id}`,
         logger: this.logger,
       });
+      await agreeOnShards(this.cmd, this.opts.model, this.opts.prefix, this.opts.queueShards);
     } catch (err) {
       const e = err as InferqError;
       this.logger.error({ err: e }, 'Redis is not usable');
@@ -239,7 +278,7 @@ export class InferenceClient<I = unknown, O = unknown> {
       }
       throw err;
     }
-    await this.monitor.ready;
+    await (this.shards[0] as ClientShard).monitor.ready;
   }
 
   /** Runs the model on one input (batched with whatever else is in flight). */
@@ -270,9 +309,11 @@ export class InferenceClient<I = unknown, O = unknown> {
       let flight = prepared.key !== undefined ? this.flightsByKey.get(prepared.key) : undefined;
       const joined = flight !== undefined;
       if (!flight) {
+        const seq = this.seq++;
         flight = {
-          id: `${this.id}.${(this.seq++).toString(36)}`,
+          id: `${this.id}.${seq.toString(36)}`,
           key: prepared.key,
+          shard: shardOf(prepared.key, this.shards.length, seq),
           input: prepared.json,
           callers: [],
           role: 'new',
@@ -319,21 +360,21 @@ export class InferenceClient<I = unknown, O = unknown> {
   /** Removes this model's cached results (nothing else). */
   async clearCache(): Promise<void> {
     this.local?.clear();
-    await this.bounded(this.cache.clear(), 'clearing the cache');
-    // Every client's in-process cache follows within a tick.
-    await this.bounded(this.cmd.incr(this.keys.cacheEpoch), 'clearing the cache');
+    // Every shard's cache; every client's in-process cache follows within a tick (the epochs).
+    await this.bounded(clearShardCaches(this.cmd, this.shards.map((s) => s.keys)), 'clearing the cache');
   }
 
-  /** Drops the in-process cache when the cache epoch or the model the workers serve changed. */
-  private observeCacheState(state: { cacheEpoch: string; served: string }): void {
+  /** Drops the in-process cache when a shard's cache epoch or the model the workers serve changed. */
+  private observeCacheState(state: { cacheEpoch: string; served: string }, shard: number): void {
     if (!this.local) return;
     const mine = `${this.opts.modelVersion}/${this.opts.config.quantization}`;
     const epoch = `${state.cacheEpoch}|${state.served}`;
-    if (this.localEpoch !== undefined && this.localEpoch !== epoch) {
-      if (this.local.size > 0) this.logger.info({ cacheEpoch: state.cacheEpoch, served: state.served }, 'the model cache was cleared or the served model changed; dropping the in-process cache');
+    const before = this.localEpochs[shard];
+    if (before !== undefined && before !== epoch) {
+      if (this.local.size > 0) this.logger.info({ cacheEpoch: state.cacheEpoch, served: state.served, shard }, 'the model cache was cleared or the served model changed; dropping the in-process cache');
       this.local.clear();
     }
-    this.localEpoch = epoch;
+    this.localEpochs[shard] = epoch;
     // Results of a version the workers no longer serve must not be served from here either.
     if (state.served !== '' && state.served !== mine) this.local.clear();
   }
@@ -382,11 +423,11 @@ export class InferenceClient<I = unknown, O = unknown> {
     }
     this.deadlines.clear();
     // Every step is bounded: close() settles whatever Redis does (down, slow, refusing).
-    await settledWithin(this.monitor.stop(), CLOSE_STEP_MS);
-    await settledWithin(this.inbox.stop(), CLOSE_STEP_MS);
+    await settledWithin(Promise.all(this.shards.map((s) => s.monitor.stop())), CLOSE_STEP_MS);
+    await settledWithin(Promise.all(this.shards.map((s) => s.inbox.stop())), CLOSE_STEP_MS);
     if (!(await settledWithin(this.recorder.close(), CLOSE_STEP_MS))) this.logger.warn('flushing stats on close did not finish in time; dropped');
-    await settledWithin(this.queue.close(), CLOSE_STEP_MS);
-    this.blocking.disconnect();
+    await settledWithin(Promise.all(this.shards.map((s) => s.queue.close())), CLOSE_STEP_MS);
+    for (const s of this.shards) s.blocking.disconnect();
     for (const conn of [this.queueConnection, this.cmd]) {
       if (!(await settledWithin(conn.quit(), CLOSE_STEP_MS))) conn.disconnect();
     }
@@ -424,11 +465,17 @@ export class InferenceClient<I = unknown, O = unknown> {
       this.failFlights(keyed, err, 'Redis not usable');
       return;
     }
+    // One script call per shard (each in its own hash slot), all in flight at once.
+    await Promise.all([...this.byShard(keyed)].map(([shard, fs]) => this.claimShard(shard, fs)));
+    this.flushLatencies();
+  }
+
+  private async claimShard(shard: number, keyed: Flight[]): Promise<void> {
     let claims: ClaimOutcome[];
     try {
       claims = await claimFlights(
         this.cmd,
-        this.keys,
+        (this.shards[shard] as ClientShard).keys,
         this.id,
         keyed.map((f) => ({ id: f.id, key: f.key as string, deadline: this.clock.toRedis(f.deadline) })),
       );
@@ -475,7 +522,6 @@ export class InferenceClient<I = unknown, O = unknown> {
       }
       if (!f.counted) this.count(f, false);
     });
-    this.flushLatencies();
   }
 
   /** Stage 2: one addBulk for every request to compute that arrived together, packed into envelopes. */
@@ -495,6 +541,10 @@ export class InferenceClient<I = unknown, O = unknown> {
       this.failFlights(toSend, err, 'Redis not usable');
       return;
     }
+    await Promise.all([...this.byShard(toSend)].map(([shard, fs]) => this.enqueueShard(this.shards[shard] as ClientShard, fs)));
+  }
+
+  private async enqueueShard(shard: ClientShard, toSend: Flight[]): Promise<void> {
     const envelopes: RequestEnvelope[] = [];
     const members: Flight[][] = [];
     for (const group of this.envelopeGroups(toSend)) {
@@ -516,7 +566,7 @@ export class InferenceClient<I = unknown, O = unknown> {
       });
     }
     try {
-      const jobs = await this.queue.addBulk(
+      const jobs = await shard.queue.addBulk(
         envelopes.map((data) => ({
           name: ENVELOPE_JOB_NAME,
           data,
@@ -533,7 +583,7 @@ export class InferenceClient<I = unknown, O = unknown> {
       });
     } catch (err) {
       const counted = toSend.filter((f) => f.queued).length;
-      if (counted > 0) await releaseQueue(this.cmd, this.keys, counted).catch(() => undefined);
+      if (counted > 0) await releaseQueue(this.cmd, shard.keys, counted).catch(() => undefined);
       this.failFlights(toSend, err, 'enqueue failed');
       const owned = toSend.filter((f) => f.role === 'owner');
       if (owned.length) await this.releaseOwned(owned, `enqueue failed: ${(err as Error).message}`);
@@ -548,13 +598,17 @@ export class InferenceClient<I = unknown, O = unknown> {
    * behind an addBulk in flight.
    */
   private async admit(flights: Flight[]): Promise<void> {
-    const max = this.opts.config.maxQueueLength;
-    const toSend = flights.filter((f) => this.tracked(f) && (hasLiveCallers(f) || f.role === 'owner'));
-    if (toSend.length === 0) return;
+    const live = flights.filter((f) => this.tracked(f) && (hasLiveCallers(f) || f.role === 'owner'));
+    await Promise.all([...this.byShard(live)].map(([shard, fs]) => this.admitShard(this.shards[shard] as ClientShard, fs)));
+  }
+
+  private async admitShard(shard: ClientShard, toSend: Flight[]): Promise<void> {
+    // Each shard counts its own queue: maxQueueLength is shared evenly over the shards.
+    const max = Math.ceil(this.opts.config.maxQueueLength / this.shards.length);
     let accepted: number;
     let length: number;
     try {
-      ({ accepted, length } = await reserveQueue(this.cmd, this.keys, toSend.length, max));
+      ({ accepted, length } = await reserveQueue(this.cmd, shard.keys, toSend.length, max));
     } catch (err) {
       this.failFlights(toSend, err, 'queue admission failed');
       const owned = toSend.filter((f) => f.role === 'owner');
@@ -614,8 +668,12 @@ export class InferenceClient<I = unknown, O = unknown> {
   /** Flights we own but that will not be computed: their waiters elsewhere are told, the flights close. */
   private async releaseOwned(owned: Flight[], reason: string, error: InferqError = new JobLostError(reason)): Promise<void> {
     const payload = failurePayload(error, this.id);
-    await releaseFlights(this.cmd, this.keys, this.id, owned.map((f) => ({ id: f.id, key: f.key as string })), payload).catch((err: unknown) =>
-      this.logger.error({ err, flights: owned.length }, 'releasing owned flights failed; their waiters take them over when this client stops'),
+    await Promise.all(
+      [...this.byShard(owned)].map(([shard, fs]) =>
+        releaseFlights(this.cmd, (this.shards[shard] as ClientShard).keys, this.id, fs.map((f) => ({ id: f.id, key: f.key as string })), payload).catch((err: unknown) =>
+          this.logger.error({ err, flights: fs.length, shard }, 'releasing owned flights failed; their waiters take them over when this client stops'),
+        ),
+      ),
     );
   }
 

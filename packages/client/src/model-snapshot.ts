@@ -8,7 +8,7 @@
  * own `/metrics`, which counts what that one process saw).
  */
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@inferq/core';
 import {
   LATENCY_BUCKET_BOUNDS_MS,
   RedisUnavailableError,
@@ -62,7 +62,7 @@ export class ModelReader {
 
   /** `redis` is shared (the reader never closes it); `close()` closes the reader's BullMQ queue handle. */
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     readonly model: string,
     prefix: string,
   ) {

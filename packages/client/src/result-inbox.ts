@@ -24,12 +24,12 @@
  * returns): a watchdog bounds every read; past it the connection is dropped
  * and re-opened.
  */
-import type { Redis } from 'ioredis';
+import { isCluster, type RedisClient } from '@inferq/core';
 import type { Logger } from '@inferq/core';
 import { readPending, takeInbox, waitInbox, type ModelKeys } from '@inferq/core/protocol';
 
 export interface ResultInboxOptions {
-  redis: Redis;
+  redis: RedisClient;
   keys: ModelKeys;
   client: string;
   /** Called once per read with the elements of that read (each holds result lines). */
@@ -58,7 +58,8 @@ export class ResultInbox {
 
   constructor(private readonly opts: ResultInboxOptions) {
     // See above: a read is sent once; after a reconnect the loop decides what to send.
-    opts.redis.options.autoResendUnfulfilledCommands = false;
+    // (A cluster's node connections get it from createRedis's `sendOnce`.)
+    if (!isCluster(opts.redis)) opts.redis.options.autoResendUnfulfilledCommands = false;
     opts.redis.on('close', () => this.abandon?.(new Error('inbox connection closed')));
   }
 

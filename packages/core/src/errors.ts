@@ -49,6 +49,8 @@ export const ErrorCode = {
   REDIS_PERMISSION_DENIED: 'INFERQ_REDIS_PERMISSION_DENIED',
   /** A message or cache entry read from Redis could not be decoded (corrupt, or written by an incompatible version); only its own request fails. */
   PROTOCOL_ERROR: 'INFERQ_PROTOCOL_ERROR',
+  /** This client or worker was given another `queueShards` than the model's clients and workers use; it does not start. */
+  QUEUE_SHARDS_MISMATCH: 'INFERQ_QUEUE_SHARDS_MISMATCH',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -71,7 +71,17 @@ export { canonicalJson, type CanonicalJsonLimits } from './canonical-json.js';
 export { readStats, resetStats, type InferenceStats } from './stats-reader.js';
 export { LATENCY_BUCKET_BOUNDS_MS } from './latency-histogram.js';
 export { DEFAULT_PREFIX, MODEL_NAME_PATTERN, modelKeys, type ModelKeys } from './protocol/keys.js';
-export { createRedis, describeRedis, type RedisConnectionInput, type CreateRedisOptions } from './redis-connection.js';
+export {
+  createRedis,
+  describeRedis,
+  isCluster,
+  isClusterInput,
+  redisFromCli,
+  type RedisClient,
+  type RedisClusterInput,
+  type RedisConnectionInput,
+  type CreateRedisOptions,
+} from './redis-connection.js';
 export { createLogger, throttledLog, type Logger } from './logger.js';
 
 // For @inferq/client, @inferq/worker and model adapters (no stability promise).

@@ -24,7 +24,8 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { ChainableCommander, Cluster, Redis, RedisKey, RedisValue } from 'ioredis';
+import type { ChainableCommander, RedisKey, RedisValue } from 'ioredis';
+import type { RedisClient } from './redis-connection.js';
 
 /** A script ready for `defineCommand`. */
 export interface LuaScript {
@@ -39,7 +40,7 @@ export interface LuaScript {
 }
 
 /** A connection scripts can be defined on: a single node or a cluster (keys of one hash tag). */
-export type ScriptHost = Redis | Cluster;
+export type ScriptHost = RedisClient;
 
 /** The folder of this package's scripts. */
 export const LUA_DIR: URL = new URL('./lua/', import.meta.url);

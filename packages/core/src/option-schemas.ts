@@ -7,10 +7,20 @@ import { z } from 'zod';
 import type { Logger } from './logger.js';
 import { KEY_PREFIX_PATTERN, KEY_PREFIX_RULE, MODEL_NAME_PATTERN } from './protocol/keys.js';
 
-/** `redis://` / `rediss://` URL, or an ioredis options object. */
+const RedisUrlSchema = z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL');
+
+/** `redis://` / `rediss://` URL, an ioredis options object, or `{ cluster: [nodes], options? }` for a Redis Cluster. */
 export const RedisConnectionSchema = z.union([
-  z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'),
-  z.object({}).passthrough(),
+  RedisUrlSchema,
+  z
+    .object({
+      cluster: z
+        .array(z.string().regex(/^(rediss?:\/\/)?[^\s/]+:\d+\/?$/, 'must be host:port or a redis:// URL'))
+        .min(1, 'needs at least one seed node'),
+      options: z.object({}).passthrough().optional(),
+    })
+    .strict(),
+  z.object({}).passthrough().refine((o) => !('cluster' in o), 'cluster must be an array of seed nodes'),
 ]);
 
 export const ModelNameSchema = z.string().regex(MODEL_NAME_PATTERN, 'letters, digits, ".", "_", "-"; 1..128 characters');

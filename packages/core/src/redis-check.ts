@@ -18,7 +18,7 @@
  * too), in one pipeline; blocking commands block for 1 ms.
  */
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis-connection.js';
 import { ErrorCode, InferqError, RedisUnavailableError } from './errors.js';
 import type { Logger } from './logger.js';
 
@@ -84,7 +84,7 @@ function classify(err: Error | undefined): { code: ErrorCode; reason: string } {
 }
 
 /** Waits for the connection to be ready, at most `timeoutMs`; the last connection error says why not. */
-function whenReady(redis: Redis, timeoutMs: number): Promise<Error | undefined> {
+function whenReady(redis: RedisClient, timeoutMs: number): Promise<Error | undefined> {
   if (redis.status === 'ready') return Promise.resolve(undefined);
   return new Promise((resolve) => {
     let last: Error | undefined;
@@ -107,7 +107,7 @@ function whenReady(redis: Redis, timeoutMs: number): Promise<Error | undefined> 
   });
 }
 
-export async function checkRedis(redis: Redis, o: RedisCheckOptions): Promise<{ maxmemoryPolicy: string | undefined }> {
+export async function checkRedis(redis: RedisClient, o: RedisCheckOptions): Promise<{ maxmemoryPolicy: string | undefined }> {
   const target = redactRedisUrl(o.target);
   const failure = await whenReady(redis, o.timeoutMs);
   if (failure) {

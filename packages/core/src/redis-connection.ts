@@ -1,25 +1,52 @@
 /**
- * Redis connection factory: a `redis://` / `rediss://` URL (TLS for rediss)
- * or ioredis options. BullMQ workers and blocking readers need
- * `maxRetriesPerRequest: null` (a blocking command must not be retried into an
- * error); plain command connections keep ioredis' default so a dead Redis
- * fails calls instead of queueing them forever.
+ * Redis connection factory: a `redis://` / `rediss://` URL (TLS for rediss),
+ * ioredis options, or a Redis Cluster (`{ cluster: [urls], options? }`).
+ * BullMQ workers and blocking readers need `maxRetriesPerRequest: null` (a
+ * blocking command must not be retried into an error); plain command
+ * connections keep ioredis' default so a dead Redis fails calls instead of
+ * queueing them forever.
+ *
+ * On a cluster every multi-key command and script of inferq stays in one
+ * hash slot (keys.ts: one hash tag per model shard), so one ioredis
+ * `Cluster` routes each of them whole to the master that holds the slot.
  */
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterNode, type ClusterOptions, type RedisOptions } from 'ioredis';
 
-export type RedisConnectionInput = string | RedisOptions;
+/** A Redis Cluster: its seed nodes (`redis://host:port`, `rediss://...` or `host:port`) and ioredis ClusterOptions. */
+export interface RedisClusterInput {
+  cluster: readonly string[];
+  /** ioredis ClusterOptions; `redisOptions` applies to every node connection (password, tls, ...). */
+  options?: ClusterOptions;
+}
+
+export type RedisConnectionInput = string | RedisOptions | RedisClusterInput;
+
+/** One connection as inferq uses it: a single node or a whole cluster. */
+export type RedisClient = Redis | Cluster;
 
 export interface CreateRedisOptions {
   /** For BullMQ Worker/QueueEvents and other blocking readers. */
   blocking?: boolean;
   /** Connection name shown by CLIENT LIST, e.g. `inferq:client`. */
   connectionName?: string;
+  /** Never resend a command left unanswered by a lost connection (reads that move data, such as the result inbox's). */
+  sendOnce?: boolean;
 }
 
-export function createRedis(input: RedisConnectionInput, options: CreateRedisOptions = {}): Redis {
+export function isClusterInput(input: RedisConnectionInput): input is RedisClusterInput {
+  return typeof input === 'object' && input !== null && Array.isArray((input as RedisClusterInput).cluster);
+}
+
+export function isCluster(redis: RedisClient): redis is Cluster {
+  return (redis as Cluster).isCluster === true;
+}
+
+export function createRedis(input: RedisConnectionInput, options: CreateRedisOptions = {}): RedisClient {
   const extra: RedisOptions = {};
   if (options.blocking) extra.maxRetriesPerRequest = null;
   if (options.connectionName) extra.connectionName = options.connectionName;
+  if (options.sendOnce) extra.autoResendUnfulfilledCommands = false;
+  if (isClusterInput(input)) return createCluster(input, extra);
   if (typeof input === 'string') {
     if (!/^rediss?:\/\//.test(input)) {
       throw new TypeError(`Redis URL must start with redis:// or rediss://, got '${input}'.`);
@@ -29,8 +56,29 @@ export function createRedis(input: RedisConnectionInput, options: CreateRedisOpt
   return new Redis({ ...input, ...extra });
 }
 
-/** Plain options for libraries (BullMQ) that create their own connections. */
-export function redisOptionsFrom(input: RedisConnectionInput): RedisOptions {
+function createCluster(input: RedisClusterInput, extra: RedisOptions): Cluster {
+  if (input.cluster.length === 0) throw new TypeError('A Redis Cluster needs at least one seed node.');
+  const nodes: ClusterNode[] = [];
+  // Credentials and TLS of the seed URLs apply to every node (a cluster has one user base).
+  let fromUrl: RedisOptions = {};
+  for (const node of input.cluster) {
+    const o = redisOptionsFrom(/^rediss?:\/\//.test(node) ? node : `redis://${node}`);
+    nodes.push({ host: o.host ?? '127.0.0.1', port: o.port ?? 6379 });
+    const { host: _h, port: _p, db: _d, ...auth } = o;
+    fromUrl = { ...fromUrl, ...auth };
+  }
+  const given = input.options ?? {};
+  const clusterOptions: ClusterOptions = {
+    ...given,
+    redisOptions: { ...fromUrl, ...given.redisOptions, ...extra },
+  };
+  // Blocking readers: a command waiting for a slot's master during a failover must not fail into an error.
+  if (extra.maxRetriesPerRequest === null) clusterOptions.maxRedirections = given.maxRedirections ?? 16;
+  return new Cluster(nodes, clusterOptions);
+}
+
+/** Plain options for libraries that create their own connections (single node only). */
+export function redisOptionsFrom(input: string | RedisOptions): RedisOptions {
   if (typeof input !== 'string') return { ...input };
   const url = new URL(input);
   const opts: RedisOptions = {
@@ -45,8 +93,20 @@ export function redisOptionsFrom(input: RedisConnectionInput): RedisOptions {
   return opts;
 }
 
-/** Where a connection input points, for messages: the URL, or host:port of the options. */
+/** Where a connection input points, for messages: the URL, or host:port of the options (passwords never shown). */
 export function describeRedis(input: RedisConnectionInput): string {
+  if (isClusterInput(input)) return `cluster ${input.cluster.map((n) => n.replace(/\/\/[^@/]*@/, '//')).join(',')}`;
   if (typeof input === 'string') return input;
   return `${input.tls ? 'rediss' : 'redis'}://${input.host ?? '127.0.0.1'}:${input.port ?? 6379}`;
+}
+
+/**
+ * The `redis` value the CLIs build from their flags and environment:
+ * `--redis-cluster host:port,...` (or `REDIS_CLUSTER_NODES`) wins over
+ * `--redis` / `REDIS_URL`.
+ */
+export function redisFromCli(url: string | undefined, clusterNodes: string | undefined, env: NodeJS.ProcessEnv = process.env): RedisConnectionInput {
+  const nodes = (clusterNodes ?? env.REDIS_CLUSTER_NODES ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  if (nodes.length > 0) return { cluster: nodes };
+  return url ?? env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 }

@@ -18,7 +18,7 @@
  * recency is comparable across machines; ties are broken by the scripts.
  */
 import { z } from 'zod';
-import type { Cluster, Redis } from 'ioredis';
+import type { RedisClient } from './redis-connection.js';
 import { OptimizationConfigSchema, parseConfig } from './config.js';
 import { ErrorCode, InferqError } from './errors.js';
 import { createLogger, type Logger } from './logger.js';
@@ -28,7 +28,7 @@ import { KeyPrefixSchema } from './option-schemas.js';
 
 export interface RedisLruCacheOptions<V = unknown> {
   /** The ioredis connection (or cluster). Owned by the caller: the cache never closes it. */
-  redis: Redis | Cluster;
+  redis: RedisClient;
   /** Model name; the cache lives under its keys. Letters, digits, `.`, `_`, `-`; 1..128 chars. */
   model: string;
   /** First segment of every key. Default `'inferq'`. */
@@ -63,7 +63,7 @@ const hasMethods =
 const RedisLruCacheOptionsSchema = z
   .object({
     // Duck-typed rather than `instanceof`: an application may bring its own copy of ioredis.
-    redis: z.custom<Redis | Cluster>(hasMethods('defineCommand', 'pipeline', 'unlink'), 'must be an ioredis Redis or Cluster instance'),
+    redis: z.custom<RedisClient>(hasMethods('defineCommand', 'pipeline', 'unlink'), 'must be an ioredis Redis or Cluster instance'),
     model: z.string().regex(MODEL_NAME_PATTERN, `must match ${String(MODEL_NAME_PATTERN)}`),
     prefix: KeyPrefixSchema.default(DEFAULT_PREFIX),
     maxSize: OptimizationConfigSchema.shape.cacheMaxSize.unwrap(),
@@ -85,7 +85,7 @@ export class RedisLruCache<V = unknown> {
   readonly ttlMs: number;
   /** The Redis keys of this cache (for scripts of other components that read or fill it). */
   readonly redisKeys: Readonly<{ lru: string; val: string; exp: string; bytes: string }>;
-  private readonly redis: Redis | Cluster;
+  private readonly redis: RedisClient;
   private readonly scripts: LuaCommands<(typeof SCRIPTS)[number]>;
   /** `redisKeys` in the order every lru-* script takes them as KEYS. */
   private readonly scriptKeys: readonly string[];

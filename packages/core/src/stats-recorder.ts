@@ -32,7 +32,8 @@
  * a client recording per-request latencies costs Redis one round trip per
  * interval, not one per request.
  */
-import type { ChainableCommander, Cluster, Redis } from 'ioredis';
+import type { ChainableCommander } from 'ioredis';
+import type { RedisClient } from './redis-connection.js';
 import { z } from 'zod';
 import { parseConfig } from './config.js';
 import { RedisUnavailableError } from './errors.js';
@@ -42,7 +43,7 @@ import { KeyPrefixSchema } from './option-schemas.js';
 import { DEFAULT_PREFIX, MODEL_NAME_PATTERN, modelKeys, type ModelKeys } from './protocol/keys.js';
 
 /** A connection a recorder or reader can use (standalone or cluster: both keys share one hash tag). */
-export type StatsRedis = Redis | Cluster;
+export type StatsRedis = RedisClient;
 
 /** Integer counters of the stats hash a caller may add to. */
 export const STATS_COUNTERS = [
@@ -101,7 +102,7 @@ const isObject = (v: unknown): v is object => typeof v === 'object' && v !== nul
 
 const StatsRecorderOptionsSchema = z
   .object({
-    redis: z.custom<StatsRedis>((v) => isObject(v) && typeof (v as Redis).pipeline === 'function', {
+    redis: z.custom<StatsRedis>((v) => isObject(v) && typeof (v as RedisClient).pipeline === 'function', {
       message: 'must be an ioredis Redis or Cluster',
     }),
     model: z.string().regex(MODEL_NAME_PATTERN, 'must match ' + String(MODEL_NAME_PATTERN)),

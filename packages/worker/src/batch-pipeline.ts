@@ -17,7 +17,8 @@
  * batch's `delivered` promise rejects only if delivery itself failed (Redis),
  * so that its jobs are retried.
  */
-import type { Redis } from 'ioredis';
+import type { ChainableCommander } from 'ioredis';
+import type { RedisClient } from '@inferq/core';
 import {
   DeadlineExceededError,
   ErrorCode,
@@ -34,7 +35,10 @@ import {
   appendSettle,
   failurePayload,
   openBatch,
+  settleReplies,
   successPayload,
+  type SettleCall,
+  type WaiterClients,
   type EnvelopeItem,
   type ModelKeys,
   type OpenedItem,
@@ -43,15 +47,25 @@ import {
 } from '@inferq/core/protocol';
 import type { ModelRunner } from './model-runner.js';
 
-/** A request item as a worker holds it: with the client that waits and the job that carried it. */
+/** A request item as a worker holds it: with the client that waits, the job that carried it and that job's queue shard. */
 export interface WorkItem extends EnvelopeItem {
   client: string;
   jobId: string;
+  shard: number;
 }
 
 export interface BatchPipelineOptions {
-  redis: Redis;
-  keys: ModelKeys;
+  redis: RedisClient;
+  /** Keys of each queue shard; an item's results are settled in its shard. */
+  shards: readonly ModelKeys[];
+  /**
+   * One pipeline per shard (a Redis Cluster routes a pipeline whole to one
+   * node), the stats on their own unless the shard shares the model's tag.
+   * On a single Redis everything goes in one pipeline.
+   */
+  perShardPipelines: boolean;
+  /** Clients seen waiting on flights, declared to every settle. */
+  waiters: WaiterClients;
   /** Calls the model (timeout, poison isolation). */
   runner: ModelRunner;
   modelName: string;
@@ -113,12 +127,12 @@ export class BatchPipeline {
 
   async run(items: readonly WorkItem[]): Promise<BatchOutcome[]> {
     const { o } = this;
-    const settles: SettleItem[] = [];
+    const settles: SettleItem[][] = o.shards.map(() => []);
     const settle = (item: WorkItem, payload: string, cacheValue?: string) => {
       const s: SettleItem = { requestId: item.id, client: item.client, job: { id: item.jobId, index: item.index }, payload };
       if (item.key !== undefined) s.cacheKey = item.key;
       if (cacheValue !== undefined) s.cacheValue = cacheValue;
-      settles.push(s);
+      (settles[item.shard] as SettleItem[]).push(s);
     };
     const errorCodes: Record<string, number> = {};
     const fail = (item: WorkItem, err: InferqError) => {
@@ -220,10 +234,29 @@ export class BatchPipeline {
       });
     }
 
-    // 4. one pipeline: settle + stats
-    const pipeline = o.redis.pipeline();
-    appendSettle(pipeline, o.keys, settles, { maxSize: o.config.cacheMaxSize, maxBytes: o.config.cacheMaxBytes, cacheTtlMs: o.cacheTtlMs, inboxTtlMs: o.inboxTtlMs, doneTtlMs: o.doneTtlMs });
-    o.stats.appendTo(pipeline, {
+    // 4. one pipeline (one per shard on a cluster): settle + stats + queue room
+    // Each shard holds its part of the cache: cacheMaxSize and cacheMaxBytes are split evenly.
+    const n = o.shards.length;
+    const settleOptions = { maxSize: Math.ceil(o.config.cacheMaxSize / n), maxBytes: Math.ceil(o.config.cacheMaxBytes / n), cacheTtlMs: o.cacheTtlMs, inboxTtlMs: o.inboxTtlMs, doneTtlMs: o.doneTtlMs };
+    const retrying = new Set(retry);
+    const waiters = o.waiters.list();
+    const shared = o.perShardPipelines ? undefined : o.redis.pipeline();
+    /** Each shard's settle calls, where they start in their pipeline, and that pipeline's replies. */
+    const sends: Array<{ shard: number; calls: SettleCall[]; from: number; released: boolean; executed?: Promise<[Error | null, unknown][] | null> }> = [];
+    o.shards.forEach((keys, shard) => {
+      const items_ = settles[shard] as SettleItem[];
+      // Room in the shard's queue count (maxQueueLength) for the counted requests answered now.
+      const answeredCounted = items.filter((i) => i.shard === shard && i.q === 1 && !retrying.has(i)).length;
+      if (items_.length === 0 && answeredCounted === 0) return;
+      const pipeline = shared ?? o.redis.pipeline();
+      const from = pipelineLength(pipeline);
+      const calls = appendSettle(pipeline, keys, items_, settleOptions, waiters);
+      if (answeredCounted > 0) appendQueueRelease(pipeline, keys, answeredCounted);
+      sends.push({ shard, calls, from, released: answeredCounted > 0, ...(shared ? {} : { executed: pipeline.exec() }) });
+    });
+    const statsPipeline = shared ?? o.redis.pipeline();
+    const statsFrom = pipelineLength(statsPipeline);
+    o.stats.appendTo(statsPipeline, {
       batches: groups.length > 0 ? 1 : 0,
       batch_items: groups.length,
       worker_cache_hits: workerCacheHits,
@@ -233,33 +266,41 @@ export class BatchPipeline {
       model_timeouts: timeouts,
       model_time_sum_ms: modelMs,
     });
-    // Room in the model's queue count (maxQueueLength) for the counted requests answered now.
-    const retrying = new Set(retry);
-    const answeredCounted = items.filter((i) => i.q === 1 && !retrying.has(i)).length;
-    if (answeredCounted > 0) appendQueueRelease(pipeline, o.keys, answeredCounted);
     // Not awaited here: the batch's model slot is free as soon as the model
     // returned, so the next batch computes while this one's results travel
     // (no round-trip bubble between model calls). Callers await `delivered`.
-    const executed = pipeline.exec();
-    const delivered = executed
-      .then((results) => {
-        // The settle replies come first; a failed stats command must not count as a failed delivery.
-        const settleReplies = results?.slice(0, Math.ceil(settles.length / 256) || 0) ?? [];
-        const failed = settleReplies.find(([err]) => err);
-        if (!results || failed) throw failed?.[0] ?? new Error('pipeline was not executed');
-        const statsFailed = results.slice(settleReplies.length).find(([err]) => err);
-        if (statsFailed) o.logger.warn({ err: statsFailed[0], model: o.modelName }, 'recording batch stats or the queue count failed (results were delivered)');
-      })
+    const sharedExec = shared?.exec();
+    const statsExec = shared ? sharedExec : statsPipeline.exec();
+    const deliveries = sends.map(async (send) => {
+      const results = await (send.executed ?? sharedExec);
+      if (!results) throw new Error('pipeline was not executed');
+      const end = send.from + send.calls.length;
+      const replies = await settleReplies(o.redis, o.shards[send.shard] as ModelKeys, send.calls, results.slice(send.from, end), settleOptions, o.waiters);
+      const release = send.released ? results[end] : undefined;
+      if (release?.[0]) o.logger.warn({ err: release[0], model: o.modelName, shard: send.shard }, 'giving back queue room failed (results were delivered)');
+      return replies.reduce((n, r) => n + r.served, 0);
+    });
+    const delivered = Promise.all(deliveries)
+      .then((served) => served.reduce((a, b) => a + b, 0))
       .catch((cause: unknown) => {
-        const err = new RedisUnavailableError(`Delivering ${settles.length} results failed: ${(cause as Error).message}`, { cause });
+        const total = settles.reduce((n, list) => n + list.length, 0);
+        const err = new RedisUnavailableError(`Delivering ${total} results failed: ${(cause as Error).message}`, { cause });
         o.logger.error({ err, model: o.modelName, worker: o.workerId, items: items.length }, 'delivering batch results failed; the jobs will be retried');
         throw err;
       });
+    void statsExec?.then(
+      (results) => {
+        // The stats commands are the pipeline's last ones; a failed one must not count as a failed delivery.
+        const statsFailed = results?.slice(statsFrom).find(([err]) => err);
+        if (statsFailed) o.logger.warn({ err: statsFailed[0], model: o.modelName }, 'recording batch stats failed (results were delivered)');
+      },
+      () => undefined, // a failed shared pipeline is reported by `delivered`
+    );
     // Handled by whoever awaits it; this only keeps an unawaited failure from being "unhandled".
     delivered.catch(() => undefined);
     if (o.onBatch) {
       const failedItems = Object.values(errorCodes).reduce((a, b) => a + b, 0);
-      reportBatch(o, executed, delivered, Math.ceil(settles.length / 256), {
+      reportBatch(o, delivered, {
         items: items.length,
         computed: groups.length,
         modelMs,
@@ -271,64 +312,71 @@ export class BatchPipeline {
         modelTimeouts: timeouts,
       });
     }
-    const outcome: BatchOutcome = { delivered };
+    const outcome: BatchOutcome = { delivered: delivered.then(() => undefined) };
     if (retry.length === 0) return items.map(() => outcome);
     // Timed out: these items' jobs fail now and are retried, elsewhere when this worker is stuck.
     const retried = Promise.reject(retryError as InferqError);
     retried.catch(() => undefined);
-    const retrySet = new Set(retry);
-    return items.map((item) => (retrySet.has(item) ? { delivered: retried } : outcome));
+    return items.map((item) => (retrying.has(item) ? { delivered: retried } : outcome));
   }
 
-  /** Step 1: one script call for the items that own flights; Redis time from it, or from the clock. */
+  /** Step 1: one script call per shard for the items that own flights; Redis time from it, or from the clock. */
   private async open(items: readonly WorkItem[]): Promise<{ now: number; items: Array<OpenedItem | undefined> }> {
     const { o } = this;
-    const keyed: Array<{ i: number; id: string; key: string }> = [];
+    const byShard = new Map<number, Array<{ i: number; id: string; key: string }>>();
     items.forEach((it, i) => {
-      if (it.key !== undefined) keyed.push({ i, id: it.id, key: it.key });
+      if (it.key === undefined) return;
+      let list = byShard.get(it.shard);
+      if (!list) byShard.set(it.shard, (list = []));
+      list.push({ i, id: it.id, key: it.key });
     });
     const seen: Array<OpenedItem | undefined> = items.map(() => undefined);
-    if (keyed.length === 0) return { now: o.clock.now(), items: seen };
-    try {
-      const sentAt = Date.now();
-      const opened = await openBatch(o.redis, o.keys, keyed);
-      o.clock.observe(opened.now, sentAt, Date.now());
-      keyed.forEach((k, j) => {
-        const r = opened.items[j];
-        // A worker with caching off still honours flights (their deadlines) but never serves the cache.
-        seen[k.i] = r?.hit && !o.config.enableCaching ? undefined : r;
-      });
-      return { now: opened.now, items: seen };
-    } catch (err) {
-      o.logger.error({ err, model: o.modelName, items: keyed.length }, 'batch cache read failed; computing instead');
-      return { now: o.clock.now(), items: seen };
-    }
+    if (byShard.size === 0) return { now: o.clock.now(), items: seen };
+    const sentAt = Date.now();
+    let now: number | undefined;
+    await Promise.all(
+      [...byShard].map(async ([shard, keyed]) => {
+        try {
+          const opened = await openBatch(o.redis, o.shards[shard] as ModelKeys, keyed);
+          if (now === undefined) {
+            o.clock.observe(opened.now, sentAt, Date.now());
+            now = opened.now;
+          }
+          keyed.forEach((k, j) => {
+            const r = opened.items[j];
+            // A worker with caching off still honours flights (their deadlines) but never serves the cache.
+            seen[k.i] = r?.hit && !o.config.enableCaching ? undefined : r;
+          });
+        } catch (err) {
+          o.logger.error({ err, model: o.modelName, shard, items: keyed.length }, 'batch cache read failed; computing instead');
+        }
+      }),
+    );
+    return { now: now ?? o.clock.now(), items: seen };
   }
 }
 
+/** Commands queued on an ioredis pipeline so far (its `length`, absent from the public type). */
+function pipelineLength(pipeline: ChainableCommander): number {
+  return (pipeline as unknown as { length: number }).length;
+}
+
 /**
- * Tells `o.onBatch` about a batch once its pipeline settled, with the flight
- * waiters the settle script answered (its replies: evicted, served, skipped,
- * too large). Off the batch's path: nothing here delays or fails a delivery.
+ * Tells `o.onBatch` about a batch once its results were delivered (or not),
+ * with the flight waiters the settle script answered. Off the batch's path:
+ * nothing here delays or fails a delivery.
  */
-function reportBatch(
-  o: BatchPipelineOptions,
-  executed: Promise<[Error | null, unknown][] | null>,
-  delivered: Promise<void>,
-  settleCalls: number,
-  report: Omit<BatchReport, 'flightWaiters' | 'delivered'>,
-): void {
-  void Promise.allSettled([executed, delivered]).then(([ex, del]) => {
-    let flightWaiters = 0;
-    if (ex.status === 'fulfilled') {
-      for (const [err, reply] of ex.value?.slice(0, settleCalls) ?? []) {
-        if (!err && Array.isArray(reply)) flightWaiters += Number(reply[1]) || 0;
-      }
-    }
-    try {
-      o.onBatch?.({ ...report, flightWaiters, delivered: del.status === 'fulfilled' });
-    } catch (err) {
-      o.logger.warn({ err, model: o.modelName }, 'the onBatch observer threw');
-    }
-  });
+function reportBatch(o: BatchPipelineOptions, delivered: Promise<number>, report: Omit<BatchReport, 'flightWaiters' | 'delivered'>): void {
+  void delivered.then(
+    (flightWaiters) => tell(o, { ...report, flightWaiters, delivered: true }),
+    () => tell(o, { ...report, flightWaiters: 0, delivered: false }),
+  );
+}
+
+function tell(o: BatchPipelineOptions, report: BatchReport): void {
+  try {
+    o.onBatch?.(report);
+  } catch (err) {
+    o.logger.warn({ err, model: o.modelName }, 'the onBatch observer threw');
+  }
 }

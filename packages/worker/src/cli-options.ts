@@ -27,6 +27,8 @@ export const WORKER_CLI_OPTIONS: readonly CliOption[] = [
   { flag: 'model', env: 'INFERQ_MODEL', kind: 'string', target: 'model', help: 'model / queue name (required)' },
   { flag: 'module', env: 'INFERQ_MODULE', kind: 'string', target: 'module', help: 'model module: default-exports (inputs) => outputs or { run, init?, close? } (required)' },
   { flag: 'redis', env: 'REDIS_URL', kind: 'string', target: 'redis', help: 'Redis URL (default redis://127.0.0.1:6379)' },
+  { flag: 'redis-cluster', env: 'REDIS_CLUSTER_NODES', kind: 'string', target: 'redisCluster', help: 'Redis Cluster seed nodes host:port,host:port (wins over --redis)' },
+  { flag: 'queue-shards', env: 'INFERQ_QUEUE_SHARDS', kind: 'int', target: 'queueShards', help: 'queue shards of the model, the same in every client and worker (default 1)' },
   { flag: 'prefix', env: 'INFERQ_PREFIX', kind: 'string', target: 'prefix', help: 'key prefix (default inferq)' },
   { flag: 'model-version', env: 'INFERQ_MODEL_VERSION', kind: 'string', target: 'modelVersion', help: "model version served (default '1')" },
   { flag: 'max-batch-size', env: 'INFERQ_MAX_BATCH_SIZE', kind: 'int', target: 'config.maxBatchSize', help: 'largest batch (default 32)' },

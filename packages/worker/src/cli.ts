@@ -9,7 +9,7 @@
  * Prints one line `READY <worker id>` on stdout once it takes jobs; with
  * `--metrics-port`, first `METRICS <url>` once its /metrics server listens.
  */
-import { ConfigError, InferqError, createLogger, type OptimizationConfigInput, type Quantization } from '@inferq/core';
+import { ConfigError, InferqError, createLogger, redisFromCli, type OptimizationConfigInput, type Quantization, type RedisConnectionInput } from '@inferq/core';
 import { InferenceWorker } from './inference-worker.js';
 import type { InferenceWorkerOptions } from './worker-options.js';
 import { BUILTIN_MODELS, loadModelModule } from './model-module-loader.js';
@@ -38,10 +38,12 @@ async function main(): Promise<void> {
   const config: Record<string, unknown> = {};
   const options: Record<string, unknown> = { redis: 'redis://127.0.0.1:6379', model };
   for (const [target, value] of values) {
-    if (target === 'module' || target === 'logLevel' || target === 'model' || target === 'metricsPort' || target === 'metricsHost') continue;
+    if (target === 'module' || target === 'logLevel' || target === 'model' || target === 'metricsPort' || target === 'metricsHost' || target === 'redisCluster') continue;
     if (target.startsWith('config.')) config[target.slice('config.'.length)] = value;
     else options[target] = value;
   }
+  // --redis-cluster (or REDIS_CLUSTER_NODES) wins over --redis.
+  options.redis = redisFromCli(values.get('redis') as string | undefined, values.get('redisCluster') as string | undefined, {});
   const logger = createLogger('worker-cli');
   const quantization = config.quantization as Quantization | undefined;
   const module = await loadModelModule(moduleSpec, quantization ? { quantization } : {});
@@ -79,7 +81,7 @@ async function main(): Promise<void> {
     // Loaded only when asked for: prom-client stays out of a plain worker's start-up.
     const { WorkerMetrics } = await import('./worker-metrics.js');
     const host = (values.get('metricsHost') as string | undefined) ?? '127.0.0.1';
-    metrics = new WorkerMetrics({ redis: options.redis as string, model, prefix: (options.prefix as string | undefined) ?? 'inferq', workerId: worker.id, port: metricsPort, host, logger });
+    metrics = new WorkerMetrics({ redis: options.redis as RedisConnectionInput, queueShards: (options.queueShards as number | undefined) ?? 1, model, prefix: (options.prefix as string | undefined) ?? 'inferq', workerId: worker.id, port: metricsPort, host, logger });
     try {
       const { url } = await metrics.listen();
       process.stdout.write(`METRICS ${url}\n`);

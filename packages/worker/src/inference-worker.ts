@@ -10,7 +10,7 @@
  * delivered; it fails (and BullMQ retries it) only when delivery failed.
  */
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@inferq/core';
 import {
   ErrorCode,
   InferqError,
@@ -24,6 +24,7 @@ import {
   createLogger,
   createRedis,
   describeRedis,
+  isCluster,
   modelKeys,
   throttledLog,
   type Logger,
@@ -31,7 +32,10 @@ import {
 } from '@inferq/core';
 import {
   RedisClock,
+  WaiterClients,
+  agreeOnShards,
   decodeEnvelope,
+  shardKeys,
   execSettle,
   failurePayload,
   reconcileQueue,
@@ -56,16 +60,23 @@ export class InferenceWorker<I = unknown, O = unknown> {
   readonly id: string;
   private readonly opts: ResolvedWorkerOptions;
   private readonly logger: Logger;
+  /** Model-wide keys (stats, the shard count). */
   private readonly keys: ModelKeys;
-  private cmd: Redis | undefined;
-  private bullConnection: Redis | undefined;
-  private worker: Worker<RequestEnvelope, WorkerJobResult> | undefined;
+  /** Each queue shard's keys; the worker consumes every shard. */
+  private readonly shards: readonly ModelKeys[];
+  private cmd: RedisClient | undefined;
+  private bullConnection: RedisClient | undefined;
+  /** One BullMQ worker per shard, sharing one connection. */
+  private workers: Array<Worker<RequestEnvelope, WorkerJobResult>> = [];
+  /** Clients seen waiting on flights: their inboxes are declared to the settle script up front. */
+  private readonly waiters = new WaiterClients();
   private batcher: RequestBatcher<WorkItem, BatchOutcome> | undefined;
   private stats: StatsRecorder | undefined;
   private readonly clock = new RedisClock();
   /** Request items in jobs taken and not yet answered, and those jobs: see `maxHeldItems`. */
   private heldItems = 0;
-  private heldJobs = 0;
+  /** Jobs held, per shard. */
+  private heldJobs: number[] = [];
   /** Model calls past modelTimeoutMs that have not returned. */
   private stuckCalls = 0;
   private clockTimer: NodeJS.Timeout | undefined;
@@ -77,6 +88,8 @@ export class InferenceWorker<I = unknown, O = unknown> {
     this.id = this.opts.workerId;
     this.logger = createLogger('worker', this.opts.logger).child({ model: this.opts.model, worker: this.id });
     this.keys = modelKeys(this.opts.model, this.opts.prefix);
+    this.shards = shardKeys(this.opts.model, this.opts.prefix, this.opts.queueShards);
+    this.heldJobs = this.shards.map(() => 0);
   }
 
   /** Loads the model (its `init`) and starts taking jobs. */
@@ -104,6 +117,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
         probeKey: `${keys.root}:probe:${this.id}`,
         logger,
       });
+      await agreeOnShards(cmd, opts.model, opts.prefix, opts.queueShards);
     } catch (err) {
       logger.error({ err }, 'Redis is not usable; the worker does not start');
       cmd.disconnect();
@@ -113,24 +127,29 @@ export class InferenceWorker<I = unknown, O = unknown> {
     }
     this.cmd = cmd;
     // What this worker serves, for clients' in-process caches (a change drops them).
-    await cmd.set(keys.served, `${opts.modelVersion}/${opts.config.quantization}`).catch((err: unknown) => logger.warn({ err }, 'publishing the served model version failed'));
+    const served = `${opts.modelVersion}/${opts.config.quantization}`;
+    await Promise.all(this.shards.map((shard) => cmd.set(shard.served, served))).catch((err: unknown) => logger.warn({ err }, 'publishing the served model version failed'));
     this.stats = new StatsRecorder({ redis: cmd, model: opts.model, prefix: opts.prefix, logger });
     // Deadlines are on Redis time: sync before the first job, then keep following it.
     await this.clock.sync(cmd);
     this.clockTimer = setInterval(() => {
       this.clock.sync(cmd).catch((err: unknown) => logger.warn({ err }, 'reading Redis time failed'));
       // Requests of removed or lost jobs are never answered: repair the queue count when nothing waits.
-      reconcileQueue(cmd, keys).then(
-        (dropped) => {
-          if (dropped > 0) logger.warn({ dropped }, 'queue count reset: no job waits, so requests counted were lost or removed');
-        },
-        (err: unknown) => logger.warn({ err }, 'repairing the queue count failed'),
+      this.shards.forEach((shard, s) =>
+        reconcileQueue(cmd, shard).then(
+          (dropped) => {
+            if (dropped > 0) logger.warn({ dropped, shard: s }, 'queue count reset: no job waits, so requests counted were lost or removed');
+          },
+          (err: unknown) => logger.warn({ err, shard: s }, 'repairing the queue count failed'),
+        ),
       );
     }, 10_000);
     this.clockTimer.unref();
     const pipeline = new BatchPipeline({
       redis: cmd,
-      keys,
+      shards: this.shards,
+      perShardPipelines: isCluster(cmd),
+      waiters: this.waiters,
       runner: new ModelRunner({
         run: opts.module.run as (inputs: unknown[]) => Promise<unknown[]>,
         modelName: opts.model,
@@ -163,27 +182,31 @@ export class InferenceWorker<I = unknown, O = unknown> {
     this.batcher.start();
     this.bullConnection = createRedis(opts.redis, { blocking: true, connectionName: `inferq:worker-queue:${opts.model}` });
     this.bullConnection.on('error', (err) => logConnectionError({ err }, 'Redis connection error (queue)'));
-    this.worker = new Worker<RequestEnvelope, WorkerJobResult>(keys.queueName, (job) => this.process(job), {
-      // BullMQ duplicates this connection for its blocking fetch; we close it after the worker.
-      connection: this.bullConnection,
-      prefix: keys.queuePrefix,
-      concurrency: opts.jobConcurrency,
-      lockDuration: opts.lockDurationMs,
-      stalledInterval: opts.stalledIntervalMs,
-      name: this.id,
-      autorun: false,
-    });
     const logWorkerError = throttledLog(logger, 'error');
-    this.worker.on('error', (err) => logWorkerError({ err }, 'BullMQ worker error'));
-    // `finishedOn` is set exactly when BullMQ moved the job to failed for good: attempts used up,
-    // or an UnrecoverableError such as "job stalled more than allowable limit".
-    this.worker.on('failed', (job, err) => {
-      if (job?.finishedOn) void this.abandon(job, err);
+    const connection = this.bullConnection;
+    this.workers = this.shards.map((shard, s) => {
+      const worker = new Worker<RequestEnvelope, WorkerJobResult>(shard.queueName, (job) => this.process(job, s), {
+        // BullMQ duplicates this connection for its blocking fetch; we close it after the workers.
+        connection,
+        prefix: shard.queuePrefix,
+        concurrency: this.shardConcurrency(),
+        lockDuration: opts.lockDurationMs,
+        stalledInterval: opts.stalledIntervalMs,
+        name: this.id,
+        autorun: false,
+      });
+      worker.on('error', (err) => logWorkerError({ err, shard: s }, 'BullMQ worker error'));
+      // `finishedOn` is set exactly when BullMQ moved the job to failed for good: attempts used up,
+      // or an UnrecoverableError such as "job stalled more than allowable limit".
+      worker.on('failed', (job, err) => {
+        if (job?.finishedOn) void this.abandon(job, err, s);
+      });
+      void worker.run().catch((err: unknown) => logger.error({ err, shard: s }, 'BullMQ worker loop stopped with an error'));
+      return worker;
     });
-    void this.worker.run().catch((err: unknown) => logger.error({ err }, 'BullMQ worker loop stopped with an error'));
-    await this.worker.waitUntilReady();
+    await Promise.all(this.workers.map((w) => w.waitUntilReady()));
     this.state = 'running';
-    logger.info({ config: opts.config, jobConcurrency: opts.jobConcurrency, maxHeldItems: opts.maxHeldItems }, 'worker started');
+    logger.info({ config: opts.config, jobConcurrency: opts.jobConcurrency, maxHeldItems: opts.maxHeldItems, queueShards: opts.queueShards }, 'worker started');
   }
 
   /** Finishes the batches in hand, takes no new jobs, releases the model. Bounded by `stopTimeoutMs`. */
@@ -211,10 +234,10 @@ export class InferenceWorker<I = unknown, O = unknown> {
     const { logger } = this;
     const t0 = Date.now();
     clearInterval(this.clockTimer);
-    const closed = await settledWithin(this.worker?.close() ?? Promise.resolve(), this.opts.stopTimeoutMs);
+    const closed = await settledWithin(Promise.all(this.workers.map((w) => w.close())), this.opts.stopTimeoutMs);
     if (!closed) {
       logger.warn({ stopTimeoutMs: this.opts.stopTimeoutMs }, 'jobs still active at stop timeout; closing anyway (BullMQ will retry them as stalled)');
-      const forced = await settledWithin(this.worker?.close(true) ?? Promise.resolve(), STEP_BOUND_MS);
+      const forced = await settledWithin(Promise.all(this.workers.map((w) => w.close(true))), STEP_BOUND_MS);
       if (!forced) {
         logger.warn('BullMQ did not close in time; dropping its connections');
         await this.dropBullMqConnections();
@@ -233,11 +256,13 @@ export class InferenceWorker<I = unknown, O = unknown> {
   /** Disconnects BullMQ's duplicated blocking connection (and ours), so nothing keeps the process alive. */
   private async dropBullMqConnections(): Promise<void> {
     // BullMQ keeps its blocking client private; reach it defensively, the way its own close() does.
-    const backend = (this.worker as unknown as { backend?: { blockingConnection?: { client?: Promise<Redis> } } } | undefined)?.backend;
-    const blocking = backend?.blockingConnection?.client;
-    if (blocking) {
-      const client = await Promise.race([blocking, new Promise<undefined>((r) => setTimeout(() => r(undefined), 200))]);
-      client?.disconnect();
+    for (const worker of this.workers) {
+      const backend = (worker as unknown as { backend?: { blockingConnection?: { client?: Promise<RedisClient> } } }).backend;
+      const blocking = backend?.blockingConnection?.client;
+      if (blocking) {
+        const client = await Promise.race([blocking, new Promise<undefined>((r) => setTimeout(() => r(undefined), 200))]);
+        client?.disconnect();
+      }
     }
     this.bullConnection?.disconnect();
   }
@@ -248,13 +273,19 @@ export class InferenceWorker<I = unknown, O = unknown> {
    * ends); below it, `jobConcurrency`. BullMQ re-reads its concurrency before
    * each fetch, and a job ending wakes its loop.
    */
-  private hold(items: number, jobs: number): void {
+  private hold(items: number, jobs: number, shard: number): void {
     this.heldItems += items;
-    this.heldJobs += jobs;
-    const worker = this.worker;
-    if (!worker) return;
-    const limit = this.heldItems >= this.opts.maxHeldItems ? Math.max(1, this.heldJobs) : this.opts.jobConcurrency;
-    if (worker.concurrency !== limit) worker.concurrency = limit;
+    this.heldJobs[shard] = (this.heldJobs[shard] ?? 0) + jobs;
+    const full = this.heldItems >= this.opts.maxHeldItems;
+    this.workers.forEach((worker, s) => {
+      const limit = full ? Math.max(1, this.heldJobs[s] ?? 0) : this.shardConcurrency();
+      if (worker.concurrency !== limit) worker.concurrency = limit;
+    });
+  }
+
+  /** Jobs each shard's BullMQ worker may hold: `jobConcurrency` shared over the shards. */
+  private shardConcurrency(): number {
+    return Math.max(1, Math.ceil(this.opts.jobConcurrency / this.shards.length));
   }
 
   /** Every model slot stuck past modelTimeoutMs: take no new job until one returns. */
@@ -265,11 +296,11 @@ export class InferenceWorker<I = unknown, O = unknown> {
     // BullMQ's pause stops fetching at once (concurrency cannot go below 1 job).
     if (blocked && !wasBlocked) {
       this.logger.error({ stuck }, 'every model slot is stuck past modelTimeoutMs; taking no new jobs until the model returns');
-      void this.worker?.pause(true).catch((err: unknown) => this.logger.error({ err }, 'pausing the worker failed'));
+      for (const w of this.workers) void w.pause(true).catch((err: unknown) => this.logger.error({ err }, 'pausing the worker failed'));
     }
     if (!blocked && wasBlocked) {
       this.logger.warn({ stuck }, 'the model returned; taking jobs again');
-      if (this.state === 'running') void this.worker?.resume();
+      if (this.state === 'running') for (const w of this.workers) w.resume();
     }
   }
 
@@ -278,12 +309,15 @@ export class InferenceWorker<I = unknown, O = unknown> {
     // A job is re-run after its lock expired and a stalled check saw it (and maybe once more):
     // its done bitmap must outlive that, and no longer (one key per job).
     const doneTtlMs = Math.max(60_000, 4 * (opts.lockDurationMs + opts.stalledIntervalMs));
-    return { maxSize: opts.config.cacheMaxSize, maxBytes: opts.config.cacheMaxBytes, cacheTtlMs: opts.cacheTtlMs, inboxTtlMs: opts.inboxTtlMs, doneTtlMs };
+    // Each shard holds its part of the cache: cacheMaxSize and cacheMaxBytes are split evenly.
+    const n = this.shards.length;
+    return { maxSize: Math.ceil(opts.config.cacheMaxSize / n), maxBytes: Math.ceil(opts.config.cacheMaxBytes / n), cacheTtlMs: opts.cacheTtlMs, inboxTtlMs: opts.inboxTtlMs, doneTtlMs };
   }
 
-  private async process(job: Job<RequestEnvelope, WorkerJobResult>): Promise<WorkerJobResult> {
+  private async process(job: Job<RequestEnvelope, WorkerJobResult>, shard: number): Promise<WorkerJobResult> {
     const batcher = this.batcher;
     const cmd = this.cmd;
+    const keys = this.shards[shard] as ModelKeys;
     if (!batcher || !cmd) throw new InferqError(ErrorCode.NOT_STARTED, 'InferenceWorker is not started.');
     const jobId = String(job.id);
     const env = decodeEnvelope(job.data);
@@ -298,7 +332,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
       this.logger.error({ err, jobId, requestId: bad.id }, 'malformed request item');
       if (bad.id !== undefined) answerNow.push({ requestId: bad.id, client: env.client, job: { id: jobId, index: bad.index }, payload: failurePayload(err, this.id) });
     }
-    let items: WorkItem[] = env.items.map((it) => ({ ...it, client: env.client, jobId }));
+    let items: WorkItem[] = env.items.map((it) => ({ ...it, client: env.client, jobId, shard }));
     const { modelVersion, config } = this.opts;
     if (env.modelVersion !== modelVersion || env.quantization !== config.quantization) {
       // Never computed, never cached: one precision's outputs must not land under the other's keys.
@@ -316,21 +350,21 @@ export class InferenceWorker<I = unknown, O = unknown> {
       items = [];
     }
     if (answerNow.length > 0) {
-      await execSettle(cmd, this.keys, answerNow, this.settleOptions());
+      await execSettle(cmd, keys, answerNow, this.settleOptions(), this.waiters);
     }
     // Bad items and refused ones are done for good: their room in the queue count goes back.
     const done = new Set([...env.bad.map((b) => b.index), ...(items.length === 0 ? env.items.map((it) => it.index) : [])]);
     const raw = (job.data as { items: Array<{ q?: unknown } | null> }).items;
     const counted = raw.filter((it, i) => it?.q === 1 && done.has(i)).length;
-    if (counted > 0) await releaseQueue(cmd, this.keys, counted).catch((err: unknown) => this.logger.warn({ err }, 'giving back queue room failed'));
+    if (counted > 0) await releaseQueue(cmd, keys, counted).catch((err: unknown) => this.logger.warn({ err }, 'giving back queue room failed'));
     if (answerNow.length > 0 && this.opts.onBatch) reportRefused(this.opts.onBatch, answerNow, this.logger);
     if (items.length > 0 && (job.attemptsStarted > 1 || job.attemptsMade > 0 || job.stalledCounter > 0)) {
       // A re-run: skip what an earlier run already answered (it is not computed or counted twice).
-      const done = await cmd.getBuffer(this.keys.jobDone(jobId));
+      const done = await cmd.getBuffer(keys.jobDone(jobId));
       if (done) items = items.filter((it) => !bitIsSet(done, it.index));
     }
     if (items.length === 0) return { items: 0 };
-    this.hold(items.length, 1);
+    this.hold(items.length, 1, shard);
     let outcomes: PromiseSettledResult<void>[];
     try {
       // No per-item timer: each item carries its deadline, checked when its batch runs.
@@ -338,7 +372,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
         batcher.submitMany(items, { timeoutMs: Infinity }).map((computed) => computed.then((outcome) => outcome.delivered)),
       );
     } finally {
-      this.hold(-items.length, -1);
+      this.hold(-items.length, -1, shard);
     }
     const failed = outcomes.find((r) => r.status === 'rejected');
     // A retry re-runs only what did not reach its caller: the done bitmap knows what did.
@@ -347,8 +381,9 @@ export class InferenceWorker<I = unknown, O = unknown> {
   }
 
   /** A job that failed for good: tell its callers (and their flights' waiters) instead of letting them wait. */
-  private async abandon(job: Job<RequestEnvelope, WorkerJobResult>, cause: Error): Promise<void> {
+  private async abandon(job: Job<RequestEnvelope, WorkerJobResult>, cause: Error, shard: number): Promise<void> {
     const cmd = this.cmd;
+    const keys = this.shards[shard] as ModelKeys;
     const env = decodeEnvelope(job.data);
     if (!cmd || !env.ok) return;
     const jobId = String(job.id);
@@ -360,11 +395,11 @@ export class InferenceWorker<I = unknown, O = unknown> {
       if (it.key !== undefined) s.cacheKey = it.key;
       return s;
     });
-    await execSettle(cmd, this.keys, settles, this.settleOptions()).catch((e: unknown) =>
+    await execSettle(cmd, keys, settles, this.settleOptions(), this.waiters).catch((e: unknown) =>
       this.logger.error({ err: e, jobId }, 'could not tell the callers of a failed job; they learn it from their own checks'),
     );
     const counted = env.items.filter((it) => it.q === 1).length;
-    if (counted > 0) await releaseQueue(cmd, this.keys, counted).catch(() => undefined);
+    if (counted > 0) await releaseQueue(cmd, keys, counted).catch(() => undefined);
   }
 }
 

@@ -18,14 +18,19 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Queue } from 'bullmq';
-import type { Redis, RedisOptions } from 'ioredis';
+import type { RedisOptions } from 'ioredis';
+import type { RedisClient } from '@inferq/core';
+import type { RedisConnectionInput } from '@inferq/core';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { DEFAULT_PREFIX, createLogger, createRedis, modelKeys, settledWithin, throttledLog, type Logger } from '@inferq/core';
+import { DEFAULT_PREFIX, createLogger, createRedis, settledWithin, throttledLog, type Logger } from '@inferq/core';
+import { shardKeys } from '@inferq/core/protocol';
 import type { BatchReport } from './batch-pipeline.js';
 
 export interface WorkerMetricsOptions {
   /** Redis of the model's queue (for `inferq_queue_jobs`): URL or ioredis options. */
-  redis: string | RedisOptions;
+  redis: RedisConnectionInput;
+  /** The model's queue shards (job counts are summed over them). Default 1. */
+  queueShards?: number;
   model: string;
   /** Key prefix. Default `inferq`. */
   prefix?: string;
@@ -62,8 +67,8 @@ export class WorkerMetrics {
   private readonly batchSize: Histogram;
   private readonly modelSeconds: Histogram;
   private server: Server | undefined;
-  private redis: Redis | undefined;
-  private queue: Queue | undefined;
+  private redis: RedisClient | undefined;
+  private queues: Queue[] | undefined;
 
   constructor(options: WorkerMetricsOptions) {
     this.o = options;
@@ -176,28 +181,35 @@ export class WorkerMetrics {
       server.closeAllConnections();
       await settledWithin(new Promise<void>((r) => server.close(() => r())), 1000);
     }
-    const queue = this.queue;
+    const queues = this.queues;
     const redis = this.redis;
-    this.queue = undefined;
+    this.queues = undefined;
     this.redis = undefined;
-    if (queue) await settledWithin(queue.close(), 1000);
+    if (queues) await settledWithin(Promise.all(queues.map((q) => q.close())), 1000);
     if (redis && !(await settledWithin(redis.quit(), 1000))) redis.disconnect();
   }
 
   private async jobCounts(): Promise<Record<string, number>> {
-    if (!this.queue) {
-      const keys = modelKeys(this.o.model, this.o.prefix ?? DEFAULT_PREFIX);
-      this.redis = createRedis(this.o.redis, { connectionName: `inferq:worker-metrics:${this.o.model}` });
-      this.redis.on('error', () => undefined); // a failed read reports it
-      this.queue = new Queue(keys.queueName, { connection: this.redis, prefix: keys.queuePrefix });
-      this.queue.on('error', () => undefined);
+    if (!this.queues) {
+      const redis = createRedis(this.o.redis, { connectionName: `inferq:worker-metrics:${this.o.model}` });
+      redis.on('error', () => undefined); // a failed read reports it
+      this.redis = redis;
+      this.queues = shardKeys(this.o.model, this.o.prefix ?? DEFAULT_PREFIX, this.o.queueShards ?? 1).map((keys) => {
+        const queue = new Queue(keys.queueName, { connection: redis, prefix: keys.queuePrefix });
+        queue.on('error', () => undefined);
+        return queue;
+      });
     }
+    const queues = this.queues;
     let timer: NodeJS.Timeout | undefined;
     const bound = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`no answer within ${QUEUE_READ_BOUND_MS} ms`)), QUEUE_READ_BOUND_MS);
     });
     try {
-      return await Promise.race([this.queue.getJobCounts(...QUEUE_JOB_STATES), bound]);
+      const counts = await Promise.race([Promise.all(queues.map((q) => q.getJobCounts(...QUEUE_JOB_STATES))), bound]);
+      const sum: Record<string, number> = {};
+      for (const c of counts) for (const [state, n] of Object.entries(c)) sum[state] = (sum[state] ?? 0) + n;
+      return sum;
     } finally {
       clearTimeout(timer);
     }

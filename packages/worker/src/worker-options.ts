@@ -18,7 +18,8 @@ import {
   type OptimizationConfig,
   type OptimizationConfigInput,
 } from '@inferq/core';
-import { WIRE_ID_PATTERN, newInstanceId } from '@inferq/core/protocol';
+import type { RedisConnectionInput } from '@inferq/core';
+import { MAX_QUEUE_SHARDS, WIRE_ID_PATTERN, newInstanceId } from '@inferq/core/protocol';
 import type { BatchModel, ModelModule } from './models/batch-model.js';
 import type { BatchReport } from './batch-pipeline.js';
 
@@ -39,9 +40,17 @@ export const WORKER_DEFAULTS = Object.freeze({
 
 export interface InferenceWorkerOptions<I = unknown, O = unknown> {
   /** `redis://` / `rediss://` URL or ioredis options. */
-  redis: string | RedisOptions;
+  redis: RedisConnectionInput;
   /** Model (queue) name; the same as the clients'. */
   model: string;
+  /**
+   * Queue shards of the model (1..64; default 1): the same number in every
+   * client and worker of the model (a worker or client with another number
+   * is refused with INFERQ_QUEUE_SHARDS_MISMATCH). Each shard has its own
+   * queue, cache part and hash tag, so on Redis Cluster one model can use as
+   * many masters as it has shards. A worker consumes every shard.
+   */
+  queueShards?: number;
   /** The model: a batch function `(inputs) => outputs` ... */
   run?: BatchModel<I, O>;
   /** ... or a module with `run` and optional `init`/`close` (e.g. `onnxModel(...)`). Exactly one of `run`/`module`. */
@@ -120,6 +129,7 @@ const OptionsSchema = z
   .object({
     redis: RedisConnectionSchema,
     model: ModelNameSchema,
+    queueShards: z.number().int().min(1).max(MAX_QUEUE_SHARDS).default(1),
     run: z.custom<BatchModel>(isFunction, 'must be a function (inputs) => outputs').optional(),
     module: z
       .custom<ModelModule>((v) => typeof v === 'object' && v !== null && isFunction((v as ModelModule).run), 'must be an object with a run(inputs) function')
@@ -147,8 +157,9 @@ const OptionsSchema = z
   .refine((o) => (o.run === undefined) !== (o.module === undefined), { message: 'give exactly one of run or module', path: ['run'] });
 
 export interface ResolvedWorkerOptions {
-  redis: string | RedisOptions;
+  redis: RedisConnectionInput;
   model: string;
+  queueShards: number;
   module: ModelModule;
   modelVersion: string;
   prefix: string;
@@ -175,8 +186,9 @@ export function resolveWorkerOptions(input: InferenceWorkerOptions<unknown, unkn
   const config = loadOptimizationConfig((o.config ?? {}) as OptimizationConfigInput);
   const module: ModelModule = o.module ?? { run: o.run as BatchModel };
   return Object.freeze({
-    redis: o.redis as string | RedisOptions,
+    redis: o.redis as RedisConnectionInput,
     model: o.model,
+    queueShards: o.queueShards,
     module,
     modelVersion: o.modelVersion,
     prefix: o.prefix,

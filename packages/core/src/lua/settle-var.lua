@@ -5,6 +5,11 @@
   the cache and closing the flight in one script means a request arriving just after sees either
   the flight (and joins it) or the cached value, never neither.
 
+  Every key written is declared in KEYS (Redis Cluster's rule): a flight's waiters are found at
+  run time, so their inboxes must be among the declared ones; when one is not (a client joined
+  after the worker built the call), nothing is written and the script answers which clients'
+  inboxes were missing, for the caller to send the call again with them.
+
   Each item is settled at most once per job: a bit per envelope item in the job's done bitmap is
   set here (last, once everything else was written), and an item whose bit is already set (a job re-run after a worker died past this point,
   or run twice after a lost lock) is skipped whole: no second answer, no second cache write.
@@ -13,13 +18,14 @@
   KEYS[2]              value HASH     <root>:cache:val
   KEYS[3]              expiry ZSET    <root>:cache:exp
   KEYS[4]              bytes STRING   <root>:cache:bytes (sum of the cached entries' sizes)
-  KEYS[4+j]            inbox LIST     <root>:inbox:<client id>, j = 1..m (each client once)
+  KEYS[4+j]            inbox LIST     <root>:inbox:<client id>, j = 1..m (each client once): the
+                                      items' clients and every client that may wait on their flights
   KEYS[4+m+f]          flight HASH    <root>:flight:<cache key>, f = 1..nf
   KEYS[4+m+nf+d]       done STRING    <root>:done:<job id> (a bitmap), d = 1..nd
   ARGV[1]              cache max size (entries)
   ARGV[2]              cache TTL in ms (0 = none)
   ARGV[3]              inbox TTL in ms
-  ARGV[4]              inbox key prefix (<root>:inbox:), for waiters of other clients
+  ARGV[4]              inbox key prefix (<root>:inbox:): a waiter's inbox is this .. client id
   ARGV[5]              m, the number of inbox keys
   ARGV[6]              nf, the number of flight keys
   ARGV[7]              TTL of the done bitmaps, in ms
@@ -35,6 +41,7 @@
 
   Returns: {entries evicted, waiters served, items skipped as already settled,
             outputs not cached for being larger than the cache max bytes}
+       or {-1, client id, ...} when those waiters' inboxes were not declared (nothing written)
 ]]
 -- @include lru-put.lua
 -- @include lru-expire.lua
@@ -72,6 +79,29 @@ for i = 1, n do
     skipped = skipped + 1
   end
 end
+-- Pass 2, still read-only: every waiter's inbox must be a declared key.
+local declared = {}
+for j = 1, m do
+  declared[KEYS[4 + j]] = true
+end
+local waitersOf, missing, seen = {}, { -1 }, {}
+for _, a in ipairs(live) do
+  local f = tonumber(ARGV[a + 2])
+  if f > 0 then
+    local waiters = flight_waiters(KEYS[4 + m + f], ARGV[a + 1])
+    waitersOf[a] = waiters
+    for _, w in ipairs(waiters or {}) do
+      if not declared[ARGV[4] .. w[1]] and not seen[w[1]] then
+        seen[w[1]] = true
+        missing[#missing + 1] = w[1]
+      end
+    end
+  end
+end
+if #missing > 1 then
+  return missing
+end
+
 -- Cache writes first, in one bulk write, so every waiter served below could
 -- equally have read the value from the cache.
 local evicted, tooLarge = 0, 0
@@ -90,8 +120,8 @@ for _, a in ipairs(live) do
   local inboxKey = KEYS[4 + tonumber(ARGV[a])]
   local requestId, f, payload = ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 5]
   flight_add(outbox, inboxKey, requestId, payload)
-  if f > 0 then
-    served = served + flight_settle(outbox, KEYS[4 + m + f], requestId, payload, ARGV[4])
+  if waitersOf[a] then
+    served = served + flight_serve(outbox, KEYS[4 + m + f], waitersOf[a], payload, ARGV[4])
   end
 end
 flight_flush(outbox, ARGV[3])

@@ -3,7 +3,7 @@
  * cached item, a late cache hit, or the latest deadline of everyone waiting
  * on the flight the item owns; and Redis time, to compare deadlines on.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis-connection.js';
 import { callScript } from '../lua-scripts.js';
 import type { ModelKeys } from './keys.js';
 
@@ -22,7 +22,7 @@ export interface OpenedBatch {
 /** Items per script call: bounds how long one call holds Redis. */
 const CHUNK = 256;
 
-export async function openBatch(redis: Redis, keys: ModelKeys, items: ReadonlyArray<{ id: string; key: string }>): Promise<OpenedBatch> {
+export async function openBatch(redis: RedisClient, keys: ModelKeys, items: ReadonlyArray<{ id: string; key: string }>): Promise<OpenedBatch> {
   const out: OpenedItem[] = [];
   let now = 0;
   for (let start = 0; start < items.length || start === 0; start += CHUNK) {

@@ -5,7 +5,7 @@
  * flight already open for its cache key, in any process (the flight's settle
  * pushes its outcome to this client's inbox).
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis-connection.js';
 import { callScript } from '../lua-scripts.js';
 import type { ModelKeys } from './keys.js';
 
@@ -28,7 +28,7 @@ export type ClaimOutcome =
 /** Requests per script call: bounds how long one call holds Redis. */
 const CHUNK = 256;
 
-export async function claimFlights(redis: Redis, keys: ModelKeys, client: string, requests: readonly ClaimRequest[]): Promise<ClaimOutcome[]> {
+export async function claimFlights(redis: RedisClient, keys: ModelKeys, client: string, requests: readonly ClaimRequest[]): Promise<ClaimOutcome[]> {
   const out: ClaimOutcome[] = [];
   for (let start = 0; start < requests.length; start += CHUNK) {
     const chunk = requests.slice(start, start + CHUNK);

@@ -4,7 +4,7 @@
  * does their job still exist, is the flight they joined still alive (or
  * taken over by us), is the flight they own still theirs.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis-connection.js';
 import { callScript } from '../lua-scripts.js';
 import type { ModelKeys } from './keys.js';
 
@@ -44,7 +44,7 @@ export interface TickResult {
   owned: number[];
 }
 
-export async function runClientTick(redis: Redis, keys: ModelKeys, t: TickInput): Promise<TickResult> {
+export async function runClientTick(redis: RedisClient, keys: ModelKeys, t: TickInput): Promise<TickResult> {
   const redisKeys: string[] = [keys.clientAlive(t.client), keys.inbox(t.client), keys.inboxPending(t.client)];
   const args: string[] = [String(t.heartbeatTtlMs), t.client, String(t.jobs.length), String(t.joined.length), String(t.owned.length)];
   for (const j of t.jobs) redisKeys.push(keys.job(j));

@@ -6,12 +6,12 @@
  * the client first re-reads the pending list (`readPending`); request ids
  * make a second delivery harmless.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis-connection.js';
 import { callScript } from '../lua-scripts.js';
 import type { ModelKeys } from './keys.js';
 
 /** Acknowledges the previous take and takes up to `count` elements. */
-export async function takeInbox(redis: Redis, keys: ModelKeys, client: string, count: number, pendingTtlMs: number): Promise<string[]> {
+export async function takeInbox(redis: RedisClient, keys: ModelKeys, client: string, count: number, pendingTtlMs: number): Promise<string[]> {
   const reply = await callScript(redis, 'inbox-take', [keys.inbox(client), keys.inboxPending(client)], [String(count), String(pendingTtlMs)]);
   return (reply as unknown[]).map(String);
 }
@@ -23,12 +23,12 @@ export async function takeInbox(redis: Redis, keys: ModelKeys, client: string, c
  * which gives the pending list its TTL in the same script: a client that
  * dies at any moment leaves nothing that never expires.
  */
-export async function waitInbox(redis: Redis, keys: ModelKeys, client: string, seconds: number): Promise<boolean> {
+export async function waitInbox(redis: RedisClient, keys: ModelKeys, client: string, seconds: number): Promise<boolean> {
   const reply = await redis.blmove(keys.inbox(client), keys.inbox(client), 'RIGHT', 'RIGHT', seconds);
   return reply !== null;
 }
 
 /** Elements handed out before a connection was lost, not yet acknowledged. */
-export async function readPending(redis: Redis, keys: ModelKeys, client: string): Promise<string[]> {
+export async function readPending(redis: RedisClient, keys: ModelKeys, client: string): Promise<string[]> {
   return redis.lrange(keys.inboxPending(client), 0, -1);
 }

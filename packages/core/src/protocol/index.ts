@@ -16,4 +16,5 @@ export * from './batch-open.js';
 export * from './client-tick.js';
 export * from './inbox.js';
 export * from './queue-length.js';
+export * from './shards.js';
 export * from './model-contract.js';

@@ -1,25 +1,37 @@
 /**
- * The Redis key layout. Every key of one model shares the hash tag
- * `{<model>}`, so multi-key Lua scripts are valid on Redis Cluster and an
- * operator finds all of a model's keys with `SCAN MATCH inferq:{<model>}:*`.
+ * The Redis key layout. A model's queue is split into `queueShards` shards
+ * (default 1). Every key of one shard shares one hash tag, so each multi-key
+ * Lua script and pipeline stays in one slot and is valid on Redis Cluster:
+ * with one shard the tag is `{<model>}`; with n > 1 shard s has the tag
+ * `{<model>~<s>~<salt>}` (`~` cannot occur in a model name), its salt chosen
+ * so that the n shards' slots sit in the middle of n equal parts of the
+ * slot space: on a cluster whose masters hold equal slot ranges (what
+ * `redis-cli --cluster create` makes), n shards on n masters land one per
+ * master. A request goes to the shard of its cache key, so its flight, its
+ * cache entry and the settle that writes both stay together.
  *
- * | key                                 | type | holds                                          |
- * |-------------------------------------|------|------------------------------------------------|
- * | inferq:{m}:cache:lru                | ZSET | cache key -> last access (µs, Redis TIME)      |
- * | inferq:{m}:cache:val                | HASH | cache key -> output JSON                       |
- * | inferq:{m}:cache:exp                | ZSET | cache key -> expiry (ms), only with a TTL      |
- * | inferq:{m}:cache:bytes              | STR  | bytes held: sum of value + key lengths         |
- * | inferq:{m}:stats                    | HASH | counters (requests, cache_hits, ...)           |
- * | inferq:{m}:stats:latency            | HASH | latency histogram buckets                      |
- * | inferq:{m}:flight:<cache key>       | HASH | one single flight: id, own, dl, w:<waiter>...  |
- * | inferq:{m}:inbox:<client id>        | LIST | results for one client process                 |
- * | inferq:{m}:inbox:<client id>:pending| LIST | results handed out, not yet acknowledged       |
- * | inferq:{m}:client:<client id>       | STR  | a client's heartbeat (TTL: HEARTBEAT_TTL_MS)   |
- * | inferq:{m}:done:<job id>            | STR  | bitmap of the job's envelope items settled     |
- * | inferq:{m}:queued                   | STR  | requests enqueued, not yet answered (counter)  |
- * | inferq:{m}:cache:epoch              | STR  | bumped by every clearCache (clients' local caches follow) |
- * | inferq:{m}:served                   | STR  | `<modelVersion>/<quantization>` the workers serve |
- * | inferq:{m}:<bullmq keys>            | -    | the BullMQ queue (prefix inferq, name {m})     |
+ * Model-wide keys (all shards): `inferq:{m}:stats`, `inferq:{m}:stats:latency`
+ * and `inferq:{m}:shards` (the shard count every client and worker must agree on).
+ * The rest is per shard, `<root>` being `inferq:{<shard tag>}`:
+ *
+ * | key                            | type | holds                                                        |
+ * |--------------------------------|------|--------------------------------------------------------------|
+ * | inferq:{m}:shards              | STR  | the model's queueShards (set by the first client or worker)  |
+ * | inferq:{m}:stats               | HASH | counters (requests, cache_hits, ...)                         |
+ * | inferq:{m}:stats:latency       | HASH | latency histogram buckets                                    |
+ * | <root>:cache:lru               | ZSET | cache key -> last access (µs, Redis TIME)                    |
+ * | <root>:cache:val               | HASH | cache key -> output JSON                                     |
+ * | <root>:cache:exp               | ZSET | cache key -> expiry (ms), only with a TTL                    |
+ * | <root>:cache:bytes             | STR  | bytes held: sum of value + key lengths                       |
+ * | <root>:flight:<cache key>      | HASH | one single flight: id, own, dl, w:<waiter>...                |
+ * | <root>:inbox:<client>          | LIST | results for one client process                               |
+ * | <root>:inbox:<client>:pending  | LIST | results handed out, not yet acknowledged                     |
+ * | <root>:client:<client>         | STR  | a client's heartbeat (TTL: HEARTBEAT_TTL_MS)                 |
+ * | <root>:done:<job id>           | STR  | bitmap of the job's envelope items settled                   |
+ * | <root>:queued                  | STR  | requests enqueued, not yet answered (counter)                |
+ * | <root>:cache:epoch             | STR  | bumped by every clearCache (clients' local caches follow)    |
+ * | <root>:served                  | STR  | `<modelVersion>/<quantization>` the workers serve            |
+ * | <root>:<bullmq keys>           | -    | the shard's BullMQ queue (prefix inferq, name {<shard tag>}) |
  */
 
 export const DEFAULT_PREFIX = 'inferq';
@@ -35,13 +47,14 @@ export const KEY_PREFIX_RULE = '1..128 letters, digits, ".", "_", ":" or "-", st
 export const MODEL_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 export interface ModelKeys {
-  /** The hash-tagged root, e.g. `inferq:{sentiment}`. */
+  /** The hash-tagged root of the shard, e.g. `inferq:{sentiment}`. */
   readonly root: string;
   readonly cacheLru: string;
   readonly cacheVal: string;
   readonly cacheExp: string;
   /** The cache's size in bytes (STRING integer): the sum of each entry's value and key lengths. */
   readonly cacheBytes: string;
+  /** Model-wide (every shard's keys name the same stats hashes). */
   readonly stats: string;
   readonly statsLatency: string;
   /** Requests enqueued and not yet answered, across clients: what maxQueueLength bounds. */
@@ -68,21 +81,81 @@ export interface ModelKeys {
   job(jobId: string): string;
 }
 
+/** Most shards of one model. */
+export const MAX_QUEUE_SHARDS = 64;
+
+/** The model-wide keys and those of a model with one shard. */
 export function modelKeys(model: string, prefix: string = DEFAULT_PREFIX): ModelKeys {
-  const root = `${prefix}:{${model}}`;
+  return keysOf(`${prefix}:{${model}}`, `${prefix}:{${model}}`, prefix, `{${model}}`);
+}
+
+/** The model-wide key holding the model's shard count. */
+export function shardCountKey(model: string, prefix: string = DEFAULT_PREFIX): string {
+  return `${prefix}:{${model}}:shards`;
+}
+
+/** The keys of each shard of a model, shard 0 first. One shard: `[modelKeys(model, prefix)]`. */
+export function shardKeys(model: string, prefix: string, shards: number): ModelKeys[] {
+  if (!Number.isInteger(shards) || shards < 1 || shards > MAX_QUEUE_SHARDS) throw new RangeError(`queueShards must be an integer in 1..${MAX_QUEUE_SHARDS}, got ${shards}.`);
+  if (shards === 1) return [modelKeys(model, prefix)];
+  const modelRoot = `${prefix}:{${model}}`;
+  return Array.from({ length: shards }, (_, s) => {
+    const tag = `{${shardTag(model, s, shards)}}`;
+    return keysOf(`${prefix}:${tag}`, modelRoot, prefix, tag);
+  });
+}
+
+/** Hash slots of Redis Cluster. */
+const SLOTS = 16384;
+
+/**
+ * The hash tag of shard `s` of `n` (n > 1): `<model>~<s>~<salt>`, the first
+ * salt whose slot falls in the middle half of the s-th of n equal parts of
+ * the slot space. Deterministic: every client and worker derives the same.
+ */
+export function shardTag(model: string, s: number, n: number): string {
+  const width = SLOTS / n;
+  const lo = Math.floor(s * width + width / 4);
+  const hi = Math.ceil(s * width + (3 * width) / 4);
+  for (let salt = 0; ; salt++) {
+    const tag = `${model}~${s}~${salt}`;
+    const slot = keySlot(tag);
+    if (slot >= lo && slot < hi) return tag;
+  }
+}
+
+/** The shard of a request: by its cache key (identical inputs meet in one shard), else round robin by `seq`. */
+export function shardOf(cacheKey: string | undefined, shards: number, seq: number): number {
+  if (shards === 1) return 0;
+  if (cacheKey === undefined) return seq % shards;
+  // Cache keys are hex SHA-256: their first 8 digits are uniform.
+  return Number.parseInt(cacheKey.slice(0, 8), 16) % shards;
+}
+
+/** Redis Cluster's hash slot of a key with no `{...}` in it: CRC16 (XMODEM) mod 16384. */
+export function keySlot(key: string): number {
+  let crc = 0;
+  for (const byte of Buffer.from(key, 'utf8')) {
+    crc ^= byte << 8;
+    for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc % SLOTS;
+}
+
+function keysOf(root: string, modelRoot: string, prefix: string, queueName: string): ModelKeys {
   return Object.freeze({
     root,
     cacheLru: `${root}:cache:lru`,
     cacheVal: `${root}:cache:val`,
     cacheExp: `${root}:cache:exp`,
     cacheBytes: `${root}:cache:bytes`,
-    stats: `${root}:stats`,
-    statsLatency: `${root}:stats:latency`,
+    stats: `${modelRoot}:stats`,
+    statsLatency: `${modelRoot}:stats:latency`,
     queued: `${root}:queued`,
     cacheEpoch: `${root}:cache:epoch`,
     served: `${root}:served`,
     queuePrefix: prefix,
-    queueName: `{${model}}`,
+    queueName,
     inboxPrefix: `${root}:inbox:`,
     flight: (k: string) => `${root}:flight:${k}`,
     inbox: (c: string) => `${root}:inbox:${c}`,

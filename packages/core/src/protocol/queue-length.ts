@@ -7,18 +7,19 @@
  * them); a worker repairs the count when BullMQ holds no job at all (jobs
  * removed or lost are never answered, so never given back).
  */
-import type { ChainableCommander, Redis } from 'ioredis';
+import type { ChainableCommander } from 'ioredis';
+import type { RedisClient } from '../redis-connection.js';
 import { callScript, pipelineScript } from '../lua-scripts.js';
 import type { ModelKeys } from './keys.js';
 
 /** Reserves room for up to `n` requests; resolves with how many fit, and the length before. */
-export async function reserveQueue(redis: Redis, keys: ModelKeys, n: number, maxQueueLength: number): Promise<{ accepted: number; length: number }> {
+export async function reserveQueue(redis: RedisClient, keys: ModelKeys, n: number, maxQueueLength: number): Promise<{ accepted: number; length: number }> {
   const [accepted, length] = (await callScript(redis, 'queue-reserve', [keys.queued], [String(n), String(maxQueueLength)])) as [number, number];
   return { accepted: Number(accepted), length: Number(length) };
 }
 
 /** Gives back room for `n` requests (answered, or never enqueued). */
-export function releaseQueue(redis: Redis, keys: ModelKeys, n: number): Promise<unknown> {
+export function releaseQueue(redis: RedisClient, keys: ModelKeys, n: number): Promise<unknown> {
   return callScript(redis, 'queue-release', [keys.queued], [String(n)]);
 }
 
@@ -28,7 +29,7 @@ export function appendQueueRelease(pipeline: ChainableCommander, keys: ModelKeys
 }
 
 /** Resets the count when BullMQ holds no waiting, running, delayed or paused job; resolves with the count dropped, or -1. */
-export async function reconcileQueue(redis: Redis, keys: ModelKeys): Promise<number> {
+export async function reconcileQueue(redis: RedisClient, keys: ModelKeys): Promise<number> {
   const q = (s: string) => `${keys.queuePrefix}:${keys.queueName}:${s}`;
   return Number(await callScript(redis, 'queue-reconcile', [keys.queued, q('wait'), q('active'), q('delayed'), q('prioritized'), q('paused')], []));
 }

@@ -8,8 +8,16 @@
  * Used by a worker for every batch, by a worker for a job that failed for
  * good, and by a client for flights it owns but cannot have computed
  * (`releaseFlights`).
+ *
+ * Every key the script writes is declared (Redis Cluster's rule), including
+ * the inboxes of other clients waiting on the items' flights, which only the
+ * script can see. A call declares the items' clients plus the clients seen
+ * waiting recently (`WaiterClients`); when a flight has a waiter outside
+ * them, the script writes nothing and names the missing clients, and the
+ * call is sent again with them (`settleReplies`).
  */
-import type { ChainableCommander, Redis } from 'ioredis';
+import type { ChainableCommander } from 'ioredis';
+import type { RedisClient } from '../redis-connection.js';
 import { OPTIMIZATION_DEFAULTS } from '../config.js';
 import { pipelineScript } from '../lua-scripts.js';
 import type { ModelKeys } from './keys.js';
@@ -43,66 +51,162 @@ export interface SettleOptions {
 
 /** Items per script call: bounds how long one call holds Redis. */
 const CHUNK = 256;
+/** Sends of one call when waiters keep joining between them (each send adds the clients it missed). */
+const MAX_SENDS = 8;
 
-export function appendSettle(pipeline: ChainableCommander, keys: ModelKeys, items: readonly SettleItem[], o: SettleOptions): void {
-  for (let start = 0; start < items.length; start += CHUNK) {
-    const chunk = items.slice(start, start + CHUNK);
-    const inboxIndex = new Map<string, number>();
-    const doneIndex = new Map<string, number>();
-    const inboxKeys: string[] = [];
-    const flightKeys: string[] = [];
-    const doneKeys: string[] = [];
-    const itemArgs: string[] = [];
-    for (const it of chunk) {
-      let j = inboxIndex.get(it.client);
-      if (j === undefined) {
-        inboxKeys.push(keys.inbox(it.client));
-        j = inboxKeys.length;
-        inboxIndex.set(it.client, j);
-      }
-      let f = 0;
-      if (it.cacheKey !== undefined) {
-        flightKeys.push(keys.flight(it.cacheKey));
-        f = flightKeys.length;
-      }
-      let d = 0;
-      if (it.job !== undefined) {
-        d = doneIndex.get(it.job.id) ?? 0;
-        if (d === 0) {
-          doneKeys.push(keys.jobDone(it.job.id));
-          d = doneKeys.length;
-          doneIndex.set(it.job.id, d);
-        }
-      }
-      const cacheEntry = it.cacheKey !== undefined && it.cacheValue !== undefined ? `${it.cacheKey} ${it.cacheValue}` : '';
-      itemArgs.push(String(j), it.requestId, String(f), String(d), String(it.job?.index ?? 0), it.payload, cacheEntry);
+/**
+ * Clients seen waiting on flights lately, most recent last: a settle
+ * declares their inboxes up front, so it rarely needs a second send. Bounded
+ * in size and age; one per worker (a client id is the same in every shard).
+ */
+export class WaiterClients {
+  private readonly seen = new Map<string, number>();
+  constructor(
+    private readonly max = 128,
+    private readonly maxAgeMs = 300_000,
+  ) {}
+
+  note(clients: Iterable<string>, now = Date.now()): void {
+    for (const c of clients) {
+      this.seen.delete(c);
+      this.seen.set(c, now);
     }
-    pipelineScript(
-      pipeline,
-      'settle',
-      [keys.cacheLru, keys.cacheVal, keys.cacheExp, keys.cacheBytes, ...inboxKeys, ...flightKeys, ...doneKeys],
-      [
-        String(o.maxSize),
-        String(o.cacheTtlMs),
-        String(o.inboxTtlMs),
-        keys.inboxPrefix,
-        String(inboxKeys.length),
-        String(flightKeys.length),
-        String(o.doneTtlMs),
-        String(o.maxBytes),
-        ...itemArgs,
-      ],
-    );
+    while (this.seen.size > this.max) this.seen.delete(this.seen.keys().next().value as string);
+  }
+
+  list(now = Date.now()): string[] {
+    for (const [c, at] of this.seen) {
+      if (now - at <= this.maxAgeMs) break;
+      this.seen.delete(c);
+    }
+    return [...this.seen.keys()];
   }
 }
 
-/** Runs a settle pipeline; rejects with the first command error. */
-export async function execSettle(redis: Redis, keys: ModelKeys, items: readonly SettleItem[], o: SettleOptions): Promise<void> {
+/** One script call of a settle: its items and the clients whose inboxes it declares. */
+export interface SettleCall {
+  items: readonly SettleItem[];
+  clients: readonly string[];
+}
+
+/** The settle script's reply: counts, or the clients whose inboxes it needed and was not given. */
+export type SettleReply = { evicted: number; served: number; skipped: number; tooLarge: number } | { missing: string[] };
+
+/** Splits items into script calls; each declares its items' clients plus `waiters`. */
+export function settleCalls(items: readonly SettleItem[], waiters: readonly string[] = []): SettleCall[] {
+  const calls: SettleCall[] = [];
+  for (let start = 0; start < items.length; start += CHUNK) {
+    const chunk = items.slice(start, start + CHUNK);
+    calls.push({ items: chunk, clients: [...new Set([...chunk.map((it) => it.client), ...waiters])] });
+  }
+  return calls;
+}
+
+/** Queues one settle script call per `SettleCall` on the pipeline; returns the calls in order. */
+export function appendSettle(pipeline: ChainableCommander, keys: ModelKeys, items: readonly SettleItem[], o: SettleOptions, waiters: readonly string[] = []): SettleCall[] {
+  const calls = settleCalls(items, waiters);
+  for (const call of calls) appendSettleCall(pipeline, keys, call, o);
+  return calls;
+}
+
+export function parseSettleReply(reply: unknown): SettleReply {
+  if (!Array.isArray(reply)) throw new TypeError(`settle: unexpected reply ${String(reply)}`);
+  if (Number(reply[0]) === -1) return { missing: reply.slice(1).map(String) };
+  return { evicted: Number(reply[0]) || 0, served: Number(reply[1]) || 0, skipped: Number(reply[2]) || 0, tooLarge: Number(reply[3]) || 0 };
+}
+
+/**
+ * The replies of settle calls sent on a pipeline, each call that named
+ * missing clients sent again (alone) with them until it went through.
+ * Rejects with the first Redis error; notes every missing client in `known`.
+ */
+export async function settleReplies(
+  redis: RedisClient,
+  keys: ModelKeys,
+  calls: readonly SettleCall[],
+  replies: ReadonlyArray<[Error | null, unknown]>,
+  o: SettleOptions,
+  known?: WaiterClients,
+): Promise<Array<Exclude<SettleReply, { missing: string[] }>>> {
+  const out: Array<Exclude<SettleReply, { missing: string[] }>> = [];
+  for (let i = 0; i < calls.length; i++) {
+    const entry = replies[i];
+    if (!entry) throw new Error('settle: the pipeline returned no reply');
+    if (entry[0]) throw entry[0];
+    let call = calls[i] as SettleCall;
+    let reply = parseSettleReply(entry[1]);
+    for (let sends = 1; 'missing' in reply; sends++) {
+      if (sends >= MAX_SENDS) throw new Error(`settle: waiters kept joining (${reply.missing.length} new clients on send ${sends})`);
+      known?.note(reply.missing);
+      call = { items: call.items, clients: [...call.clients, ...reply.missing] };
+      const pipeline = redis.pipeline();
+      appendSettleCall(pipeline, keys, call, o);
+      const [[err, raw] = [new Error('pipeline was not executed'), null]] = (await pipeline.exec()) ?? [];
+      if (err) throw err;
+      reply = parseSettleReply(raw);
+    }
+    out.push(reply);
+  }
+  return out;
+}
+
+function appendSettleCall(pipeline: ChainableCommander, keys: ModelKeys, call: SettleCall, o: SettleOptions): void {
+  const chunk = call.items;
+  const inboxIndex = new Map<string, number>();
+  const doneIndex = new Map<string, number>();
+  const inboxKeys: string[] = [];
+  const flightKeys: string[] = [];
+  const doneKeys: string[] = [];
+  const itemArgs: string[] = [];
+  for (const c of call.clients) {
+    if (inboxIndex.has(c)) continue;
+    inboxKeys.push(keys.inbox(c));
+    inboxIndex.set(c, inboxKeys.length);
+  }
+  for (const it of chunk) {
+    const j = inboxIndex.get(it.client) as number;
+    let f = 0;
+    if (it.cacheKey !== undefined) {
+      flightKeys.push(keys.flight(it.cacheKey));
+      f = flightKeys.length;
+    }
+    let d = 0;
+    if (it.job !== undefined) {
+      d = doneIndex.get(it.job.id) ?? 0;
+      if (d === 0) {
+        doneKeys.push(keys.jobDone(it.job.id));
+        d = doneKeys.length;
+        doneIndex.set(it.job.id, d);
+      }
+    }
+    const cacheEntry = it.cacheKey !== undefined && it.cacheValue !== undefined ? `${it.cacheKey} ${it.cacheValue}` : '';
+    itemArgs.push(String(j), it.requestId, String(f), String(d), String(it.job?.index ?? 0), it.payload, cacheEntry);
+  }
+  pipelineScript(
+    pipeline,
+    'settle',
+    [keys.cacheLru, keys.cacheVal, keys.cacheExp, keys.cacheBytes, ...inboxKeys, ...flightKeys, ...doneKeys],
+    [
+      String(o.maxSize),
+      String(o.cacheTtlMs),
+      String(o.inboxTtlMs),
+      keys.inboxPrefix,
+      String(inboxKeys.length),
+      String(flightKeys.length),
+      String(o.doneTtlMs),
+      String(o.maxBytes),
+      ...itemArgs,
+    ],
+  );
+}
+
+/** Runs a settle on its own pipeline; rejects with the first command error. */
+export async function execSettle(redis: RedisClient, keys: ModelKeys, items: readonly SettleItem[], o: SettleOptions, known?: WaiterClients): Promise<void> {
   const pipeline = redis.pipeline();
-  appendSettle(pipeline, keys, items, o);
+  const calls = appendSettle(pipeline, keys, items, o, known?.list());
   const results = await pipeline.exec();
-  const failed = results?.find(([err]) => err);
-  if (!results || failed) throw failed?.[0] ?? new Error('pipeline was not executed');
+  if (!results) throw new Error('pipeline was not executed');
+  await settleReplies(redis, keys, calls, results, o, known);
 }
 
 /**
@@ -112,7 +216,7 @@ export async function execSettle(redis: Redis, keys: ModelKeys, items: readonly 
  * waiting for a job that does not exist.
  */
 export function releaseFlights(
-  redis: Redis,
+  redis: RedisClient,
   keys: ModelKeys,
   client: string,
   flights: ReadonlyArray<{ id: string; key: string }>,

@@ -23,11 +23,13 @@
       A table collecting messages per inbox key.
     flight_add(outbox, inboxKey, requestId, payload)
       Queues "<requestId> <payload>" for inboxKey.
-    flight_settle(outbox, flightKey, ownerId, payload, inboxPrefix) -> number
-      When the flight is still ownerId's: queues payload for every waiter (their inbox being
-      inboxPrefix .. client id), deletes the flight and returns the number of waiters served.
-      A flight that expired and was claimed again, or was taken over, belongs to someone else:
-      it is left alone and 0 is returned (its waiters are served by their own flight).
+    flight_waiters(flightKey, ownerId) -> {{client id, request id}, ...} or nil
+      The flight's waiters when it is still ownerId's; nil when it is not (it expired and was
+      claimed again, or was taken over: its waiters are served by their own flight). Read-only,
+      so a script can check every inbox it will write was declared in KEYS before writing.
+    flight_serve(outbox, flightKey, waiters, payload, inboxPrefix) -> number
+      Queues payload for each of those waiters (their inbox being inboxPrefix .. client id),
+      deletes the flight and returns the number of waiters served.
     flight_flush(outbox, ttlMs)
       RPUSHes each inbox's messages as one element and sets the inbox TTL, so the inbox of a
       client that died disappears by itself.
@@ -59,23 +61,28 @@ local function flight_add(outbox, inboxKey, requestId, payload)
   lines[#lines + 1] = requestId .. ' ' .. payload
 end
 
-local function flight_settle(outbox, flightKey, ownerId, payload, inboxPrefix)
+local function flight_waiters(flightKey, ownerId)
   if redis.call('HGET', flightKey, 'id') ~= ownerId then
-    return 0
+    return nil
   end
-  local fields = redis.call('HKEYS', flightKey)
-  local served = 0
-  for _, f in ipairs(fields) do
+  local waiters = {}
+  for _, f in ipairs(redis.call('HKEYS', flightKey)) do
     if string.sub(f, 1, 2) == 'w:' then
       local sep = string.find(f, ' ', 3, true)
       if sep then
-        flight_add(outbox, inboxPrefix .. string.sub(f, 3, sep - 1), string.sub(f, sep + 1), payload)
-        served = served + 1
+        waiters[#waiters + 1] = { string.sub(f, 3, sep - 1), string.sub(f, sep + 1) }
       end
     end
   end
+  return waiters
+end
+
+local function flight_serve(outbox, flightKey, waiters, payload, inboxPrefix)
+  for _, w in ipairs(waiters) do
+    flight_add(outbox, inboxPrefix .. w[1], w[2], payload)
+  end
   redis.call('DEL', flightKey)
-  return served
+  return #waiters
 end
 
 local function flight_flush(outbox, ttlMs)

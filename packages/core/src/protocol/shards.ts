@@ -1,0 +1,53 @@
+/**
+ * The shard count of a model, agreed on by every client and worker: each
+ * routes a request to a shard by its cache key, so two processes with
+ * different counts would look for one request's cache entry, flight and
+ * results in different places. The first process to start records its
+ * count (`inferq:{m}:shards`, no TTL); any later one with another count is
+ * refused with INFERQ_QUEUE_SHARDS_MISMATCH before it takes or sends work.
+ * Changing the count of a running model: stop its clients and workers, let
+ * the queue drain, then `inferq set-shards` (which refuses while any shard
+ * holds work).
+ */
+import { ErrorCode, InferqError } from '../errors.js';
+import type { RedisClient } from '../redis-connection.js';
+import { DEFAULT_PREFIX, shardCountKey, type ModelKeys } from './keys.js';
+
+export class QueueShardsMismatchError extends InferqError {
+  constructor(model: string, mine: number, recorded: number) {
+    super(
+      ErrorCode.QUEUE_SHARDS_MISMATCH,
+      `Model '${model}' runs with queueShards ${recorded}; this process was given ${mine}. Use ${recorded}, or drain the model and run 'inferq set-shards --model ${model} --shards ${mine}'.`,
+      { details: { model, queueShards: mine, recorded } },
+    );
+  }
+}
+
+/** Records `shards` for the model when none is recorded; rejects when another count is. */
+export async function agreeOnShards(redis: RedisClient, model: string, prefix: string, shards: number): Promise<void> {
+  const key = shardCountKey(model, prefix);
+  await redis.set(key, String(shards), 'NX');
+  const recorded = Number(await redis.get(key));
+  // A count deleted in between (set-shards) reads as 0: take ours.
+  if (recorded !== 0 && recorded !== shards) throw new QueueShardsMismatchError(model, shards, recorded);
+}
+
+/** The model's recorded shard count; 1 when none is recorded (a model that never ran sharded). */
+export async function readShardCount(redis: RedisClient, model: string, prefix: string = DEFAULT_PREFIX): Promise<number> {
+  const n = Number(await redis.get(shardCountKey(model, prefix)));
+  return Number.isInteger(n) && n >= 1 ? n : 1;
+}
+
+/**
+ * Clears the result cache of every shard (4 keys each, one UNLINK per shard:
+ * each shard's keys share a slot) and bumps each shard's cache epoch, which
+ * every client's in-process cache follows within a tick.
+ */
+export async function clearShardCaches(redis: RedisClient, shards: readonly ModelKeys[]): Promise<void> {
+  await Promise.all(
+    shards.map(async (k) => {
+      await redis.unlink(k.cacheLru, k.cacheVal, k.cacheExp, k.cacheBytes);
+      await redis.incr(k.cacheEpoch);
+    }),
+  );
+}
