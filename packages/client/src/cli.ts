@@ -11,15 +11,24 @@
  *
  * `metrics` and `dashboard` print `METRICS <url>` / `DASHBOARD <url>` and
  * serve until SIGINT/SIGTERM; `--port 0` takes any free port.
- * `--redis <url>` or `REDIS_URL` (default redis://127.0.0.1:6379); `--prefix`.
+ *   inferq set-shards --model <name> --shards <n>
+ *                                            change the model's queueShards (refused while any shard holds work)
+ *
+ * `--redis <url>` or `REDIS_URL` (default redis://127.0.0.1:6379), or
+ * `--redis-cluster host:port,...` or `REDIS_CLUSTER_NODES` for a Redis
+ * Cluster; `--prefix`. Commands find the model's shards themselves (the
+ * count its clients and workers recorded).
  */
 import { parseArgs } from 'node:util';
-import { MODEL_NAME_PATTERN, RedisLruCache, createRedis, readStats, resetStats } from '@inferq/core';
+import { MODEL_NAME_PATTERN, createRedis, readStats, redisFromCli, resetStats } from '@inferq/core';
+import { MAX_QUEUE_SHARDS, clearShardCaches, readShardCount, setShardCount, shardKeys } from '@inferq/core/protocol';
 import { formatStatsTable } from './stats-table.js';
 import { ModelReader } from './model-snapshot.js';
 import { serveDashboard, serveMetrics, type RunningServer } from './monitor-server.js';
 
-const HELP = `Usage: inferq <stats | clear-cache | reset-stats | metrics | dashboard> --model <name> [--json] [--redis <url>] [--prefix <p>]
+const HELP = `Usage: inferq <stats | clear-cache | reset-stats | metrics | dashboard | set-shards> --model <name> [--json]
+              [--redis <url> | --redis-cluster <host:port,...>] [--prefix <p>]
+       inferq set-shards --model <name> --shards <n>                      change queueShards of a drained model
        inferq metrics --model <name> [--port 9464] [--host 127.0.0.1]      Prometheus /metrics of the model's shared stats
        inferq dashboard --model <name> [--port 8090] [--host 127.0.0.1]    live web page of the model`;
 
@@ -43,6 +52,8 @@ async function main(): Promise<number> {
     options: {
       model: { type: 'string' },
       redis: { type: 'string' },
+      'redis-cluster': { type: 'string' },
+      shards: { type: 'string' },
       prefix: { type: 'string' },
       json: { type: 'boolean' },
       port: { type: 'string' },
@@ -61,7 +72,7 @@ async function main(): Promise<number> {
     return 2;
   }
   const prefix = values.prefix ?? process.env.INFERQ_PREFIX ?? 'inferq';
-  const redis = createRedis(values.redis ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { connectionName: 'inferq:cli' });
+  const redis = createRedis(redisFromCli(values.redis, values['redis-cluster']), { connectionName: 'inferq:cli' });
   redis.on('error', () => undefined); // the failing command reports it
   try {
     switch (command) {
@@ -71,7 +82,7 @@ async function main(): Promise<number> {
         return 0;
       }
       case 'clear-cache': {
-        await new RedisLruCache({ redis, model, prefix, maxSize: 1 }).clear();
+        await clearShardCaches(redis, shardKeys(model, prefix, await readShardCount(redis, model, prefix)));
         console.log(`cleared the result cache of model '${model}'`);
         return 0;
       }
@@ -91,6 +102,16 @@ async function main(): Promise<number> {
         } finally {
           await reader.close();
         }
+      }
+      case 'set-shards': {
+        const n = Number(values.shards);
+        if (!Number.isInteger(n) || n < 1 || n > MAX_QUEUE_SHARDS) {
+          console.error(`inferq: --shards must be an integer 1..${MAX_QUEUE_SHARDS}, got '${values.shards}'.`);
+          return 2;
+        }
+        await setShardCount(redis, model, prefix, n);
+        console.log(`model '${model}' now runs with queueShards ${n}; start its clients and workers with it`);
+        return 0;
       }
       case 'reset-stats': {
         await resetStats(redis, model, prefix);

@@ -13,10 +13,12 @@ import {
   LATENCY_BUCKET_BOUNDS_MS,
   RedisUnavailableError,
   deriveStats,
+  countKeys,
   modelKeys,
   type InferenceStats,
   type ModelKeys,
 } from '@inferq/core';
+import { readShardCount, shardKeys } from '@inferq/core/protocol';
 
 /** BullMQ states read for the queue depth. */
 export const QUEUE_STATES = ['wait', 'active', 'delayed', 'prioritized', 'failed'] as const;
@@ -56,35 +58,63 @@ const num = (v: unknown): number => {
 /** Longest a BullMQ read may take before the snapshot goes without it. */
 const QUEUE_READ_BOUND_MS = 2000;
 
-export class ModelReader {
-  readonly keys: ModelKeys;
-  private readonly queue: Queue;
+/** A model's queue shards as a reader sees them: keys and a BullMQ handle each. */
+interface ReaderShard {
+  keys: ModelKeys;
+  queue: Queue;
+}
 
-  /** `redis` is shared (the reader never closes it); `close()` closes the reader's BullMQ queue handle. */
+export class ModelReader {
+  /** Model-wide keys (stats). */
+  readonly keys: ModelKeys;
+  private shardsRead: Promise<ReaderShard[]> | undefined;
+
+  /**
+   * `redis` is shared (the reader never closes it); `close()` closes the
+   * reader's BullMQ queue handles. The model's shard count is read from
+   * Redis (what its clients and workers recorded) unless given.
+   */
   constructor(
     private readonly redis: RedisClient,
     readonly model: string,
-    prefix: string,
+    private readonly prefix: string,
+    private readonly queueShards?: number,
   ) {
     this.keys = modelKeys(model, prefix);
-    this.queue = new Queue(this.keys.queueName, { connection: redis, prefix: this.keys.queuePrefix });
-    this.queue.on('error', () => undefined); // a failed read says why
   }
 
-  /** One pipeline (stats, histogram, cache size) and BullMQ's job counts, in parallel. */
+  private shards(): Promise<ReaderShard[]> {
+    this.shardsRead ??= (async () => {
+      const n = this.queueShards ?? (await readShardCount(this.redis, this.model, this.prefix));
+      return shardKeys(this.model, this.prefix, n).map((keys) => {
+        const queue = new Queue(keys.queueName, { connection: this.redis, prefix: keys.queuePrefix });
+        queue.on('error', () => undefined); // a failed read says why
+        return { keys, queue };
+      });
+    })();
+    this.shardsRead.catch(() => (this.shardsRead = undefined));
+    return this.shardsRead;
+  }
+
+  /** The stats hashes (model-wide), each shard's cache size and BullMQ's job counts summed over the shards, in parallel. */
   async snapshot(): Promise<ModelSnapshot> {
     const { keys } = this;
-    const [replies, queue] = await Promise.all([
-      this.redis.pipeline().hgetall(keys.stats).hgetall(keys.statsLatency).zcard(keys.cacheLru).get(keys.cacheBytes).exec(),
-      bounded(this.queue.getJobCounts(...QUEUE_STATES), QUEUE_READ_BOUND_MS).then(
-        (counts) => ({ counts: Object.fromEntries(QUEUE_STATES.map((s) => [s, num(counts[s])])) as Record<QueueState, number> }),
+    const shards = await this.shards().catch((err: unknown) => {
+      throw new RedisUnavailableError(`Reading model '${this.model}' in Redis failed: ${(err as Error).message}`, { cause: err, details: { model: this.model } });
+    });
+    const [replies, caches, queue] = await Promise.all([
+      this.redis.pipeline().hgetall(keys.stats).hgetall(keys.statsLatency).exec(),
+      // One pipeline per shard: on a cluster each shard's keys live in their own slot.
+      Promise.all(shards.map((s) => this.redis.pipeline().zcard(s.keys.cacheLru).get(s.keys.cacheBytes).exec())),
+      bounded(Promise.all(shards.map((s) => s.queue.getJobCounts(...QUEUE_STATES))), QUEUE_READ_BOUND_MS).then(
+        (all) => ({ counts: Object.fromEntries(QUEUE_STATES.map((st) => [st, all.reduce((n, c) => n + num(c[st]), 0)])) as Record<QueueState, number> }),
         (err: unknown) => ({ error: (err as Error).message }),
       ),
     ]).catch((err: unknown) => {
       throw new RedisUnavailableError(`Reading model '${this.model}' in Redis failed: ${(err as Error).message}`, { cause: err, details: { model: this.model } });
     });
-    const failure = replies?.find(([err]) => err)?.[0];
-    if (!replies || failure) {
+    const failure = [...(replies ?? []), ...caches.flatMap((c) => c ?? [])].find(([err]) => err)?.[0];
+    if (!replies || caches.some((c) => !c) || failure) {
       throw new RedisUnavailableError(`Reading model '${this.model}' in Redis failed: ${failure?.message ?? 'the pipeline returned no replies'}`, { cause: failure, details: { model: this.model } });
     }
     const counters = (replies[0]?.[1] ?? {}) as Record<string, string>;
@@ -97,8 +127,8 @@ export class ModelReader {
       counters: Object.fromEntries(Object.entries(counters).map(([k, v]) => [k, num(v)])),
       latencyBuckets: buckets,
       queue: 'counts' in queue ? queue.counts : undefined,
-      cacheEntries: num(replies[2]?.[1]),
-      cacheBytes: num(replies[3]?.[1]),
+      cacheEntries: caches.reduce((n, c) => n + num(c?.[0]?.[1]), 0),
+      cacheBytes: caches.reduce((n, c) => n + num(c?.[1]?.[1]), 0),
     };
     if ('error' in queue) snap.queueError = queue.error;
     return snap;
@@ -110,7 +140,9 @@ export class ModelReader {
    * then it rejects and the caller says so).
    */
   async workers(): Promise<SeenWorker[]> {
-    const clients = (await bounded(this.queue.getWorkers(), QUEUE_READ_BOUND_MS)) as Array<Record<string, string>>;
+    const [first] = await this.shards();
+    // Every worker consumes every shard: shard 0's queue sees them all.
+    const clients = (await bounded((first as ReaderShard).queue.getWorkers(), QUEUE_READ_BOUND_MS)) as Array<Record<string, string>>;
     const byId = new Map<string, SeenWorker>();
     for (const c of clients) {
       const raw = c.rawname ?? '';
@@ -127,22 +159,20 @@ export class ModelReader {
     return [...byId.values()].sort((a, b) => a.id.localeCompare(b.id));
   }
 
-  /** Live client processes: their heartbeat keys (`<root>:client:*`, TTL 3 s), counted by a bounded SCAN. */
+  /**
+   * Live client processes: their heartbeat keys in shard 0 (`<root>:client:*`,
+   * TTL 3 s; a client beats in every shard), counted by a bounded SCAN of
+   * every master on a cluster.
+   */
   async clientCount(): Promise<number> {
-    const match = `${this.keys.root.replace(/[*?[\]\\]/g, '\\$&')}:client:*`;
-    let cursor = '0';
-    let n = 0;
-    for (let i = 0; i < 50; i++) {
-      const [next, found] = await this.redis.scan(cursor, 'MATCH', match, 'COUNT', 1000);
-      n += found.length;
-      cursor = next;
-      if (cursor === '0') break;
-    }
-    return n;
+    const [first] = await this.shards();
+    const match = `${(first as ReaderShard).keys.root.replace(/[*?[\]\\]/g, '\\$&')}:client:*`;
+    return countKeys(this.redis, match);
   }
 
   async close(): Promise<void> {
-    await bounded(this.queue.close(), 1000).catch(() => undefined);
+    const shards = await this.shardsRead?.catch(() => []);
+    await bounded(Promise.all((shards ?? []).map((s) => s.queue.close())), 1000).catch(() => undefined);
   }
 }
 

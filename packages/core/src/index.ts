@@ -74,8 +74,10 @@ export { DEFAULT_PREFIX, MODEL_NAME_PATTERN, modelKeys, type ModelKeys } from '.
 export {
   createRedis,
   describeRedis,
+  countKeys,
   isCluster,
   isClusterInput,
+  scanTargets,
   redisFromCli,
   type RedisClient,
   type RedisClusterInput,

@@ -41,6 +41,25 @@ export function isCluster(redis: RedisClient): redis is Cluster {
   return (redis as Cluster).isCluster === true;
 }
 
+/** The connections to scan for keys: every master of a cluster (SCAN sees one node), else the one connection. */
+export function scanTargets(redis: RedisClient): Redis[] {
+  return isCluster(redis) ? redis.nodes('master') : [redis];
+}
+
+/** Keys matching `pattern` on every scan target, at most `limit` (bounded SCAN loops). */
+export async function countKeys(redis: RedisClient, pattern: string, limit = 50_000): Promise<number> {
+  let n = 0;
+  for (const node of scanTargets(redis)) {
+    let cursor = '0';
+    do {
+      const [next, found] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      n += found.length;
+      cursor = next;
+    } while (cursor !== '0' && n < limit);
+  }
+  return n;
+}
+
 export function createRedis(input: RedisConnectionInput, options: CreateRedisOptions = {}): RedisClient {
   const extra: RedisOptions = {};
   if (options.blocking) extra.maxRetriesPerRequest = null;

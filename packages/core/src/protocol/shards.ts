@@ -10,8 +10,8 @@
  * holds work).
  */
 import { ErrorCode, InferqError } from '../errors.js';
-import type { RedisClient } from '../redis-connection.js';
-import { DEFAULT_PREFIX, shardCountKey, type ModelKeys } from './keys.js';
+import { countKeys, type RedisClient } from '../redis-connection.js';
+import { DEFAULT_PREFIX, shardCountKey, shardKeys as shardKeysOf, type ModelKeys } from './keys.js';
 
 export class QueueShardsMismatchError extends InferqError {
   constructor(model: string, mine: number, recorded: number) {
@@ -50,4 +50,32 @@ export async function clearShardCaches(redis: RedisClient, shards: readonly Mode
       await redis.incr(k.cacheEpoch);
     }),
   );
+}
+
+/**
+ * Records a new shard count for a model, refused (INFERQ_QUEUE_SHARDS_MISMATCH)
+ * while any current shard holds a job (waiting, running, delayed, paused) or a
+ * client is alive: requests in the old shards would never be found. Workers
+ * must be stopped by the operator first (they hold no state once the queue is
+ * empty, but a running one keeps consuming the old shards).
+ */
+export async function setShardCount(redis: RedisClient, model: string, prefix: string, shards: number): Promise<void> {
+  const current = await readShardCount(redis, model, prefix);
+  const shardList = shardKeysOf(model, prefix, current);
+  let jobs = 0;
+  for (const k of shardList) {
+    const q = (suffix: string) => `${k.queuePrefix}:${k.queueName}:${suffix}`;
+    const counts = await Promise.all([redis.llen(q('wait')), redis.llen(q('active')), redis.zcard(q('delayed')), redis.zcard(q('prioritized')), redis.llen(q('paused'))]);
+    jobs += counts.reduce((a, b) => a + b, 0);
+  }
+  // A client beats in every shard: count shard 0's heartbeats.
+  const alive = await countKeys(redis, `${(shardList[0] as ModelKeys).root}:client:*`);
+  if (jobs > 0 || alive > 0) {
+    throw new InferqError(
+      ErrorCode.QUEUE_SHARDS_MISMATCH,
+      `Model '${model}' still has ${jobs} job(s) and ${alive} live client(s) in its ${current} shard(s); stop its clients and workers and let the queue drain before changing queueShards.`,
+      { details: { model, jobs, clients: alive, queueShards: current } },
+    );
+  }
+  await redis.set(shardCountKey(model, prefix), String(shards));
 }
