@@ -195,6 +195,16 @@ export class ModelMismatchError extends InferqError {
   }
 }
 
+export class QueueShardsMismatchError extends InferqError {
+  constructor(model: string, mine: number, recorded: number) {
+    super(
+      ErrorCode.QUEUE_SHARDS_MISMATCH,
+      `Model '${model}' runs with queueShards ${recorded}; this process was given ${mine}. Use ${recorded}, or drain the model and run 'inferq set-shards --model ${model} --shards ${mine}'.`,
+      { details: { model, queueShards: mine, recorded } },
+    );
+  }
+}
+
 export class ProtocolError extends InferqError {
   constructor(message: string, options: InferqErrorOptions = {}) {
     super(ErrorCode.PROTOCOL_ERROR, message, options);

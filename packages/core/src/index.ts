@@ -25,6 +25,7 @@ export {
   ModelMismatchError,
   ProtocolError,
   QueueFullError,
+  QueueShardsMismatchError,
   isErrorCode,
   type ConfigIssue,
   type InferqErrorOptions,

@@ -131,13 +131,13 @@ describe.skipIf(!support.ok)('on a local Redis Cluster (3 masters, 3 replicas)',
     const log = join(dir, 'failover.log');
     const workers = await Promise.all([workerProc(model, 'f1', log), workerProc(model, 'f2', log)]);
     procs.push(...workers);
-    // A steady stream: 1,500 requests with a small model time, 50 in flight, 15 s timeouts.
-    const inputs = Array.from({ length: 1500 }, (_, i) => ({ x: 100_000 + i, sleep: 2 }));
+    // A steady stream of at least 3 s: 4,000 requests, 20 in flight, a model call of 10 ms, 15 s timeouts.
+    const inputs = Array.from({ length: 4000 }, (_, i) => ({ x: 100_000 + i, sleep: 10 }));
     const timeoutMs = 15_000;
     const started = Date.now();
-    const client = clientProc(model, inputs, 'failover', { TIMEOUT_MS: String(timeoutMs) });
+    const client = clientProc(model, inputs, 'failover', { TIMEOUT_MS: String(timeoutMs), WINDOW: '20' });
     await client.waitForLine(/^INFLIGHT$/, 30_000);
-    await new Promise((r) => setTimeout(r, 1500));
+    await new Promise((r) => setTimeout(r, 500));
     // Kill the master of shard 1 while requests flow through it.
     const victim = await cluster.masterForKey(shardKeys(model, prefix, 3)[1]!.cacheLru);
     expect(client.lines.includes('DONE'), 'the run ended before the kill').toBe(false);

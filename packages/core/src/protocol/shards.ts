@@ -9,25 +9,27 @@
  * the queue drain, then `inferq set-shards` (which refuses while any shard
  * holds work).
  */
-import { ErrorCode, InferqError } from '../errors.js';
+import { ErrorCode, InferqError, QueueShardsMismatchError, RedisUnavailableError } from '../errors.js';
 import { countKeys, type RedisClient } from '../redis-connection.js';
 import { DEFAULT_PREFIX, shardCountKey, shardKeys as shardKeysOf, type ModelKeys } from './keys.js';
 
-export class QueueShardsMismatchError extends InferqError {
-  constructor(model: string, mine: number, recorded: number) {
-    super(
-      ErrorCode.QUEUE_SHARDS_MISMATCH,
-      `Model '${model}' runs with queueShards ${recorded}; this process was given ${mine}. Use ${recorded}, or drain the model and run 'inferq set-shards --model ${model} --shards ${mine}'.`,
-      { details: { model, queueShards: mine, recorded } },
-    );
-  }
-}
-
-/** Records `shards` for the model when none is recorded; rejects when another count is. */
+/**
+ * Records `shards` for the model when none is recorded; rejects with
+ * QueueShardsMismatchError when another count is, and with a
+ * RedisUnavailableError when Redis cannot say (down, or refusing writes).
+ */
 export async function agreeOnShards(redis: RedisClient, model: string, prefix: string, shards: number): Promise<void> {
   const key = shardCountKey(model, prefix);
-  await redis.set(key, String(shards), 'NX');
-  const recorded = Number(await redis.get(key));
+  let recorded: number;
+  try {
+    recorded = Number(await redis.get(key));
+    if (recorded === 0) {
+      await redis.set(key, String(shards), 'NX');
+      recorded = Number(await redis.get(key));
+    }
+  } catch (err) {
+    throw new RedisUnavailableError(`Reading the queue shard count of model '${model}' failed: ${(err as Error).message}`, { cause: err, details: { model } });
+  }
   // A count deleted in between (set-shards) reads as 0: take ours.
   if (recorded !== 0 && recorded !== shards) throw new QueueShardsMismatchError(model, shards, recorded);
 }
