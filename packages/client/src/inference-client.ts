@@ -103,7 +103,16 @@ interface ClientShard {
   blocking: RedisClient;
   inbox: ResultInbox;
   monitor: FlightMonitor;
+  /**
+   * Set when the shard's queue refused requests (maxQueueLength): until
+   * `until`, or until results of this shard arrive (room freed), requests
+   * are refused without a round trip.
+   */
+  full: { until: number; max: number; retryAfterMs: number; queued: number } | undefined;
 }
+
+/** Longest a client trusts a "queue full" answer before asking Redis again. */
+const FULL_TRUST_MS = 20;
 
 export class InferenceClient<I = unknown, O = unknown> {
   readonly id: string;
@@ -183,7 +192,12 @@ export class InferenceClient<I = unknown, O = unknown> {
         redis: blocking,
         keys,
         client: this.id,
-        onElements: (els) => this.deliverElements(els),
+        onElements: (els) => {
+          // Results of this shard mean room in its queue: ask Redis again.
+          const s = this.shards[shard];
+          if (s) s.full = undefined;
+          this.deliverElements(els);
+        },
         logger: this.logger,
         pendingTtlMs: 300_000,
       });
@@ -208,7 +222,7 @@ export class InferenceClient<I = unknown, O = unknown> {
           observe: (state) => this.observeCacheState(state, shard),
         },
       });
-      return { keys, queue, blocking, inbox, monitor };
+      return { keys, queue, blocking, inbox, monitor, full: undefined };
     });
     this.usable = this.check();
     for (const shard of this.shards) {
@@ -328,8 +342,6 @@ export class InferenceClient<I = unknown, O = unknown> {
         };
         this.flights.set(flight.id, flight);
         if (flight.key !== undefined) this.flightsByKey.set(flight.key, flight);
-        if (flight.key !== undefined) this.claimStage.push(flight);
-        else this.toQueue(flight);
       }
       // A joiner keeps its own deadline: the flight lives as long as its latest caller waits.
       if (deadline > flight.deadline) flight.deadline = deadline;
@@ -337,6 +349,11 @@ export class InferenceClient<I = unknown, O = unknown> {
       flight.callers.push(caller);
       if (joined) this.recordJoin(flight);
       this.deadlines.add(caller, timeoutMs);
+      // Routed once its caller is attached: admission may refuse it at once.
+      if (!joined) {
+        if (flight.key !== undefined) this.claimStage.push(flight);
+        else this.toQueue(flight);
+      }
     });
   }
 
@@ -621,15 +638,8 @@ export class InferenceClient<I = unknown, O = unknown> {
       // A hint from this client's own recent pace of answers; a second when it has none.
       const rate = this.answeredPerSecond();
       const retryAfterMs = Math.min(30_000, Math.max(50, rate > 0 ? Math.ceil((1000 * excess) / rate) : 1000));
-      const err = new QueueFullError(max, retryAfterMs, { model: this.opts.model, queued: length });
-      // Refusals are the expected answer to a flood: a line every few seconds, not one per tick.
-      this.logQueueFull({ maxQueueLength: max, queued: length, refused: refused.length, retryAfterMs }, 'queue full; requests refused');
-      for (const f of refused) {
-        for (const c of f.callers) this.settle(c, err);
-        this.forget(f);
-      }
-      const owned = refused.filter((f) => f.role === 'owner');
-      if (owned.length) void this.releaseOwned(owned, 'queue full', err);
+      shard.full = { until: Date.now() + Math.min(FULL_TRUST_MS, retryAfterMs), max, retryAfterMs, queued: length };
+      this.refuse(refused, new QueueFullError(max, retryAfterMs, { model: this.opts.model, queued: length }));
     }
     for (const f of toSend) {
       f.queued = true;
@@ -637,10 +647,37 @@ export class InferenceClient<I = unknown, O = unknown> {
     }
   }
 
-  /** To the enqueue stage, through admission when maxQueueLength is set. */
+  /** Requests refused for a full queue: nothing of them is (or stays) in Redis. */
+  private refuse(refused: Flight[], err: QueueFullError): void {
+    // Refusals are the expected answer to a flood: a line every few seconds, not one per tick.
+    this.logQueueFull({ maxQueueLength: err.details?.maxQueueLength, queued: err.details?.queued, refused: refused.length, retryAfterMs: err.retryAfterMs }, 'queue full; requests refused');
+    for (const f of refused) {
+      for (const c of f.callers) this.settle(c, err);
+      this.forget(f);
+    }
+    const owned = refused.filter((f) => f.role === 'owner');
+    if (owned.length) void this.releaseOwned(owned, 'queue full', err);
+  }
+
+  /**
+   * To the enqueue stage, through admission when maxQueueLength is set. A
+   * shard whose queue was just found full refuses at once: under a flood a
+   * refusal costs no round trip and no wait behind other admissions.
+   */
   private toQueue(f: Flight): void {
-    if (this.opts.config.maxQueueLength > 0 && !f.queued) this.admitStage.push(f);
-    else this.enqueueStage.push(f);
+    if (this.opts.config.maxQueueLength > 0 && !f.queued) {
+      const shard = this.shard(f);
+      const full = shard.full;
+      if (full) {
+        const left = full.until - Date.now();
+        if (left > 0) {
+          this.refuse([f], new QueueFullError(full.max, Math.max(1, full.retryAfterMs - (FULL_TRUST_MS - left)), { model: this.opts.model, queued: full.queued, cached: true }));
+          return;
+        }
+        shard.full = undefined;
+      }
+      this.admitStage.push(f);
+    } else this.enqueueStage.push(f);
   }
 
   /** Results delivered per second over the last full second or so (for retryAfterMs hints). */

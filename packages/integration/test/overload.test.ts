@@ -127,4 +127,38 @@ describe('maxQueueLength', () => {
     const again = await Promise.all(Array.from({ length: 50 }, (_, x) => b.infer({ x: 200 + x }, { useCache: false })));
     expect(again).toHaveLength(50);
   }, 30_000);
+
+  it('a queue just found full refuses the next requests without a round trip, and asks Redis again once results free room', async () => {
+    const prefix = redis.newPrefix();
+    const { modelKeys } = await import('@inferq/core');
+    const keys = modelKeys('fast', prefix);
+    const conn = redis.connect();
+    const c = new InferenceClient<{ x: number }, { y: number }>({ redis: redis.url, model: 'fast', prefix, config: { maxQueueLength: 4 } });
+    cleanups.push(() => c.close({ timeoutMs: 100 }));
+    const accepted = Array.from({ length: 4 }, (_, x) => c.infer({ x }, { useCache: false, timeoutMs: 20_000 }));
+    await new Promise((r) => setTimeout(r, 200));
+    // The round trip that finds the queue full...
+    const first = (await c.infer({ x: 10 }, { useCache: false }).catch((e: unknown) => e)) as { code: string; details: Record<string, unknown> };
+    expect(first.code).toBe('INFERQ_QUEUE_FULL');
+    expect(first.details.cached).toBeUndefined();
+    // ...then refusals from what it learned: settled before any Redis reply could arrive.
+    const calls = Array.from({ length: 20 }, (_, x) => c.infer({ x: 20 + x }, { useCache: false }).catch((e: unknown) => e));
+    const settledAt: number[] = [];
+    calls.forEach((p) => void p.then(() => settledAt.push(1)));
+    await Promise.resolve();
+    await Promise.resolve();
+    expect(settledAt).toHaveLength(20);
+    for (const e of (await Promise.all(calls)) as Array<{ code: string; details: Record<string, unknown>; retryAfterMs: number }>) {
+      expect(e.code).toBe('INFERQ_QUEUE_FULL');
+      expect(e.details.cached).toBe(true);
+      expect(e.retryAfterMs).toBeGreaterThan(0);
+    }
+    expect(Number(await conn.get(keys.queued))).toBe(4);
+    // Results free room: the next request asks Redis again and is accepted.
+    const w = new InferenceWorker<{ x: number }, { y: number }>({ redis: redis.url, model: 'fast', prefix, config: { batchTimeoutMs: 2 }, run: async (xs) => xs.map((x) => ({ y: x.x })) });
+    cleanups.push(() => w.stop());
+    await w.start();
+    expect((await Promise.all(accepted)).map((r) => r.output.y)).toEqual([0, 1, 2, 3]);
+    expect((await c.infer({ x: 99 }, { useCache: false })).output.y).toBe(99);
+  }, 30_000);
 });
