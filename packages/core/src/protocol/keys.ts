@@ -16,6 +16,7 @@
  * | inferq:{m}:inbox:<client id>:pending| LIST | results handed out, not yet acknowledged       |
  * | inferq:{m}:client:<client id>       | STR  | a client's heartbeat (TTL: HEARTBEAT_TTL_MS)   |
  * | inferq:{m}:done:<job id>            | STR  | bitmap of the job's envelope items settled     |
+ * | inferq:{m}:crash:<job id>           | HASH | item index -> model calls it was alone in that never returned (crash isolation) |
  * | inferq:{m}:queued                   | STR  | requests enqueued, not yet answered (counter)  |
  * | inferq:{m}:cache:epoch              | STR  | bumped by every clearCache (clients' local caches follow) |
  * | inferq:{m}:served                   | STR  | `<modelVersion>/<quantization>` the workers serve |
@@ -64,6 +65,8 @@ export interface ModelKeys {
   clientAlive(clientId: string): string;
   /** Which items of a job's envelope were settled (one bit per item). */
   jobDone(jobId: string): string;
+  /** Crash isolation records of a job re-run after its worker died: item index -> calls that never returned. */
+  jobCrashes(jobId: string): string;
   /** BullMQ's hash of a job. */
   job(jobId: string): string;
 }
@@ -89,6 +92,7 @@ export function modelKeys(model: string, prefix: string = DEFAULT_PREFIX): Model
     inboxPending: (c: string) => `${root}:inbox:${c}:pending`,
     clientAlive: (c: string) => `${root}:client:${c}`,
     jobDone: (j: string) => `${root}:done:${j}`,
+    jobCrashes: (j: string) => `${root}:crash:${j}`,
     job: (j: string) => `${root}:${j}`,
   });
 }
