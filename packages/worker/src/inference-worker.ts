@@ -41,6 +41,8 @@ import {
   type SettleOptions,
 } from '@inferq/core/protocol';
 import { BatchPipeline, type BatchOutcome, type BatchReport, type WorkItem } from './batch-pipeline.js';
+import { CrashIsolation, maxStalledCountFor } from './crash-isolation.js';
+import { ModelGate } from './model-gate.js';
 import { ModelRunner } from './model-runner.js';
 import { resolveWorkerOptions, type InferenceWorkerOptions, type ResolvedWorkerOptions } from './worker-options.js';
 
@@ -68,6 +70,9 @@ export class InferenceWorker<I = unknown, O = unknown> {
   private heldJobs = 0;
   /** Model calls past modelTimeoutMs that have not returned. */
   private stuckCalls = 0;
+  /** Crash isolation (off with maxCrashes 0), and the jobs it is running: while any, no new job is taken. */
+  private isolation: CrashIsolation | undefined;
+  private isolating = 0;
   private clockTimer: NodeJS.Timeout | undefined;
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   private stopping: Promise<void> | undefined;
@@ -151,9 +156,25 @@ export class InferenceWorker<I = unknown, O = unknown> {
       logger,
       onBatch: opts.onBatch,
     });
+    // Crash isolation: ordinary batches share the model; an isolated call has it alone.
+    const gate = opts.maxCrashes > 0 ? new ModelGate() : undefined;
+    if (gate) {
+      this.isolation = new CrashIsolation({
+        redis: cmd,
+        keys,
+        maxCrashes: opts.maxCrashes,
+        pipeline,
+        gate,
+        stats: this.stats,
+        settle: this.settleOptions(),
+        workerId: this.id,
+        logger,
+        onBatch: opts.onBatch,
+      });
+    }
     this.batcher = new RequestBatcher<WorkItem, BatchOutcome>({
       name: `worker:${opts.model}`,
-      process: (items) => pipeline.run(items),
+      process: gate ? (items) => gate.shared(() => pipeline.run(items)) : (items) => pipeline.run(items),
       maxBatchSize: opts.config.maxBatchSize,
       batchTimeoutMs: opts.config.batchTimeoutMs,
       numWorkers: opts.config.numWorkers,
@@ -170,6 +191,8 @@ export class InferenceWorker<I = unknown, O = unknown> {
       concurrency: opts.jobConcurrency,
       lockDuration: opts.lockDurationMs,
       stalledInterval: opts.stalledIntervalMs,
+      // Stalls a job may take before it fails whole: enough for crash isolation to convict its input.
+      maxStalledCount: maxStalledCountFor(opts.maxCrashes),
       name: this.id,
       autorun: false,
     });
@@ -253,7 +276,8 @@ export class InferenceWorker<I = unknown, O = unknown> {
     this.heldJobs += jobs;
     const worker = this.worker;
     if (!worker) return;
-    const limit = this.heldItems >= this.opts.maxHeldItems ? Math.max(1, this.heldJobs) : this.opts.jobConcurrency;
+    // While isolating after a crash, too: a worker that may die again holds no more innocent jobs than it has.
+    const limit = this.heldItems >= this.opts.maxHeldItems || this.isolating > 0 ? Math.max(1, this.heldJobs) : this.opts.jobConcurrency;
     if (worker.concurrency !== limit) worker.concurrency = limit;
   }
 
@@ -330,6 +354,8 @@ export class InferenceWorker<I = unknown, O = unknown> {
       if (done) items = items.filter((it) => !bitIsSet(done, it.index));
     }
     if (items.length === 0) return { items: 0 };
+    // A worker died holding this job (or lost its lock): its items run alone, see crash-isolation.ts.
+    if (this.isolation && job.stalledCounter > 0) return this.isolate(this.isolation, job, items);
     this.hold(items.length, 1);
     let outcomes: PromiseSettledResult<void>[];
     try {
@@ -343,6 +369,18 @@ export class InferenceWorker<I = unknown, O = unknown> {
     const failed = outcomes.find((r) => r.status === 'rejected');
     // A retry re-runs only what did not reach its caller: the done bitmap knows what did.
     if (failed) throw failed.reason instanceof Error ? failed.reason : new Error(String(failed.reason));
+    return { items: items.length };
+  }
+
+  private async isolate(isolation: CrashIsolation, job: Job<RequestEnvelope, WorkerJobResult>, items: WorkItem[]): Promise<WorkerJobResult> {
+    this.isolating++;
+    this.hold(items.length, 1);
+    try {
+      await isolation.run(String(job.id), job.stalledCounter, items);
+    } finally {
+      this.isolating--;
+      this.hold(-items.length, -1);
+    }
     return { items: items.length };
   }
 
