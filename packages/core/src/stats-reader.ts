@@ -42,7 +42,7 @@ export interface InferenceStats {
   poisonSplits: number;
   /** Model calls past the worker's `modelTimeoutMs`. */
   modelTimeouts: number;
-  /** `isolated_calls`: model calls made for one input alone, re-running a job whose worker process died. */
+  /** `isolated_calls`: inputs run alone in the model (one call each, unless the cache or a deadline answered first), re-running a job whose worker process died. */
   isolatedCalls: number;
   /** `crashed_items`: requests answered INFERQ_MODEL_CRASHED. */
   crashedItems: number;

@@ -20,7 +20,7 @@
  * | `latency_sum_ms`    | sum of end-to-end request latencies, in ms (float)                        |
  * | `latency_count`     | requests whose latency was recorded (`latency_sum_ms / latency_count` = mean) |
  * | `model_time_sum_ms` | sum of the time the model took per batch, in ms (float)                   |
- * | `isolated_calls`    | model calls made for one input alone, re-running a job whose worker died  |
+ * | `isolated_calls`    | inputs run alone in the model (one call each), re-running a job whose worker died |
  * | `crashed_items`     | requests answered INFERQ_MODEL_CRASHED (their input killed workers)       |
  *
  * Hash `inferq:{<model>}:stats:latency`: the latency histogram (fields
