@@ -16,6 +16,7 @@ export {
   TimeoutError,
   DeadlineExceededError,
   ModelError,
+  ModelCrashedError,
   ModelOutputMismatchError,
   ClosedError,
   NotStartedError,

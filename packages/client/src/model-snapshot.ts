@@ -202,6 +202,8 @@ const SHARED_COUNTERS: ReadonlyArray<[field: string, name: string, help: string]
   ['deadline_drops', 'inferq_deadline_drops_total', 'Requests a worker dropped unrun because their deadline had passed.'],
   ['poison_splits', 'inferq_poison_splits_total', 'Extra model calls made to isolate inputs that made the model throw.'],
   ['model_timeouts', 'inferq_model_timeouts_total', "Model calls past a worker's modelTimeoutMs."],
+  ['isolated_calls', 'inferq_isolated_calls_total', 'Inputs run alone in the model (one call each), re-running a job whose worker process died (crash isolation).'],
+  ['crashed_items', 'inferq_crashed_items_total', 'Requests answered INFERQ_MODEL_CRASHED: their input killed worker processes maxCrashes times.'],
 ];
 
 const escapeLabel = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');

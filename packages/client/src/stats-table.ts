@@ -20,6 +20,8 @@ export function formatStatsTable(s: InferenceStats): string {
     ['deadline drops', fmt(s.deadlineDrops)],
     ['poison splits (extra calls)', fmt(s.poisonSplits)],
     ['model timeouts', fmt(s.modelTimeouts)],
+    ['isolated calls (after a crash)', fmt(s.isolatedCalls)],
+    ['crashed items', fmt(s.crashedItems)],
     ['avg latency (ms)', fmt(s.avgLatencyMs)],
     ['p50 latency (ms)', fmt(s.p50LatencyMs)],
     ['p95 latency (ms)', fmt(s.p95LatencyMs)],

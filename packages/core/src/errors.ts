@@ -25,6 +25,8 @@ export const ErrorCode = {
   MODEL_FAILED: 'INFERQ_MODEL_FAILED',
   /** The model did not return within the worker's `modelTimeoutMs`; the request was retried and ran out of attempts. */
   MODEL_TIMEOUT: 'INFERQ_MODEL_TIMEOUT',
+  /** The input was alone in the model when the worker process died, `maxCrashes` times: it is not run again. Not retryable. */
+  MODEL_CRASHED: 'INFERQ_MODEL_CRASHED',
   /** The model returned a different number of outputs than it was given inputs. */
   MODEL_OUTPUT_MISMATCH: 'INFERQ_MODEL_OUTPUT_MISMATCH',
   /** The component was stopped or closed; the request was not (or no longer) accepted. */
@@ -141,6 +143,13 @@ export class ModelError extends InferqError {
   }
 }
 
+/** An input that killed the worker process (alone in the model) `crashes` times; answered without running it again. */
+export class ModelCrashedError extends InferqError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super(ErrorCode.MODEL_CRASHED, message, { details });
+  }
+}
+
 export class ModelOutputMismatchError extends InferqError {
   constructor(expected: number, got: unknown, details: Record<string, unknown> = {}) {
     const what = Array.isArray(got) ? `${got.length} outputs` : `a ${got === null ? 'null' : typeof got} (not an array)`;
@@ -237,6 +246,8 @@ export function errorFromWire(wire: WireError, details: Record<string, unknown> 
       return new ModelError(wire.message, { details });
     case ErrorCode.DEADLINE_EXCEEDED:
       return new DeadlineExceededError(wire.message, details);
+    case ErrorCode.MODEL_CRASHED:
+      return new ModelCrashedError(wire.message, details);
     default:
       return new InferqError(code, wire.message, { details });
   }

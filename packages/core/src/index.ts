@@ -17,6 +17,7 @@ export {
   TimeoutError,
   DeadlineExceededError,
   ModelError,
+  ModelCrashedError,
   ModelOutputMismatchError,
   ClosedError,
   NotStartedError,

@@ -42,6 +42,10 @@ export interface InferenceStats {
   poisonSplits: number;
   /** Model calls past the worker's `modelTimeoutMs`. */
   modelTimeouts: number;
+  /** `isolated_calls`: inputs run alone in the model (one call each, unless the cache or a deadline answered first), re-running a job whose worker process died. */
+  isolatedCalls: number;
+  /** `crashed_items`: requests answered INFERQ_MODEL_CRASHED. */
+  crashedItems: number;
   /** Mean model time per call, ms: `model_time_sum_ms / batches`; 0 when none. */
   avgModelTimeMs: number;
   /**
@@ -115,6 +119,8 @@ export function deriveStats(model: string, counters: Readonly<Record<string, str
     deadlineDrops: n('deadline_drops'),
     poisonSplits: n('poison_splits'),
     modelTimeouts: n('model_timeouts'),
+    isolatedCalls: n('isolated_calls'),
+    crashedItems: n('crashed_items'),
     avgModelTimeMs: ratio(n(MODEL_TIME_SUM_FIELD), batches),
     corruptFields,
   };

@@ -20,6 +20,8 @@
  * | `latency_sum_ms`    | sum of end-to-end request latencies, in ms (float)                        |
  * | `latency_count`     | requests whose latency was recorded (`latency_sum_ms / latency_count` = mean) |
  * | `model_time_sum_ms` | sum of the time the model took per batch, in ms (float)                   |
+ * | `isolated_calls`    | inputs run alone in the model (one call each), re-running a job whose worker died |
+ * | `crashed_items`     | requests answered INFERQ_MODEL_CRASHED (their input killed workers)       |
  *
  * Hash `inferq:{<model>}:stats:latency`: the latency histogram (fields
  * `le_0.25` ... `le_inf`, see `latency-histogram.ts`).
@@ -59,6 +61,8 @@ export const STATS_COUNTERS = [
   'deadline_drops',
   'poison_splits',
   'model_timeouts',
+  'isolated_calls',
+  'crashed_items',
 ] as const;
 export type StatsCounter = (typeof STATS_COUNTERS)[number];
 

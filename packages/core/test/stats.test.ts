@@ -62,6 +62,8 @@ describe('StatsRecorder + readStats', () => {
       deadlineDrops: 0,
       poisonSplits: 0,
       modelTimeouts: 0,
+      isolatedCalls: 0,
+      crashedItems: 0,
       avgModelTimeMs: 0,
       corruptFields: [],
     });

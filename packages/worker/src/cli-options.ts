@@ -44,6 +44,7 @@ export const WORKER_CLI_OPTIONS: readonly CliOption[] = [
   { flag: 'model-timeout-ms', env: 'INFERQ_MODEL_TIMEOUT_MS', kind: 'int', target: 'modelTimeoutMs', help: 'longest model call, 0 = none (default 60000)' },
   { flag: 'max-output-bytes', env: 'INFERQ_MAX_OUTPUT_BYTES', kind: 'int', target: 'maxOutputBytes', help: 'largest model output, bytes of JSON (default 8388608)' },
   { flag: 'isolate-poison', env: 'INFERQ_ISOLATE_POISON', kind: 'bool', target: 'isolatePoison', help: 'split a throwing batch to fail only its bad inputs (default true)' },
+  { flag: 'max-crashes', env: 'INFERQ_MAX_CRASHES', kind: 'int', target: 'maxCrashes', help: 'answer an input INFERQ_MODEL_CRASHED once a worker died this often with it alone in the model, 0 = off (default 2)' },
   { flag: 'job-concurrency', env: 'INFERQ_JOB_CONCURRENCY', kind: 'int', target: 'jobConcurrency', help: 'jobs held at once (default max-batch-size * num-workers)' },
   { flag: 'max-held-items', env: 'INFERQ_MAX_HELD_ITEMS', kind: 'int', target: 'maxHeldItems', help: 'request items held at once (default 4 * max-batch-size * num-workers)' },
   { flag: 'lock-duration-ms', env: 'INFERQ_LOCK_DURATION_MS', kind: 'int', target: 'lockDurationMs', help: "BullMQ job lock; a killed worker's jobs retry after it (default 30000)" },

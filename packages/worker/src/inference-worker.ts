@@ -45,6 +45,8 @@ import {
   type SettleOptions,
 } from '@inferq/core/protocol';
 import { BatchPipeline, type BatchOutcome, type BatchReport, type WorkItem } from './batch-pipeline.js';
+import { CrashIsolation, maxStalledCountFor } from './crash-isolation.js';
+import { ModelGate } from './model-gate.js';
 import { ModelRunner } from './model-runner.js';
 import { resolveWorkerOptions, type InferenceWorkerOptions, type ResolvedWorkerOptions } from './worker-options.js';
 
@@ -79,6 +81,9 @@ export class InferenceWorker<I = unknown, O = unknown> {
   private heldJobs: number[] = [];
   /** Model calls past modelTimeoutMs that have not returned. */
   private stuckCalls = 0;
+  /** Crash isolation (off with maxCrashes 0), and the jobs it is running: while any, no new job is taken. */
+  private isolation: CrashIsolation | undefined;
+  private isolating = 0;
   private clockTimer: NodeJS.Timeout | undefined;
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   private stopping: Promise<void> | undefined;
@@ -170,9 +175,26 @@ export class InferenceWorker<I = unknown, O = unknown> {
       logger,
       onBatch: opts.onBatch,
     });
+    // Crash isolation: ordinary batches share the model; an isolated call has it alone.
+    const gate = opts.maxCrashes > 0 ? new ModelGate() : undefined;
+    if (gate) {
+      this.isolation = new CrashIsolation({
+        redis: cmd,
+        shards: this.shards,
+        waiters: this.waiters,
+        maxCrashes: opts.maxCrashes,
+        pipeline,
+        gate,
+        stats: this.stats,
+        settle: this.settleOptions(),
+        workerId: this.id,
+        logger,
+        onBatch: opts.onBatch,
+      });
+    }
     this.batcher = new RequestBatcher<WorkItem, BatchOutcome>({
       name: `worker:${opts.model}`,
-      process: (items) => pipeline.run(items),
+      process: gate ? (items) => gate.shared(() => pipeline.run(items)) : (items) => pipeline.run(items),
       maxBatchSize: opts.config.maxBatchSize,
       batchTimeoutMs: opts.config.batchTimeoutMs,
       numWorkers: opts.config.numWorkers,
@@ -192,6 +214,8 @@ export class InferenceWorker<I = unknown, O = unknown> {
         concurrency: this.shardConcurrency(),
         lockDuration: opts.lockDurationMs,
         stalledInterval: opts.stalledIntervalMs,
+        // Stalls a job may take before it fails whole: enough for crash isolation to convict its input.
+        maxStalledCount: maxStalledCountFor(opts.maxCrashes),
         name: this.id,
         autorun: false,
       });
@@ -276,7 +300,8 @@ export class InferenceWorker<I = unknown, O = unknown> {
   private hold(items: number, jobs: number, shard: number): void {
     this.heldItems += items;
     this.heldJobs[shard] = (this.heldJobs[shard] ?? 0) + jobs;
-    const full = this.heldItems >= this.opts.maxHeldItems;
+    // While isolating after a crash, too: a worker that may die again holds no more innocent jobs than it has.
+    const full = this.heldItems >= this.opts.maxHeldItems || this.isolating > 0;
     this.workers.forEach((worker, s) => {
       const limit = full ? Math.max(1, this.heldJobs[s] ?? 0) : this.shardConcurrency();
       if (worker.concurrency !== limit) worker.concurrency = limit;
@@ -364,6 +389,8 @@ export class InferenceWorker<I = unknown, O = unknown> {
       if (done) items = items.filter((it) => !bitIsSet(done, it.index));
     }
     if (items.length === 0) return { items: 0 };
+    // A worker died holding this job (or lost its lock): its items run alone, see crash-isolation.ts.
+    if (this.isolation && job.stalledCounter > 0) return this.isolate(this.isolation, job, items, shard);
     this.hold(items.length, 1, shard);
     let outcomes: PromiseSettledResult<void>[];
     try {
@@ -377,6 +404,18 @@ export class InferenceWorker<I = unknown, O = unknown> {
     const failed = outcomes.find((r) => r.status === 'rejected');
     // A retry re-runs only what did not reach its caller: the done bitmap knows what did.
     if (failed) throw failed.reason instanceof Error ? failed.reason : new Error(String(failed.reason));
+    return { items: items.length };
+  }
+
+  private async isolate(isolation: CrashIsolation, job: Job<RequestEnvelope, WorkerJobResult>, items: WorkItem[], shard: number): Promise<WorkerJobResult> {
+    this.isolating++;
+    this.hold(items.length, 1, shard);
+    try {
+      await isolation.run(String(job.id), job.stalledCounter, items, shard);
+    } finally {
+      this.isolating--;
+      this.hold(-items.length, -1, shard);
+    }
     return { items: items.length };
   }
 

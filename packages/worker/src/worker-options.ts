@@ -34,6 +34,7 @@ export const WORKER_DEFAULTS = Object.freeze({
   connectTimeoutMs: 10_000,
   modelTimeoutMs: 60_000,
   isolatePoison: true,
+  maxCrashes: 2,
   batchPolicy: 'eager' as BatchPolicy,
   maxOutputBytes: 8 * 1024 * 1024,
 });
@@ -107,6 +108,18 @@ export interface InferenceWorkerOptions<I = unknown, O = unknown> {
    * only the inputs that make the model throw fail. Default true.
    */
   isolatePoison?: boolean;
+  /**
+   * Crash isolation: a job re-run after its worker died runs its remaining
+   * inputs one at a time, each alone in the model, and an input that was
+   * alone in the model when a worker process died `maxCrashes` times is
+   * answered INFERQ_MODEL_CRASHED (not run again); the rest of its envelope
+   * is answered. BullMQ's `maxStalledCount` becomes `1 + 2 * maxCrashes`.
+   * 0 = off (BullMQ's default of 1 stall; a crashing input fails its whole
+   * job with INFERQ_JOB_LOST). All workers of a model should use the same
+   * value. Default 2: one death in an isolated call could be a coincidence
+   * (an OOM kill, a deploy); two are not.
+   */
+  maxCrashes?: number;
   /** Longest wait of `start()` for a usable Redis (reachable, authenticated, permitted), in ms. Default 10000. */
   connectTimeoutMs?: number;
   /** Worker id shown in results, stats and logs. Default `<host>-<pid>-<random>`. */
@@ -147,6 +160,7 @@ const OptionsSchema = z
     connectTimeoutMs: z.number().int().min(100).max(600_000).default(WORKER_DEFAULTS.connectTimeoutMs),
     modelTimeoutMs: z.number().int().min(0).max(86_400_000).default(WORKER_DEFAULTS.modelTimeoutMs),
     isolatePoison: z.boolean().default(WORKER_DEFAULTS.isolatePoison),
+    maxCrashes: z.number().int().min(0).max(100).default(WORKER_DEFAULTS.maxCrashes),
     batchPolicy: z.enum(['eager', 'timeout']).default(WORKER_DEFAULTS.batchPolicy),
     maxOutputBytes: z.number().int().min(1).max(512 * 1024 * 1024).default(WORKER_DEFAULTS.maxOutputBytes),
     workerId: z.string().min(1).max(128).regex(WIRE_ID_PATTERN, 'letters, digits, ".", "_" and "-" only').optional(),
@@ -174,6 +188,7 @@ export interface ResolvedWorkerOptions {
   connectTimeoutMs: number;
   modelTimeoutMs: number;
   isolatePoison: boolean;
+  maxCrashes: number;
   batchPolicy: BatchPolicy;
   maxOutputBytes: number;
   workerId: string;
@@ -203,6 +218,7 @@ export function resolveWorkerOptions(input: InferenceWorkerOptions<unknown, unkn
     connectTimeoutMs: o.connectTimeoutMs,
     modelTimeoutMs: o.modelTimeoutMs,
     isolatePoison: o.isolatePoison,
+    maxCrashes: o.maxCrashes,
     batchPolicy: o.batchPolicy,
     maxOutputBytes: o.maxOutputBytes,
     workerId: o.workerId ?? newInstanceId(),

@@ -28,6 +28,7 @@
  * | <root>:inbox:<client>:pending  | LIST | results handed out, not yet acknowledged                     |
  * | <root>:client:<client>         | STR  | a client's heartbeat (TTL: HEARTBEAT_TTL_MS)                 |
  * | <root>:done:<job id>           | STR  | bitmap of the job's envelope items settled                   |
+ * | <root>:crash:<job id>          | HASH | item index -> model calls it was alone in that never returned |
  * | <root>:queued                  | STR  | requests enqueued, not yet answered (counter)                |
  * | <root>:cache:epoch             | STR  | bumped by every clearCache (clients' local caches follow)    |
  * | <root>:served                  | STR  | `<modelVersion>/<quantization>` the workers serve            |
@@ -77,6 +78,8 @@ export interface ModelKeys {
   clientAlive(clientId: string): string;
   /** Which items of a job's envelope were settled (one bit per item). */
   jobDone(jobId: string): string;
+  /** Crash isolation records of a job re-run after its worker died: item index -> calls that never returned. */
+  jobCrashes(jobId: string): string;
   /** BullMQ's hash of a job. */
   job(jobId: string): string;
 }
@@ -162,6 +165,7 @@ function keysOf(root: string, modelRoot: string, prefix: string, queueName: stri
     inboxPending: (c: string) => `${root}:inbox:${c}:pending`,
     clientAlive: (c: string) => `${root}:client:${c}`,
     jobDone: (j: string) => `${root}:done:${j}`,
+    jobCrashes: (j: string) => `${root}:crash:${j}`,
     job: (j: string) => `${root}:${j}`,
   });
 }

@@ -1,0 +1,186 @@
+/**
+ * Crash isolation: an input that makes the worker PROCESS die (the model
+ * calls `process.exit`, aborts, or crashes natively) fails alone with
+ * INFERQ_MODEL_CRASHED, and the rest of its envelope is answered.
+ *
+ * Nothing of this runs on the ordinary path. A job that BullMQ re-runs after
+ * a stall (`job.stalledCounter > 0`: a worker died holding it, or lost its
+ * lock) is suspect, and its items not yet settled (done bitmap) run here,
+ * one model call per item, each alone in this process's model (`ModelGate`).
+ * Before each call the worker adds 1 to the item's field in the job's crash
+ * record (`crash:<job id>`, a hash: envelope index -> calls that never
+ * returned) and takes it back when the call returns; so a field counts the
+ * times the worker died while that input was alone in the model. A re-run
+ * answers an item whose count reached `maxCrashes` (and any item of the job
+ * with the very same input) with ModelCrashedError through the ordinary
+ * settle — its flight's waiters get it too, nothing is cached, its queue room
+ * goes back — and runs the others alone again, those already seen in a crash
+ * last.
+ *
+ * One input per call, not bisection: a crash costs a process restart plus up
+ * to `lockDurationMs + stalledIntervalMs` before BullMQ sees the stall (a
+ * minute at the defaults), a model call alone costs milliseconds; one input
+ * per call makes each crash convict exactly one input, so a crashing input is
+ * answered after 1 + maxCrashes crashes whatever the envelope's size.
+ */
+import { ErrorCode, ModelCrashedError, type Logger, type ModelKeys, type RedisClient, type StatsRecorder } from '@inferq/core';
+import {
+  appendQueueRelease,
+  appendSettle,
+  failurePayload,
+  settleReplies,
+  type SettleItem,
+  type SettleOptions,
+  type WaiterClients,
+} from '@inferq/core/protocol';
+import type { BatchOutcome, BatchPipeline, BatchReport, WorkItem } from './batch-pipeline.js';
+import type { ModelGate } from './model-gate.js';
+
+/**
+ * BullMQ's `maxStalledCount` for a given `maxCrashes`: how often a job may
+ * stall before BullMQ fails it whole (INFERQ_JOB_LOST). One crashing input
+ * stalls its job 1 + maxCrashes times (once in its ordinary batch, then
+ * maxCrashes times alone); 1 + 2·maxCrashes leaves room for a second one
+ * among the jobs a worker holds at once (its crashes stall every job held).
+ * It stays a bound: a worker that dies outside any isolated call (nothing to
+ * convict) does not loop for ever. 0 (isolation off): BullMQ's default, 1.
+ */
+export function maxStalledCountFor(maxCrashes: number): number {
+  return maxCrashes > 0 ? 1 + 2 * maxCrashes : 1;
+}
+
+export interface CrashIsolationOptions {
+  redis: RedisClient;
+  /** Each queue shard's keys: a job's crash record and settles live in its shard. */
+  shards: readonly ModelKeys[];
+  /** Clients seen waiting on flights, declared to every settle. */
+  waiters: WaiterClients;
+  /** Crashes alone in the model after which an input is answered INFERQ_MODEL_CRASHED (>= 1). */
+  maxCrashes: number;
+  /** The batch pipeline: each isolated item runs through it as a batch of one. */
+  pipeline: BatchPipeline;
+  gate: ModelGate;
+  stats: StatsRecorder;
+  /** How results are settled; its `doneTtlMs` is also the TTL of a job's crash record (longer than a job can be re-run). */
+  settle: SettleOptions;
+  workerId: string;
+  logger: Logger;
+  onBatch?: ((report: BatchReport) => void) | undefined;
+}
+
+export class CrashIsolation {
+  constructor(private readonly o: CrashIsolationOptions) {}
+
+  /**
+   * Runs the unsettled items of a job re-run after a stall. Resolves once
+   * every item's outcome reached Redis; rejects (the job is retried) if one
+   * did not.
+   */
+  async run(jobId: string, stalledCounter: number, items: readonly WorkItem[], shard: number): Promise<void> {
+    const { o } = this;
+    const keys = o.shards[shard] as ModelKeys;
+    const key = keys.jobCrashes(jobId);
+    const record = await o.redis.hgetall(key);
+    const crashes = (item: WorkItem) => Number(record[String(item.index)] ?? 0) || 0;
+    // Convicted: maxCrashes deaths alone in the model; and the same input elsewhere in the job.
+    const convictedInputs = new Map<string, number>();
+    for (const item of items) if (crashes(item) >= o.maxCrashes) convictedInputs.set(item.input, Math.max(crashes(item), convictedInputs.get(item.input) ?? 0));
+    const convicted = items.filter((item) => convictedInputs.has(item.input));
+    const rest = items.filter((item) => !convictedInputs.has(item.input));
+    for (const item of rest) {
+      const n = crashes(item);
+      if (n > 0) {
+        o.logger.warn(
+          { jobId, index: item.index, requestId: item.id, client: item.client, cacheKey: item.key, crashes: n, maxCrashes: o.maxCrashes, stalledCounter },
+          'a worker died while this input was alone in the model; running it alone again, after the others',
+        );
+      }
+    }
+    if (convicted.length > 0) await this.answerCrashed(keys, jobId, stalledCounter, convicted, (item) => convictedInputs.get(item.input) ?? o.maxCrashes);
+    if (rest.length === 0) return;
+    o.logger.warn({ jobId, stalledCounter, items: rest.length }, 'job re-run after its worker died: running its items one at a time, each alone in the model');
+
+    // Innocent-looking items first (in envelope order), then those already seen in a crash, fewest first.
+    const order = [...rest].sort((a, b) => crashes(a) - crashes(b) || a.index - b.index);
+    const delivered: Promise<void>[] = [];
+    for (const item of order) {
+      const seen = crashes(item) > 0;
+      const outcome = await o.gate.alone(() => this.runAlone(key, item), { last: seen });
+      delivered.push(outcome.delivered);
+    }
+    const settled = await Promise.allSettled(delivered);
+    const failed = settled.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason instanceof Error ? failed.reason : new Error(String(failed.reason));
+  }
+
+  /** One item, alone in the model: its record says so before the call, and is taken back once the call returned. */
+  private async runAlone(key: string, item: WorkItem): Promise<BatchOutcome> {
+    const { o } = this;
+    const field = String(item.index);
+    // The record only (one slot); the stats are model-wide, in another slot on a cluster.
+    const replies = await o.redis.pipeline().hincrby(key, field, 1).pexpire(key, o.settle.doneTtlMs).exec();
+    void o.stats.record({ isolated_calls: 1 });
+    const failed = replies?.find(([err]) => err);
+    // Without the record a crash here would convict nothing: do not run (the job is retried).
+    if (!replies || failed) throw failed?.[0] ?? new Error('recording the isolated call failed');
+    let outcomes: BatchOutcome[];
+    try {
+      outcomes = await o.pipeline.run([item]);
+    } finally {
+      // The call returned (with an output or an error): it was not a crash. A failure here
+      // over-counts one crash at most; the TTL ends the record anyway.
+      await o.redis.hincrby(key, field, -1).catch((err: unknown) => o.logger.warn({ err, key, index: item.index }, 'taking back a crash record failed'));
+    }
+    return outcomes[0] ?? { delivered: Promise.resolve() };
+  }
+
+  /** Convicted items: logged, then settled with ModelCrashedError (waiters too, nothing cached), counted, queue room given back. */
+  private async answerCrashed(keys: ModelKeys, jobId: string, stalledCounter: number, items: readonly WorkItem[], crashesOf: (item: WorkItem) => number): Promise<void> {
+    const { o } = this;
+    const settles: SettleItem[] = [];
+    for (const item of items) {
+      const n = crashesOf(item);
+      const err = new ModelCrashedError(
+        `Request ${item.id} (item ${item.index} of job ${jobId}) was alone in the model when a worker process died, ${n} times (maxCrashes ${o.maxCrashes}); it is not run again.`,
+        { jobId, index: item.index, requestId: item.id, crashes: n },
+      );
+      o.logger.error(
+        { err, jobId, index: item.index, requestId: item.id, client: item.client, cacheKey: item.key, crashes: n, maxCrashes: o.maxCrashes, stalledCounter },
+        'this input crashed the worker process maxCrashes times; answering it alone with INFERQ_MODEL_CRASHED',
+      );
+      const s: SettleItem = { requestId: item.id, client: item.client, job: { id: jobId, index: item.index }, payload: failurePayload(err, o.workerId) };
+      // The cache key closes the item's flight: its waiters get the same answer. No cacheValue: nothing is cached.
+      if (item.key !== undefined) s.cacheKey = item.key;
+      settles.push(s);
+    }
+    const pipeline = o.redis.pipeline();
+    const calls = appendSettle(pipeline, keys, settles, o.settle, o.waiters.list());
+    const counted = items.filter((item) => item.q === 1).length;
+    if (counted > 0) appendQueueRelease(pipeline, keys, counted);
+    const replies = await pipeline.exec();
+    if (!replies) throw new Error('pipeline was not executed');
+    const settled = await settleReplies(o.redis, keys, calls, replies.slice(0, calls.length), o.settle, o.waiters);
+    void o.stats.record({ errors: items.length, crashed_items: items.length });
+    if (o.onBatch) {
+      const flightWaiters = settled.reduce((n, r) => n + r.served, 0);
+      const report: BatchReport = {
+        items: items.length,
+        computed: 0,
+        modelMs: 0,
+        ok: 0,
+        cacheHits: 0,
+        errors: { [ErrorCode.MODEL_CRASHED]: items.length },
+        retried: 0,
+        extraCalls: 0,
+        modelTimeouts: 0,
+        flightWaiters,
+        delivered: true,
+      };
+      try {
+        o.onBatch(report);
+      } catch (err) {
+        o.logger.warn({ err }, 'the onBatch observer threw');
+      }
+    }
+  }
+}
