@@ -36,6 +36,7 @@ overload (1x and 5x what its workers serve, maxQueueLength set).
   --no-cost-curve         skip measuring the default model's cost curve
   --no-cold-start         skip the cold-start section (inferq-worker to READY, a client to its first answer,
                           from dist/ with plain node, median of 5 starts; rebuilds dist/ first when stale)
+  --cold-start-only       run the cold-start section alone (no cost curve, no scenarios; ~10 s)
   -h, --help`;
 
 export interface BenchOptions {
@@ -56,6 +57,8 @@ export interface BenchOptions {
   costCurve: boolean;
   /** Time fresh worker and client processes from dist/ (cold-start.ts). */
   coldStart: boolean;
+  /** Only that: no cost curve, no scenarios. */
+  coldStartOnly: boolean;
   /** Longest wait for the processes of a scenario to be ready. */
   startupTimeoutMs: number;
   /** Longest wait for the clients' results after the window ends. */
@@ -99,6 +102,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | undefined {
       'redis-url': { type: 'string' },
       'no-cost-curve': { type: 'boolean' },
       'no-cold-start': { type: 'boolean' },
+      'cold-start-only': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -109,6 +113,9 @@ export function parseBenchArgs(argv: string[]): BenchOptions | undefined {
     return undefined;
   }
   const quick = values.quick === true;
+  const coldStartOnly = values['cold-start-only'] === true;
+  if (coldStartOnly && values['no-cold-start']) throw new Error('--cold-start-only and --no-cold-start exclude each other');
+  if (coldStartOnly && values.only) throw new Error('--cold-start-only runs no scenarios: drop --only');
   const clients = int('clients', values.clients, 2, 1);
   const inFlight = int('in-flight', values['in-flight'], 256, 1);
   if (inFlight < clients) throw new Error(`--in-flight (${inFlight}) must be at least --clients (${clients})`);
@@ -131,6 +138,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | undefined {
     redisUrl: values['redis-url'] ?? process.env.REDIS_URL,
     costCurve: values['no-cost-curve'] !== true,
     coldStart: values['no-cold-start'] !== true,
+    coldStartOnly,
     startupTimeoutMs: quick ? 30_000 : 60_000,
     resultGraceMs: 10_000,
     stopGraceMs: 500,

@@ -60,7 +60,7 @@ async function main(): Promise<void> {
   if (!opts) return;
   let scenarios: ScenarioDef[];
   try {
-    scenarios = selectScenarios(opts.only, opts.quick);
+    scenarios = opts.coldStartOnly ? [] : selectScenarios(opts.only, opts.quick);
   } catch (err) {
     console.error(`bench: ${(err as Error).message}`);
     process.exitCode = 2;
@@ -98,6 +98,13 @@ async function run(opts: BenchOptions, scenarios: ScenarioDef[], target: RedisTa
     coldStart = await measureColdStart(target.url, namespace, COLD_STARTS);
     await target.reset(namespace);
     console.log(`${formatColdStart(coldStart)}\n`);
+  }
+  if (opts.coldStartOnly) {
+    if (opts.json) {
+      writeFileSync(resolve(opts.json), JSON.stringify({ runId, machine, coldStart: coldStart ?? null }, null, 2) + '\n');
+      console.log(`JSON written to ${resolve(opts.json)}`);
+    }
+    return;
   }
 
   let cost: CostCurve | undefined;
@@ -178,6 +185,10 @@ function printHeader(opts: BenchOptions, m: MachineInfo, scenarios: ScenarioDef[
   console.log(`inferq bench (${opts.quick ? 'quick' : 'full'} mode)`);
   console.log(`Machine: ${m.cpus} CPUs (${m.cpuModel}), ${m.memoryGb} GB, ${m.os}, Node ${m.node}, Redis ${m.redisVersion}, load avg ${m.loadAverage}`);
   console.log(`Redis: ${m.redis}`);
+  if (opts.coldStartOnly) {
+    console.log('The cold-start section alone (--cold-start-only).\n');
+    return;
+  }
   console.log(
     `Load: ${opts.clients} client processes x ${Math.floor(opts.inFlight / opts.clients)} in flight = ${opts.inFlight} (closed loop), ` +
       `${opts.workers} worker processes per system, each holding ${opts.maxBatchSize} x ${opts.numWorkers} requests ` +

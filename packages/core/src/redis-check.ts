@@ -15,7 +15,12 @@
  *
  * Permissions are probed by running each needed command once, harmlessly,
  * on a probe key under the model's hash tag (so ACL key patterns are tested
- * too), in one pipeline; blocking commands block for 1 ms.
+ * too), in one pipeline. Blocking commands go inside MULTI/EXEC, where they
+ * do not block: Redis checks a blocked client's timeout on its cron tick, so
+ * a 1 ms block lasts up to 100 ms (hz 10), on every start. ACL rejects a
+ * command when it is queued, with the same NOPERM error as outside a
+ * transaction; a user denied MULTI runs the command unwrapped (and blocks
+ * 1 ms), and the replies of MULTI and EXEC themselves are not looked at.
  */
 import { createHash } from 'node:crypto';
 import type { RedisClient } from './redis-connection.js';
@@ -41,6 +46,9 @@ const PROBE_SCRIPT = 'return 1';
 const PROBE_SHA = createHash('sha1').update(PROBE_SCRIPT).digest('hex');
 
 type Probe = [command: string, ...args: Array<string | number>];
+
+/** Probes sent inside MULTI/EXEC (see the header). */
+const BLOCKING = new Set(['blmove', 'bzpopmin']);
 
 /** What each role runs (BullMQ's queue and worker: scripts, INFO, BZPOPMIN; ours: the rest). */
 function probes(role: RedisRole, key: string): Probe[] {
@@ -122,7 +130,16 @@ export async function checkRedis(redis: RedisClient, o: RedisCheckOptions): Prom
   }
   const list = probes(o.role, o.probeKey);
   const pipeline = redis.pipeline();
-  for (const [command, ...args] of list) pipeline.call(command, ...args);
+  /** Where the reply of each probe of `list` is among the pipeline's replies. */
+  const at: number[] = [];
+  for (const [command, ...args] of list) {
+    const wrap = BLOCKING.has(command);
+    if (wrap) pipeline.call('multi');
+    at.push(pipeline.length);
+    pipeline.call(command, ...args);
+    if (wrap) pipeline.call('exec');
+  }
+  const memoryAt = pipeline.length;
   pipeline.call('info', 'memory');
   let replies: Array<[Error | null, unknown]>;
   try {
@@ -133,7 +150,7 @@ export async function checkRedis(redis: RedisClient, o: RedisCheckOptions): Prom
   const missing = new Set<string>();
   let other: Error | undefined;
   list.forEach(([command], i) => {
-    const err = replies[i]?.[0];
+    const err = replies[at[i] ?? -1]?.[0];
     if (!err) return;
     if (/NOPERM/.test(err.message)) missing.add(/key/i.test(err.message) ? `${command.toUpperCase()} on keys ${o.probeKey.replace(/:probe$/, ':*')}` : command.toUpperCase());
     else if (/NOAUTH|WRONGPASS/.test(err.message)) other = err;
@@ -153,7 +170,7 @@ export async function checkRedis(redis: RedisClient, o: RedisCheckOptions): Prom
       ? new InferqError(code, `${o.what}: Redis at ${target} refused the credentials (${other.message}).`, { cause: other, details: { target } })
       : new RedisUnavailableError(`${o.what}: Redis at ${target} failed a start-up probe: ${other.message}`, { cause: other, details: { target } });
   }
-  const memory = String(replies[list.length]?.[1] ?? '');
+  const memory = String(replies[memoryAt]?.[1] ?? '');
   const maxmemoryPolicy = /maxmemory_policy:(\S+)/.exec(memory)?.[1];
   if (maxmemoryPolicy !== undefined && maxmemoryPolicy !== 'noeviction') {
     o.logger?.warn(
