@@ -9,11 +9,14 @@ Compares, in one run on one Redis with the same load: plain BullMQ, BullMQ +
 batching, inferq and a minimal Redis list queue (the floor), with a no-op and
 the default ONNX model, plus inferq with a 50 % repeat workload and caching on;
 then inferq alone at low load (1 in flight; 50 req/s open loop) and in
-overload (1x and 5x what its workers serve, maxQueueLength set).
+overload (1x and 5x what its workers serve, maxQueueLength set); then how
+inferq scales (no-op model): 1, 2 and 4 worker processes on one Redis, and
+2 worker processes on a local Redis Cluster with queueShards 1 and 3.
 
   --quick                 1 s warm-up + 2.5 s measured per scenario, 1 repetition (whole run ~2 min:
                           starting a scenario's processes takes another 2-6 s on 2 cores); without
-                          --only it skips the low-load '-timeout' variants
+                          --only it skips the low-load '-timeout' variants and the scaling group
+                          (--only scale runs it)
                           (default: full mode, ~20 s per scenario, 3 repetitions, median reported)
   --json <path>           also write every result as JSON
   --clients <n>           client processes per throughput scenario (default 2)
@@ -25,14 +28,20 @@ overload (1x and 5x what its workers serve, maxQueueLength set).
   --reps <n>              repetitions of every scenario; the median by req/s is reported (quick 1, full 3)
   --only <list>           comma list of scenarios (noop-bullmq, noop-bullmq-batched, noop-inferq, noop-floor,
                           onnx-bullmq, onnx-bullmq-batched, onnx-inferq, onnx-floor, cache-inferq,
-                          lowload-seq-inferq[-timeout], lowload-50rps-inferq[-timeout], overload-1x, overload-5x)
-                          or groups (noop, onnx, cache, lowload, overload)
-                          or systems (bullmq, bullmq-batched, inferq, floor)
+                          lowload-seq-inferq[-timeout], lowload-50rps-inferq[-timeout], overload-1x, overload-5x,
+                          scale-w1, scale-w2, scale-w4, scale-cluster-s1, scale-cluster-s3)
+                          or groups (noop, onnx, cache, lowload, overload, scale)
+                          or systems (bullmq, bullmq-batched, inferq, floor; a system does not select
+                          the scaling group: name it)
   --batch-timeout-ms <ms> inferq --batch-timeout-ms, BullMQ + batching's batcher (default 5)
   --max-batch-size <n>    inferq batch, BullMQ concurrency and batch, list-queue batch (default 64)
   --num-workers <n>       batches in flight per worker process (default 1; see bench.ts)
   --seed <n>              seed of the request inputs (default 20240601)
   --redis-url <url>       use this Redis (127.0.0.1 only) instead of starting redis-server (also REDIS_URL)
+  --redis-cluster <host:port,...>
+                          run the cluster scenarios (scale-cluster-*) on this Redis Cluster (127.0.0.1 only)
+                          instead of starting one (also REDIS_CLUSTER_NODES); without it the bench starts
+                          3 masters + 3 replicas (redis-server 7+ and redis-cli needed, else they are skipped)
   --no-cost-curve         skip measuring the default model's cost curve
   --no-cold-start         skip the cold-start section (inferq-worker to READY, a client to its first answer,
                           from dist/ with plain node, median of 5 starts; rebuilds dist/ first when stale)
@@ -54,6 +63,8 @@ export interface BenchOptions {
   numWorkers: number;
   seed: number;
   redisUrl: string | undefined;
+  /** Seed nodes (host:port) of an existing Redis Cluster for the cluster scenarios; undefined = start one. */
+  redisCluster: string[] | undefined;
   costCurve: boolean;
   /** Time fresh worker and client processes from dist/ (cold-start.ts). */
   coldStart: boolean;
@@ -81,6 +92,16 @@ function seconds(name: string, v: string | undefined, fallbackS: number): number
   return Math.round(n * 1000);
 }
 
+/** `host:port,host:port` (a `redis://` prefix allowed) -> ['host:port', ...]; undefined when empty. */
+function clusterNodes(v: string | undefined): string[] | undefined {
+  const nodes = (v ?? '').split(',').map((s) => s.trim().replace(/^redis:\/\//, '').replace(/\/$/, '')).filter(Boolean);
+  if (nodes.length === 0) return undefined;
+  for (const n of nodes) {
+    if (!/^[^:\s]+:\d{1,5}$/.test(n)) throw new Error(`--redis-cluster: expected host:port, got '${n}'`);
+  }
+  return nodes;
+}
+
 /** Parses argv; returns undefined after printing the help. */
 export function parseBenchArgs(argv: string[]): BenchOptions | undefined {
   const { values } = parseArgs({
@@ -100,6 +121,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | undefined {
       'num-workers': { type: 'string' },
       seed: { type: 'string' },
       'redis-url': { type: 'string' },
+      'redis-cluster': { type: 'string' },
       'no-cost-curve': { type: 'boolean' },
       'no-cold-start': { type: 'boolean' },
       'cold-start-only': { type: 'boolean' },
@@ -136,6 +158,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | undefined {
     numWorkers: int('num-workers', values['num-workers'], 1, 1),
     seed: int('seed', values.seed, 20240601, 0),
     redisUrl: values['redis-url'] ?? process.env.REDIS_URL,
+    redisCluster: clusterNodes(values['redis-cluster'] ?? process.env.REDIS_CLUSTER_NODES),
     costCurve: values['no-cost-curve'] !== true,
     coldStart: values['no-cold-start'] !== true,
     coldStartOnly,

@@ -11,8 +11,11 @@
  * each with (a) a no-op model and (b) the default ONNX model, plus (c) inferq
  * with a 50 % repeat workload and its result cache on; then inferq alone at
  * (d) low load (latency with the library's defaults) and (e) overload (5x what
- * the workers serve, maxQueueLength set). A short cold-start section first
- * times fresh processes run from dist/ (cold-start.ts).
+ * the workers serve, maxQueueLength set), and (f) how it scales: 1, 2 and 4
+ * worker processes on the one Redis, and 2 on a Redis Cluster with
+ * queueShards 1 and 3 (a local cluster the bench starts, or --redis-cluster).
+ * A short cold-start section first times fresh processes run from dist/
+ * (cold-start.ts).
  *
  * Fairness, and why:
  * - Same processes: C client processes (closed loop, N/C requests in flight
@@ -37,11 +40,12 @@ import { HELP, parseBenchArgs, type BenchOptions } from './args.js';
 import { mean, percentile, type LatencySummary } from './latency.js';
 import { machineInfo, type MachineInfo } from './machine.js';
 import { defaultModelDescription, defaultModelInputSize, measureDefaultModelCost, type CostCurve } from './model-cost-curve.js';
+import { openClusterTarget, type ClusterTarget } from './cluster-target.js';
 import { openRedisTarget, type RedisTarget } from './redis-target.js';
 import { formatColdStart, measureColdStart, type ColdStartReport } from './cold-start.js';
-import { buildRows, checkGoals, formatGoals, formatLatencyTable, formatNotes, formatTable, isThroughputRow, ms } from './report.js';
+import { buildRows, checkGoals, formatGoals, formatLatencyTable, formatNotes, formatScaleNotes, formatScaleTable, formatTable, isScaleRow, isThroughputRow, ms, shardCeiling } from './report.js';
 import { CACHE_MAX_SIZE, REPEAT_WINDOW, runScenario, type ScenarioRun } from './run-scenario.js';
-import { OVERLOAD, SCENARIOS, selectScenarios, type ScenarioDef } from './scenarios.js';
+import { OVERLOAD, SCALE_CLUSTER_WORKERS, SCENARIOS, needsCluster, selectScenarios, type ScenarioDef } from './scenarios.js';
 import { SLEEP_MODEL_COST_MS } from './settings.js';
 import { SYSTEM_LABELS } from './systems/registry.js';
 
@@ -70,23 +74,44 @@ async function main(): Promise<void> {
   const runId = randomBytes(3).toString('hex');
 
   const target = await openRedisTarget(opts.redisUrl);
-  // Ctrl-C or a kill: stop the bench's redis-server; testkit SIGKILLs the other children on exit.
+  let cluster: ClusterTarget | undefined;
+  // Ctrl-C or a kill: stop the bench's redis-server and cluster; testkit SIGKILLs the other children on exit.
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.once(signal, () => {
       console.error(`\nbench: ${signal}, stopping`);
-      void target.close().finally(() => process.exit(128 + (signal === 'SIGINT' ? 2 : signal === 'SIGTERM' ? 15 : 1)));
+      void Promise.allSettled([target.close(), cluster?.close()]).finally(() => process.exit(128 + (signal === 'SIGINT' ? 2 : signal === 'SIGTERM' ? 15 : 1)));
     });
   }
   try {
-    await run(opts, scenarios, target, runId, t0);
+    // The cluster scenarios' Redis Cluster: started once for the run, only when one of them is selected.
+    const skipped: Array<{ id: string; reason: string }> = [];
+    if (scenarios.some(needsCluster)) {
+      const opening = await openClusterTarget(opts.redisCluster);
+      if (opening.ok) {
+        cluster = opening.target;
+      } else {
+        for (const s of scenarios.filter(needsCluster)) skipped.push({ id: s.id, reason: opening.reason });
+        scenarios = scenarios.filter((s) => !needsCluster(s));
+        console.log(`bench: skipping ${skipped.map((s) => s.id).join(', ')}: no Redis Cluster (${opening.reason}; --redis-cluster host:port,... uses an existing one)\n`);
+      }
+    }
+    await run(opts, scenarios, target, cluster, skipped, runId, t0);
   } finally {
-    await target.close();
+    await Promise.allSettled([target.close(), cluster?.close()]);
   }
 }
 
-async function run(opts: BenchOptions, scenarios: ScenarioDef[], target: RedisTarget, runId: string, t0: number): Promise<void> {
+async function run(
+  opts: BenchOptions,
+  scenarios: ScenarioDef[],
+  target: RedisTarget,
+  cluster: ClusterTarget | undefined,
+  skipped: ReadonlyArray<{ id: string; reason: string }>,
+  runId: string,
+  t0: number,
+): Promise<void> {
   const machine = await machineInfo(target);
-  printHeader(opts, machine, scenarios);
+  printHeader(opts, machine, scenarios, cluster ? { description: cluster.description, version: await cluster.version() } : undefined, skipped);
 
   const pingSamples = opts.quick ? 1000 : 5000;
   const pingIdle = await target.pingRtt(pingSamples);
@@ -114,7 +139,7 @@ async function run(opts: BenchOptions, scenarios: ScenarioDef[], target: RedisTa
   }
 
   const labels = SYSTEM_LABELS;
-  const ctx = { opts, target, runId, onnxInputSize: defaultModelInputSize() };
+  const ctx = { opts, target, runId, onnxInputSize: defaultModelInputSize(), cluster };
   const runs: ScenarioRun[] = [];
   for (let rep = 1; rep <= opts.reps; rep++) {
     for (const def of scenarios) {
@@ -135,9 +160,17 @@ async function run(opts: BenchOptions, scenarios: ScenarioDef[], target: RedisTa
   const mode = opts.quick ? 'quick' : 'full';
   console.log(`\nResults (${mode}: ${opts.durationMs / 1000} s measured per scenario after ${opts.warmupMs / 1000} s warm-up, ${opts.reps === 1 ? '1 repetition' : `median of ${opts.reps} repetitions by req/s`}):\n`);
   const throughput = rows.filter(isThroughputRow);
-  const latency = rows.filter((r) => !isThroughputRow(r));
+  const scale = rows.filter(isScaleRow);
+  const latency = rows.filter((r) => !isThroughputRow(r) && !isScaleRow(r));
   if (throughput.length) console.log(formatTable(throughput));
   if (latency.length) console.log(`${throughput.length ? '\n' : ''}Low load (d) and overload (e), inferq alone (answered = goodput; p50/p99/max of answered requests; refusals = INFERQ_QUEUE_FULL):\n\n${formatLatencyTable(latency)}`);
+  if (scale.length || skipped.length) {
+    const why = skipped.length ? `\n  - skipped ${skipped.map((s) => s.id).join(', ')}: ${skipped[0]?.reason}` : '';
+    console.log(
+      `${throughput.length || latency.length ? '\n' : ''}Scaling (f), inferq alone, no-op model, closed loop (${opts.inFlight} in flight from ${opts.clients} client processes in every row; ` +
+        `ratios = req/s / req/s of scale-w1 and of scale-cluster-s1; Redis main thread = INFO cpu used_cpu_*_main_thread over the window, 1.00 = one core):\n\n${scale.length ? formatScaleTable(scale) : '(no scaling scenario ran)'}\n${formatScaleNotes(scale, machine.cpus)}${why}`,
+    );
+  }
   const notes = formatNotes(rows);
   if (notes) console.log(`\nNotes:\n${notes}`);
   console.log(`\nGoals:\n${formatGoals(goals)}`);
@@ -155,6 +188,9 @@ async function run(opts: BenchOptions, scenarios: ScenarioDef[], target: RedisTa
       model: { description: defaultModelDescription(), inputSize: defaultModelInputSize(), costCurve: cost?.points ?? null },
       redisPingIdle: summaryJson(pingIdle),
       coldStart: coldStart ?? null,
+      cluster: cluster ? { description: cluster.description, nodes: cluster.nodes } : null,
+      skipped,
+      scaling: scale.length ? { ceiling: shardCeiling(scale, machine.cpus) ?? null } : null,
       scenarios: rows.map((r) => ({
         id: r.def.id,
         title: r.def.title,
@@ -168,6 +204,10 @@ async function run(opts: BenchOptions, scenarios: ScenarioDef[], target: RedisTa
         libraryDefaults: r.def.libraryDefaults ?? false,
         batchPolicy: r.def.batchPolicy ?? null,
         maxQueueLength: r.def.maxQueueLength ?? 0,
+        redis: r.def.redis ?? 'single',
+        queueShards: r.def.queueShards ?? 1,
+        vsScaleW1: nullIfNaN(r.vsScaleW1),
+        vsScaleClusterS1: nullIfNaN(r.vsScaleClusterS1),
         vsPlainBullmq: nullIfNaN(r.vsBullmq),
         vsBullmqBatched: nullIfNaN(r.vsBullmqBatched),
         vsFloor: nullIfNaN(r.vsFloor),
@@ -181,7 +221,13 @@ async function run(opts: BenchOptions, scenarios: ScenarioDef[], target: RedisTa
   }
 }
 
-function printHeader(opts: BenchOptions, m: MachineInfo, scenarios: ScenarioDef[]): void {
+function printHeader(
+  opts: BenchOptions,
+  m: MachineInfo,
+  scenarios: ScenarioDef[],
+  cluster: { description: string; version: string } | undefined,
+  skipped: ReadonlyArray<{ id: string; reason: string }>,
+): void {
   console.log(`inferq bench (${opts.quick ? 'quick' : 'full'} mode)`);
   console.log(`Machine: ${m.cpus} CPUs (${m.cpuModel}), ${m.memoryGb} GB, ${m.os}, Node ${m.node}, Redis ${m.redisVersion}, load avg ${m.loadAverage}`);
   console.log(`Redis: ${m.redis}`);
@@ -189,6 +235,7 @@ function printHeader(opts: BenchOptions, m: MachineInfo, scenarios: ScenarioDef[
     console.log('The cold-start section alone (--cold-start-only).\n');
     return;
   }
+  if (cluster) console.log(`Redis Cluster (scale-cluster-*; Redis ${cluster.version}): ${cluster.description}`);
   console.log(
     `Load: ${opts.clients} client processes x ${Math.floor(opts.inFlight / opts.clients)} in flight = ${opts.inFlight} (closed loop), ` +
       `${opts.workers} worker processes per system, each holding ${opts.maxBatchSize} x ${opts.numWorkers} requests ` +
@@ -209,8 +256,15 @@ function printHeader(opts: BenchOptions, m: MachineInfo, scenarios: ScenarioDef[
         `= ${OVERLOAD.capacityPerSec} req/s served; open loop from ${OVERLOAD.clients} clients at 1x and 5x that; client config maxQueueLength ${OVERLOAD.maxQueueLength}.`,
     );
   }
-  const skipped = SCENARIOS.filter((s) => !scenarios.includes(s));
-  const skipNote = opts.quick && !opts.only && skipped.length ? ` (quick mode skips ${skipped.map((s) => s.id).join(', ')}: --only runs them)` : '';
+  if (scenarios.some((s) => s.group === 'scale') || skipped.length) {
+    console.log(
+      `(f) scaling: inferq, no-op model, closed loop, the load above (${opts.clients} clients, ${opts.inFlight} in flight), each worker --max-batch-size ${opts.maxBatchSize} --num-workers ${opts.numWorkers}; ` +
+        `scale-w1/w2/w4: 1, 2, 4 inferq-worker processes on the bench's Redis; scale-cluster-s1/s3: ${SCALE_CLUSTER_WORKERS} processes on the Redis Cluster, ` +
+        `clients and workers with queueShards 1 / 3 (the start signal stays on the bench's Redis).`,
+    );
+  }
+  const notRun = SCENARIOS.filter((s) => !scenarios.includes(s) && !skipped.some((x) => x.id === s.id));
+  const skipNote = opts.quick && !opts.only && notRun.length ? ` (quick mode skips ${notRun.map((s) => s.id).join(', ')}: --only runs them)` : '';
   console.log(`Scenarios: ${scenarios.map((s) => s.id).join(', ')}${skipNote}\n`);
 }
 

@@ -17,10 +17,15 @@ export interface ScenarioRow {
   vsBullmq: number;
   vsBullmqBatched: number;
   vsFloor: number;
+  /** Scaling rows: req/s divided by scale-w1's and by scale-cluster-s1's (NaN when that row is missing). */
+  vsScaleW1: number;
+  vsScaleClusterS1: number;
 }
 
 /** The throughput scenarios (closed loop, every system): the main table. The others go to the latency table. */
 export const isThroughputRow = (r: ScenarioRow) => r.def.group === 'noop' || r.def.group === 'onnx' || r.def.group === 'cache';
+/** The scaling scenarios (f): their own table. */
+export const isScaleRow = (r: ScenarioRow) => r.def.group === 'scale';
 
 export type GoalStatus = 'PASS' | 'FAIL' | 'INFO' | 'N/A';
 
@@ -36,8 +41,24 @@ export function buildRows(defs: readonly ScenarioDef[], runs: readonly ScenarioR
     // Closed loop: the median by req/s. Open loop (req/s is set by the load): the median by p99.
     const key = (r: ScenarioRun) => (def.load?.kind === 'open' ? (Number.isFinite(r.p99Ms) ? r.p99Ms : Infinity) : r.reqPerSec);
     const ok = mine.filter((r) => r.ok).sort((a, b) => key(a) - key(b));
-    return { def, label: labels[def.system] ?? def.system, runs: mine, median: ok[(ok.length - 1) >> 1], vsBullmq: NaN, vsBullmqBatched: NaN, vsFloor: NaN };
+    return {
+      def,
+      label: labels[def.system] ?? def.system,
+      runs: mine,
+      median: ok[(ok.length - 1) >> 1],
+      vsBullmq: NaN,
+      vsBullmqBatched: NaN,
+      vsFloor: NaN,
+      vsScaleW1: NaN,
+      vsScaleClusterS1: NaN,
+    };
   });
+  const scaleBase = (id: string) => rows.find((r) => r.def.id === id)?.median?.reqPerSec ?? NaN;
+  for (const row of rows.filter(isScaleRow)) {
+    const rps = row.median?.reqPerSec ?? NaN;
+    row.vsScaleW1 = rps / scaleBase('scale-w1');
+    row.vsScaleClusterS1 = rps / scaleBase('scale-cluster-s1');
+  }
   // Ratios against the baselines of the same model (scenario c against the ONNX baselines).
   for (const row of rows) {
     if (!isThroughputRow(row)) continue;
@@ -98,6 +119,109 @@ function alignTable(header: string[], body: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] ?? '').length)));
   const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join(' | ');
   return [line(header), widths.map((w) => '-'.repeat(w)).join('-|-'), ...body.map(line)].join('\n');
+}
+
+/**
+ * Scaling (f): req/s, latency, ratios to scale-w1 and scale-cluster-s1, and
+ * the busiest Redis main thread (the bench's one redis-server, or the
+ * busiest master of the cluster) with what it holds.
+ */
+export function formatScaleTable(rows: readonly ScenarioRow[]): string {
+  const header = ['scenario', 'id', 'worker procs', 'shards', 'req/s', 'p50 ms', 'p99 ms', 'avg batch', 'vs scale-w1', 'vs scale-cluster-s1', 'busiest Redis main thread (cores)'];
+  const body = rows.map((r) => {
+    const m = r.median;
+    const procs = String(r.def.workers ?? '-');
+    const shards = String(r.def.queueShards ?? 1);
+    if (!m) return [r.def.title, r.def.id, procs, shards, 'FAILED', '-', '-', '-', '-', '-', '-'];
+    const busiest = busiestNode(m);
+    const redis = busiest ? `${busiest.mainThreadCores.toFixed(2)} (${busiest.holds?.length ? busiest.holds.join(', ') : 'nothing of the model'})` : '-';
+    return [r.def.title, r.def.id, procs, shards, int(m.reqPerSec), ms(m.p50Ms), ms(m.p99Ms), batch(m.avgBatch), ratio(r.vsScaleW1), ratio(r.vsScaleClusterS1), redis];
+  });
+  return alignTable(header, body);
+}
+
+/** The Redis node (standalone or master) whose main thread was busiest in a run. */
+function busiestNode(m: ScenarioRun) {
+  const nodes = (m.cpu?.redisNodes ?? []).filter((n) => n.role !== 'replica' && Number.isFinite(n.mainThreadCores));
+  return nodes.sort((a, b) => b.mainThreadCores - a.mainThreadCores)[0];
+}
+
+/**
+ * Below the scaling table: each row's Redis nodes (main thread and all
+ * threads, what each holds) and the machine's CPU, then where one shard's
+ * ceiling is, from the numbers of this run.
+ */
+export function formatScaleNotes(rows: readonly ScenarioRow[], cpus: number): string {
+  const out: string[] = [];
+  for (const r of rows) {
+    const m = r.median;
+    if (!m?.cpu) continue;
+    const { cores } = m.cpu;
+    const nodes = m.cpu.redisNodes
+      .map((n) => {
+        const holds = n.holds?.length ? n.holds.join(' + ') : 'nothing of the model';
+        const what = n.role === 'replica' ? `replica of ${n.masterOf ?? '?'}` : n.role === 'standalone' ? 'the one Redis' : `master: ${holds}`;
+        return `${n.node} (${what}) main thread ${n.mainThreadCores.toFixed(2)}, all threads ${n.cores.toFixed(2)}`;
+      })
+      .join('; ');
+    const total = cores.clients + cores.workers + cores.redis;
+    const machine = m.cpu.machine;
+    const whole = machine === undefined ? '' : `; the whole machine ${machine.toFixed(2)} (other load ${Math.max(0, machine - total).toFixed(2)})`;
+    const mainThreads = m.cpu.redisNodes.filter((n) => n.role !== 'replica').reduce((sum, n) => sum + n.mainThreadCores, 0);
+    const { usPerRequest: us } = m.cpu;
+    out.push(
+      `${r.def.id}: Redis ${nodes}. CPU: clients ${cores.clients.toFixed(2)} + workers ${cores.workers.toFixed(2)} + Redis ${cores.redis.toFixed(2)} = ${total.toFixed(2)} of ${cpus} cores busy${whole}. ` +
+        `Per request: clients ${int(us.clients)} µs, workers ${int(us.workers)} µs, Redis ${int(us.redis)} µs (main threads of ${r.def.redis === 'cluster' ? 'the masters' : 'the one Redis'} ${((mainThreads * 1e6) / m.reqPerSec).toFixed(1)} µs).`,
+    );
+  }
+  const ceiling = shardCeiling(rows, cpus);
+  if (ceiling) out.push(ceiling);
+  return out.map((l) => `  - ${l}`).join('\n');
+}
+
+/**
+ * A machine this busy (share of its cores) is the bound, whatever one Redis
+ * thread does: with several single-threaded processes per core, each of them
+ * also waiting on the others' round trips, a machine does not get much busier.
+ */
+const MACHINE_BUSY = 0.8;
+/** A Redis main thread this busy is saturated: it is the bound. */
+const THREAD_SATURATED = 0.9;
+
+/**
+ * Where one shard's ceiling is, in one sentence from this run: every command
+ * of one shard runs on the main thread of the one Redis (one master) that
+ * holds its hash slot; the sentence says how busy that thread was, what a
+ * linear extrapolation puts the shard's ceiling at, and whether that thread
+ * or the machine's cores were the bound here.
+ */
+export function shardCeiling(rows: readonly ScenarioRow[], cpus: number): string | undefined {
+  const pick = rows.find((r) => r.def.id === 'scale-cluster-s1' && r.median?.cpu) ?? rows.find((r) => r.def.id === 'scale-w2' && r.median?.cpu) ?? rows.find((r) => isScaleRow(r) && (r.def.queueShards ?? 1) === 1 && r.median?.cpu);
+  const m = pick?.median;
+  const node = m ? busiestNode(m) : undefined;
+  if (!pick || !m?.cpu || !node || !(node.mainThreadCores > 0)) return undefined;
+  const { cores } = m.cpu;
+  const total = cores.clients + cores.workers + cores.redis;
+  const machine = m.cpu.machine ?? total;
+  const where = node.role === 'standalone' ? `the one redis-server (${node.node})` : `the master holding it (${node.node})`;
+  const us = (node.mainThreadCores * 1e6) / m.reqPerSec;
+  const projected = m.reqPerSec / node.mainThreadCores;
+  let verdict: string;
+  if (node.mainThreadCores >= THREAD_SATURATED) {
+    verdict = `that thread was saturated here: it is the ceiling of one shard, and more worker processes on the same shard add nothing; more shards (on more masters) do`;
+  } else if (machine >= MACHINE_BUSY * cpus) {
+    const other = machine - total;
+    verdict =
+      `here it never got there: the ${cpus} cores were ${((machine / cpus) * 100).toFixed(0)} % busy (this bench's clients ${cores.clients.toFixed(2)}, workers ${cores.workers.toFixed(2)}, Redis ${cores.redis.toFixed(2)}` +
+      `${other > 0.05 ? `, other load on the machine ${other.toFixed(2)}` : ''} cores), so the machine's CPU, shared by every process, was the bound, not one Redis thread`;
+  } else {
+    verdict = `here neither that thread nor the machine (${machine.toFixed(2)} of ${cpus} cores busy) was saturated: the bound was the load (requests in flight) or latency`;
+  }
+  return (
+    `Where one shard's ceiling is: every command of a shard (its queue, flights, cache, inboxes) runs on the main thread of the one Redis that holds its hash slot, ` +
+    `in ${pick.def.id} ${where}, busy ${node.mainThreadCores.toFixed(2)} of a core at ${int(m.reqPerSec)} req/s (${us.toFixed(1)} µs of that thread per request); ` +
+    `by linear extrapolation one shard tops out near ${int(projected)} req/s when that thread reaches one core; ${verdict}.`
+  );
 }
 
 /** Everything the table cannot show: failures, errors, the system's own counters, stderr warnings, the spread of repetitions. */

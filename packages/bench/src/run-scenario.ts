@@ -7,8 +7,11 @@
  * process exiting early, so a crashed or hung system fails its scenario with
  * the reason (and the process's stderr) instead of hanging the bench.
  */
+import { modelKeys, shardKeys } from '@inferq/core/protocol';
+import { keySlot } from '@inferq/testkit';
 import type { BenchOptions } from './args.js';
-import { cpuSnapshot, cpuUsage, type CpuUsage } from './cpu-usage.js';
+import type { ClusterTarget } from './cluster-target.js';
+import { cpuSnapshot, cpuUsage, type CpuUsage, type RedisNodeCpu } from './cpu-usage.js';
 import type { ClientReport } from './load-client.js';
 import { mean, mergeSummaries, percentile, type LatencySummary } from './latency.js';
 import { ProcessSet, withTimeout, type StderrDigest } from './processes.js';
@@ -58,8 +61,10 @@ export interface ScenarioRun {
   pingUnderLoad?: LatencySummary;
   sent: number;
   repeats: number;
-  /** CPU of clients, workers and Redis over the window (Linux only). */
+  /** CPU of clients, workers and Redis over the window (processes: Linux only; Redis: every node under test). */
   cpu?: CpuUsage;
+  /** queueShards the scenario ran with (1 when not set). */
+  queueShards: number;
   stderr: { workers: StderrDigest; clients: StderrDigest } | undefined;
 }
 
@@ -69,6 +74,8 @@ export interface ScenarioContext {
   runId: string;
   /** Numbers per input vector for the ONNX model (its input size). */
   onnxInputSize: number;
+  /** The run's Redis Cluster, when a selected scenario needs one. */
+  cluster?: ClusterTarget | undefined;
 }
 
 /** Inputs of the no-op model: small, so the no-op rows measure the queue rather than JSON bytes. */
@@ -76,18 +83,26 @@ const NOOP_INPUT_SIZE = 4;
 /** Repeats of scenario (c) are drawn from this many recent inputs per client; the cache holds all of them. */
 export const REPEAT_WINDOW = 1000;
 export const CACHE_MAX_SIZE = 10_000;
-/** Children log warnings and errors only: their info lines are not results. */
-const CHILD_ENV: NodeJS.ProcessEnv = { INFERQ_LOG_LEVEL: 'warn', ...MODEL_ENV };
+/**
+ * Children log warnings and errors only: their info lines are not results.
+ * The worker CLI reads REDIS_CLUSTER_NODES and INFERQ_QUEUE_SHARDS from the
+ * environment: emptied here (an empty value counts as unset), so that only
+ * the scenario's own flags decide where its queue lives.
+ */
+const CHILD_ENV: NodeJS.ProcessEnv = { INFERQ_LOG_LEVEL: 'warn', REDIS_CLUSTER_NODES: '', INFERQ_QUEUE_SHARDS: '', ...MODEL_ENV };
 
 const sleepUntil = (t: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, t - Date.now())));
 
 export async function runScenario(def: ScenarioDef, rep: number, ctx: ScenarioContext): Promise<ScenarioRun> {
   const { opts, target } = ctx;
   const namespace = `bench-${ctx.runId}-${def.id}-r${rep}`;
+  const cluster = def.redis === 'cluster' ? ctx.cluster : undefined;
   const settings: ScenarioSettings = {
     system: def.system,
     model: def.model,
     redisUrl: target.url,
+    clusterNodes: cluster ? [...cluster.nodes] : undefined,
+    queueShards: def.queueShards,
     namespace,
     queueName: `bench-${def.model}`,
     maxBatchSize: def.worker?.maxBatchSize ?? opts.maxBatchSize,
@@ -134,11 +149,18 @@ export async function runScenario(def: ScenarioDef, rep: number, ctx: ScenarioCo
     hits: mergeSummaries([]),
     sent: 0,
     repeats: 0,
+    queueShards: def.queueShards ?? 1,
     stderr: undefined,
   };
   const procs = new ProcessSet();
   try {
+    if (def.redis === 'cluster' && !cluster) throw new Error('this scenario needs a Redis Cluster and the run has none');
     const system = await loadSystem(def.system);
+    // The Redis under test: its counters, and the CPU of each of its nodes (the start signal stays on the bench's one Redis).
+    const counterRedis = cluster?.redis ?? target.redis;
+    const redisNodes = cluster
+      ? (await cluster.topology()).map((n) => ({ node: n.node, redis: cluster.node(n.node) }))
+      : [{ node: new URL(target.url).host, redis: target.redis }];
     const controlKey = `${namespace}:control`;
     const started = Date.now();
     for (let i = 0; i < numWorkerProcs; i++) {
@@ -178,9 +200,9 @@ export async function runScenario(def: ScenarioDef, rep: number, ctx: ScenarioCo
 
     const pids = procs.all.map((p) => ({ label: p.label, pid: p.proc.pid }));
     await Promise.race([sleepUntil(go.warmupUntil), crashed]);
-    const [before, cpuBefore] = await Promise.race([Promise.all([system.readCounters(target.redis, settings), cpuSnapshot(pids, target.redis)]), crashed]);
+    const [before, cpuBefore] = await Promise.race([Promise.all([system.readCounters(counterRedis, settings), cpuSnapshot(pids, redisNodes)]), crashed]);
     await Promise.race([sleepUntil(go.measureUntil), crashed]);
-    const [after, cpuAfter] = await Promise.race([Promise.all([system.readCounters(target.redis, settings), cpuSnapshot(pids, target.redis)]), crashed]);
+    const [after, cpuAfter] = await Promise.race([Promise.all([system.readCounters(counterRedis, settings), cpuSnapshot(pids, redisNodes)]), crashed]);
 
     const clients = procs.all.filter((p) => p.role === 'client');
     const lines = await Promise.race([
@@ -192,7 +214,10 @@ export async function runScenario(def: ScenarioDef, rep: number, ctx: ScenarioCo
     summarise(run, def, reports, before, after, opts.durationMs);
     const roles = new Map(procs.all.map((p) => [p.label, p.role] as const));
     const cpu = cpuUsage(cpuBefore, cpuAfter, (label) => roles.get(label), opts.durationMs / 1000, run.completed);
-    if (cpu) run.cpu = cpu;
+    if (cpu) {
+      await describeNodes(cpu.redisNodes, settings, cluster);
+      run.cpu = cpu;
+    }
     if (run.completed === 0 && run.rejected === 0) {
       const why = run.errorSamples.map(([m, n]) => `${n}x ${m}`).join(' | ');
       throw new Error(`no request completed in the measured window (${run.errors} failed${why ? `: ${why}` : ''})`);
@@ -206,12 +231,41 @@ export async function runScenario(def: ScenarioDef, rep: number, ctx: ScenarioCo
     run.stderr = { workers: procs.stderrDigest('worker'), clients: procs.stderrDigest('client') };
     try {
       await target.reset(namespace);
+      await cluster?.reset(namespace);
     } catch (err) {
       console.warn(`warning: emptying Redis after ${def.id} failed: ${(err as Error).message}`);
     }
     run.teardownMs = Date.now() - ending;
   }
   return run;
+}
+
+/**
+ * What each Redis node is and which of the model's keys it holds: on a
+ * cluster, the master of each shard's hash slot and of the model-wide stats
+ * hash (one slot: every shard's workers and clients write it).
+ */
+async function describeNodes(nodes: RedisNodeCpu[], s: ScenarioSettings, cluster: ClusterTarget | undefined): Promise<void> {
+  if (!cluster) {
+    for (const n of nodes) Object.assign(n, { role: 'standalone', holds: s.system === 'inferq' ? ['every key'] : [] });
+    return;
+  }
+  const topology = await cluster.topology();
+  const ownerOf = (key: string) => {
+    const slot = keySlot(key);
+    return topology.find((t) => t.role === 'master' && t.slots.some(([a, b]) => slot >= a && slot <= b))?.node;
+  };
+  const holds = new Map<string, string[]>();
+  const add = (node: string | undefined, what: string) => {
+    if (node) holds.set(node, [...(holds.get(node) ?? []), what]);
+  };
+  const shards = shardKeys(s.queueName, s.namespace, s.queueShards ?? 1);
+  shards.forEach((k, i) => add(ownerOf(k.root), shards.length === 1 ? 'the queue (1 shard)' : `shard ${i}`));
+  add(ownerOf(modelKeys(s.queueName, s.namespace).stats), 'stats');
+  for (const n of nodes) {
+    const t = topology.find((x) => x.node === n.node);
+    Object.assign(n, { role: t?.role ?? 'master', ...(t?.masterOf ? { masterOf: t.masterOf } : {}), holds: holds.get(n.node) ?? [] });
+  }
 }
 
 function summarise(

@@ -9,11 +9,14 @@
  *   `--batch-policy timeout` (the policy before 'eager' became the default).
  * Overload (inferq only, a model of fixed cost per batch, maxQueueLength set):
  *   open loop at 1x and 5x what the workers can serve.
+ * Scaling (inferq only, no-op model, closed loop, the same clients and load):
+ *   1, 2 and 4 worker processes on the bench's one Redis; 2 worker processes
+ *   on a Redis Cluster (3 masters + 3 replicas) with queueShards 1 and 3.
  */
 import { SLEEP_MODEL_COST_MS, type BatchPolicy, type ModelKind, type SystemId } from './settings.js';
 
-export type ScenarioGroup = 'noop' | 'onnx' | 'cache' | 'lowload' | 'overload';
-export const GROUPS: readonly ScenarioGroup[] = ['noop', 'onnx', 'cache', 'lowload', 'overload'];
+export type ScenarioGroup = 'noop' | 'onnx' | 'cache' | 'lowload' | 'overload' | 'scale';
+export const GROUPS: readonly ScenarioGroup[] = ['noop', 'onnx', 'cache', 'lowload', 'overload', 'scale'];
 
 /** Offered load of a whole scenario (split over its client processes). */
 export type ScenarioLoad = { kind: 'closed'; inFlight: number } | { kind: 'open'; ratePerSec: number };
@@ -44,6 +47,10 @@ export interface ScenarioDef {
   worker?: { maxBatchSize: number; numWorkers: number; jobConcurrency?: number };
   /** inferq client config maxQueueLength. */
   maxQueueLength?: number;
+  /** Where the system under test keeps its queue: the bench's one Redis (default) or the run's Redis Cluster. */
+  redis?: 'single' | 'cluster';
+  /** inferq queueShards (client and worker); undefined = the library default (1, flag not passed). */
+  queueShards?: number;
 }
 
 const plain = (group: 'noop' | 'onnx', system: SystemId): ScenarioDef => ({
@@ -114,6 +121,29 @@ const overload = (factor: 1 | 5): ScenarioDef => ({
   maxQueueLength: OVERLOAD.maxQueueLength,
 });
 
+/**
+ * Scaling: inferq alone, no-op model (so the queue, not the model, is what
+ * scales), closed loop with --in-flight requests from --clients processes in
+ * every row; only the worker processes and where the queue lives change.
+ * The cluster rows use 2 worker processes (as scale-w2) so that they differ
+ * from it only by the Redis: one node vs a cluster, one shard vs three.
+ */
+export const SCALE_CLUSTER_WORKERS = 2;
+const scale = (id: string, title: string, workers: number, cluster?: { shards: number }): ScenarioDef => ({
+  id,
+  group: 'scale',
+  system: 'inferq',
+  model: 'noop',
+  caching: false,
+  repeatFraction: 0,
+  probePing: false,
+  title,
+  // 5 scenarios, one of them starting a 6-node cluster: not cheap enough for the ~2 min quick run.
+  inQuick: false,
+  workers,
+  ...(cluster ? { redis: 'cluster' as const, queueShards: cluster.shards } : {}),
+});
+
 export const SCENARIOS: readonly ScenarioDef[] = Object.freeze([
   plain('noop', 'bullmq'),
   plain('noop', 'bullmq-batched'),
@@ -141,16 +171,28 @@ export const SCENARIOS: readonly ScenarioDef[] = Object.freeze([
   lowLoad('50rps', 'timeout'),
   overload(1),
   overload(5),
+  scale('scale-w1', '(f) 1 worker, one Redis', 1),
+  scale('scale-w2', '(f) 2 workers, one Redis', 2),
+  scale('scale-w4', '(f) 4 workers, one Redis', 4),
+  scale('scale-cluster-s1', `(f) ${SCALE_CLUSTER_WORKERS} workers, cluster, 1 shard`, SCALE_CLUSTER_WORKERS, { shards: 1 }),
+  scale('scale-cluster-s3', `(f) ${SCALE_CLUSTER_WORKERS} workers, cluster, 3 shards`, SCALE_CLUSTER_WORKERS, { shards: 3 }),
 ]);
+
+/** Scenarios that run on the run's Redis Cluster. */
+export const needsCluster = (s: ScenarioDef): boolean => s.redis === 'cluster';
 
 const SYSTEMS: readonly SystemId[] = ['bullmq', 'bullmq-batched', 'inferq', 'floor'];
 
-/** `--only`: scenario ids, groups or systems, comma separated. Without it, quick mode runs the `inQuick` scenarios. */
+/**
+ * `--only`: scenario ids, groups or systems, comma separated. Without it, quick mode runs the `inQuick` scenarios.
+ * A system name does not select the scaling group (it would start a cluster for `--only inferq`): name the group or ids.
+ */
 export function selectScenarios(only: readonly string[] | undefined, quick: boolean): ScenarioDef[] {
   if (!only || only.length === 0) return SCENARIOS.filter((s) => !quick || s.inQuick);
-  const unknown = only.filter((t) => !SCENARIOS.some((s) => s.id === t || s.group === t || s.system === t));
+  const matches = (s: ScenarioDef, t: string) => s.id === t || s.group === t || (s.system === t && s.group !== 'scale');
+  const unknown = only.filter((t) => !SCENARIOS.some((s) => matches(s, t)));
   if (unknown.length) {
     throw new Error(`--only: unknown ${unknown.join(', ')}; use scenario ids (${SCENARIOS.map((s) => s.id).join(', ')}), groups (${GROUPS.join(', ')}) or systems (${SYSTEMS.join(', ')})`);
   }
-  return SCENARIOS.filter((s) => only.some((t) => s.id === t || s.group === t || s.system === t));
+  return SCENARIOS.filter((s) => only.some((t) => matches(s, t)));
 }

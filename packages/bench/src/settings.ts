@@ -33,7 +33,12 @@ export type LoadShape =
 export interface ScenarioSettings {
   system: SystemId;
   model: ModelKind;
+  /** The bench's one Redis: the queue of every system (unless clusterNodes), and the start signal always. */
   redisUrl: string;
+  /** inferq on a Redis Cluster: its seed nodes (host:port); the queue lives there, the start signal stays on redisUrl. */
+  clusterNodes: string[] | undefined;
+  /** inferq queueShards of clients and workers; undefined = not passed (the library default, 1). */
+  queueShards: number | undefined;
   /** Key prefix of this scenario run: everything it writes lives under it. */
   namespace: string;
   /** Queue / model name. */

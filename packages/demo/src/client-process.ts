@@ -3,6 +3,7 @@
  * `InferenceClient` and sends its share of the workload.
  *
  *   REDIS_URL=... node --conditions=source --import tsx client-process.ts '<ClientProcessConfig as JSON>'
+ *   (or REDIS_CLUSTER_NODES=host:port,... for a Redis Cluster: it wins over REDIS_URL)
  *
  * Protocol (see protocol.ts): prints `ready` once connected, waits for the
  * parent's start signal (a BLPOP on a Redis list, so every client starts at
@@ -10,9 +11,10 @@
  * requests as `rows` every ~200 ms, and prints `done` after closing the
  * client. Logs (pino) go to stderr, which the parent keeps for diagnosis.
  */
-import { Redis } from 'ioredis';
 import { InferenceClient } from '@inferq/client';
+import { redisFromCli } from '@inferq/core';
 import { startCpuProfile } from './cpu-profile.js';
+import { controlConnection } from './redis-setup.js';
 import { runLoad, nowMs } from './load-generator.js';
 import { toRow, type ClientMessage, type ClientProcessConfig, type RecordRow } from './protocol.js';
 import { buildInputPool, clientSchedule } from './workload.js';
@@ -29,8 +31,8 @@ async function main(): Promise<void> {
   if (!arg) throw new Error('usage: client-process.ts <config JSON>');
   const cfg = JSON.parse(arg) as ClientProcessConfig;
   const me = cfg.clientIndex;
-  const redisUrl = process.env.REDIS_URL;
-  if (!redisUrl) throw new Error('REDIS_URL is not set (the demo passes it by env)');
+  if (!process.env.REDIS_URL && !process.env.REDIS_CLUSTER_NODES) throw new Error('neither REDIS_URL nor REDIS_CLUSTER_NODES is set (the demo passes one by env)');
+  const redis = redisFromCli(undefined, undefined);
 
   // Build the inputs before connecting: the start signal should find us ready to send at full speed.
   const spec = { seed: cfg.seed, poolSize: cfg.poolSize, zipfS: cfg.zipfS, inputSize: cfg.inputSize };
@@ -38,13 +40,13 @@ async function main(): Promise<void> {
   const schedule = clientSchedule(spec, me, cfg.requests);
 
   const client = new InferenceClient<number[], number[]>({
-    redis: redisUrl,
+    redis,
     model: cfg.model,
     prefix: cfg.prefix,
     config: { enableCaching: cfg.useCache, cacheMaxSize: cfg.cacheMaxSize },
     defaultTimeoutMs: cfg.timeoutMs,
   });
-  const control = new Redis(redisUrl, { maxRetriesPerRequest: 2, connectionName: 'inferq-demo:control' });
+  const control = controlConnection(redis, 'inferq-demo:control');
   control.on('error', () => undefined); // surfaced by the failing command below
 
   let stopping = false;

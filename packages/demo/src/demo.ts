@@ -68,7 +68,14 @@ async function main(): Promise<number> {
     return 0;
   }
 
-  const redis = await chooseRedis(o.embedded);
+  let redis: Awaited<ReturnType<typeof chooseRedis>>;
+  try {
+    redis = await chooseRedis(o.embedded, o.redisCluster);
+  } catch (err) {
+    // Only --redis-cluster fails here (the other sources fall back): say why, no stack.
+    say(`demo: ${(err as Error).message}`);
+    return 1;
+  }
   for (const w of redis.warnings) say(`warning: ${w}`);
   // A unique prefix per run: on a shared Redis nothing of anyone else's is read, written or deleted.
   const prefix = `inferq-demo-${stamp(startedAt)}-${randomBytes(3).toString('hex')}`;
@@ -81,8 +88,11 @@ async function main(): Promise<number> {
     say('');
     runner = new EmbeddedMode({ options: o, model: MODEL, inputSize: DEFAULT_MODEL.inputSize });
   } else {
-    say(`Redis: ${redis.mode.kind === 'external' ? `REDIS_URL ${redis.mode.url}` : `started a local redis-server at ${redis.mode.url}`} (Redis ${redis.mode.version}); key prefix ${prefix}`);
-    runner = new DistributedMode({ options: o, redisUrl: redis.url as string, prefix, model: MODEL, inputSize: DEFAULT_MODEL.inputSize });
+    const where =
+      redis.mode.kind === 'external' ? `REDIS_URL ${redis.mode.url}` : redis.mode.kind === 'cluster' ? `Redis Cluster ${redis.mode.nodes}` : `started a local redis-server at ${redis.mode.url}`;
+    say(`Redis: ${where} (Redis ${redis.mode.version}); key prefix ${prefix}`);
+    const target = redis.clusterNodes ? { clusterNodes: redis.clusterNodes } : { redisUrl: redis.url as string };
+    runner = new DistributedMode({ options: o, ...target, prefix, model: MODEL, inputSize: DEFAULT_MODEL.inputSize });
   }
 
   const abort = new AbortController();

@@ -10,13 +10,13 @@
  * Ctrl-C.
  */
 import { fileURLToPath } from 'node:url';
-import { Redis } from 'ioredis';
 import { readStats } from '@inferq/core';
 import { WORKER_CLI, spawnNode, type SpawnedProcess } from '@inferq/testkit';
 import { errorLogLines } from './child-errors.js';
 import { sleep } from './load-generator.js';
 import { aborted, type ModeRunner, type RunHooks, type RunResult } from './mode-run.js';
 import type { DemoOptions } from './options.js';
+import { controlConnection } from './redis-setup.js';
 import { fromRow, parseMessage, type ClientProcessConfig, type RequestRecord } from './protocol.js';
 import { splitRequests } from './workload.js';
 
@@ -29,13 +29,16 @@ const CHILD_ENV = { INFERQ_LOG_LEVEL: 'warn' };
 /** SIGTERM first (a worker finishes the batches in hand), SIGKILL after this long. */
 const STOP_GRACE_MS = 5000;
 
-export interface DistributedSetup {
+/** Where the processes meet: one Redis (its URL), or a Redis Cluster (its seed nodes, host:port). */
+export type DistributedSetup = (
+  | { redisUrl: string; clusterNodes?: undefined }
+  | { clusterNodes: string[]; redisUrl?: undefined }
+) & {
   options: DemoOptions;
-  redisUrl: string;
   prefix: string;
   model: string;
   inputSize: number;
-}
+};
 
 interface Child {
   name: string;
@@ -54,13 +57,14 @@ export class DistributedMode implements ModeRunner {
   }
 
   async run(hooks: RunHooks): Promise<RunResult> {
-    const { options: o, prefix, model, redisUrl } = this.s;
+    const { options: o, prefix, model, redisUrl, clusterNodes } = this.s;
     const t0 = performance.now();
-    const control = new Redis(redisUrl, { maxRetriesPerRequest: 2, connectionName: 'inferq-demo:parent' });
+    const control = controlConnection(clusterNodes ? { cluster: clusterNodes } : redisUrl, 'inferq-demo:parent');
     control.on('error', () => undefined);
     try {
       // The Redis URL goes by env, not argv: a password in it would otherwise show in every `ps` listing.
-      const childEnv = { ...CHILD_ENV, REDIS_URL: redisUrl };
+      // Workers (the inferq-worker CLI) and clients read REDIS_CLUSTER_NODES before REDIS_URL: set to the run's cluster, or emptied (= unset).
+      const childEnv = clusterNodes ? { ...CHILD_ENV, REDIS_CLUSTER_NODES: clusterNodes.join(',') } : { ...CHILD_ENV, REDIS_URL: redisUrl, REDIS_CLUSTER_NODES: '' };
       hooks.status(`starting ${o.workers} inferq-worker process${o.workers > 1 ? 'es' : ''} (each builds the ONNX model) and ${o.clients} client process${o.clients > 1 ? 'es' : ''}; this takes a few seconds ...`);
       const workerArgs = [
         '--model', model,

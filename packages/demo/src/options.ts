@@ -28,6 +28,8 @@ export interface DemoOptions {
   runTimeoutS: number;
   report: string | undefined;
   embedded: boolean;
+  /** Seed nodes (host:port) of a Redis Cluster for the distributed mode; undefined = REDIS_URL / local / embedded. */
+  redisCluster: string[] | undefined;
   help: boolean;
 }
 
@@ -53,8 +55,9 @@ Runs inferq end to end on this machine: Redis, ${DEMO_DEFAULTS.workers} inferq-w
 default ONNX model, and ${DEMO_DEFAULTS.clients} client processes sending a Zipf-skewed workload. Shows a progress
 bar, prints a summary and writes an HTML report with charts.
 
-Redis: REDIS_URL when set (keys under a unique prefix, deleted at the end); else a
-local redis-server when installed; else the embedded in-process mode (no Redis).
+Redis: --redis-cluster when given; else REDIS_URL when set (keys under a unique
+prefix, deleted at the end); else a local redis-server when installed; else the
+embedded in-process mode (no Redis).
 
 Options:
   --requests <n>          total requests over all clients      (default ${DEMO_DEFAULTS.requests})
@@ -73,6 +76,9 @@ Options:
   --run-timeout-s <n>     give up (and say where) after this long (default ${DEMO_DEFAULTS.runTimeoutS})
   --report <path>         HTML report path                     (default reports/demo-<timestamp>.html)
   --embedded              force the in-process mode (InferenceOptimizer, no Redis, no child processes)
+  --redis-cluster <host:port,...>
+                          run the distributed mode on this Redis Cluster (seed nodes): the workers and
+                          clients connect to it; keys under a unique prefix, deleted at the end
   -h, --help              show this help`;
 
 export class UsageError extends Error {
@@ -101,6 +107,7 @@ export function parseDemoArgs(argv: readonly string[]): DemoOptions {
         'run-timeout-s': { type: 'string' },
         report: { type: 'string' },
         embedded: { type: 'boolean' },
+        'redis-cluster': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -136,11 +143,24 @@ export function parseDemoArgs(argv: readonly string[]): DemoOptions {
     runTimeoutS: number('run-timeout-s', DEMO_DEFAULTS.runTimeoutS, 1, 86_400),
     report: typeof values.report === 'string' ? values.report : undefined,
     embedded: values.embedded === true,
+    redisCluster: clusterNodes(values['redis-cluster']),
     help: values.help === true,
   };
+}
+
+/** `host:port,host:port` (a `redis://` prefix allowed) -> ['host:port', ...]. */
+function clusterNodes(raw: string | boolean | undefined): string[] | undefined {
+  if (raw === undefined) return undefined;
+  const nodes = String(raw).split(',').map((n) => n.trim().replace(/^redis:\/\//, '').replace(/\/$/, '')).filter(Boolean);
+  if (nodes.length === 0) throw new UsageError('--redis-cluster needs at least one host:port');
+  for (const n of nodes) {
+    if (!/^[^:\s/]+:\d{1,5}$/.test(n)) throw new UsageError(`--redis-cluster: expected host:port, got '${n}'`);
+  }
+  return nodes;
 }
 
 /** Rejects combinations that would send nothing. */
 export function checkDemoOptions(o: DemoOptions): void {
   if (o.inFlight === 0 && o.openRate === 0) throw new UsageError('--in-flight 0 and --open-rate 0: nothing would send requests.');
+  if (o.embedded && o.redisCluster) throw new UsageError('--embedded and --redis-cluster: the embedded mode uses no Redis.');
 }

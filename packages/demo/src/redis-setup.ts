@@ -1,6 +1,7 @@
 /**
- * Where the demo's Redis comes from. A newcomer's first command must not
- * fail for lack of Redis, so, in order:
+ * Where the demo's Redis comes from. With `--redis-cluster`, that Redis
+ * Cluster (it must answer: an explicit flag does not fall back); otherwise a
+ * newcomer's first command must not fail for lack of Redis, so, in order:
  *  1. `REDIS_URL` when set and answering: the run's keys live under a
  *     unique prefix (other data on a shared Redis is never touched) and
  *     are deleted at the end;
@@ -8,14 +9,17 @@
  *     free port, no persistence (nothing here needs to survive a restart);
  *  3. otherwise the embedded in-process mode, which the caller announces.
  */
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
+import { createRedis, type RedisClient, type RedisConnectionInput } from '@inferq/core';
 import { RedisServerProcess, findRedisServerBinary } from '@inferq/testkit';
 import type { RunMode } from './summary.js';
 
 export interface RedisChoice {
   mode: RunMode;
-  /** Absent in embedded mode. */
+  /** Absent in embedded and cluster mode. */
   url?: string;
+  /** Seed nodes (host:port) in cluster mode. */
+  clusterNodes?: string[];
   /** Problems met on the way (e.g. REDIS_URL did not answer), to show the user. */
   warnings: string[];
   /** Deletes the run's keys (REDIS_URL) or stops the local server. Idempotent, never throws. */
@@ -23,6 +27,16 @@ export interface RedisChoice {
 }
 
 const noop = async (): Promise<void> => undefined;
+
+/**
+ * The demo's own control connection (start signal, stats), to one Redis or
+ * a cluster: a command fails after 2 retries instead of ioredis' 20.
+ */
+export function controlConnection(input: RedisConnectionInput, connectionName: string): RedisClient {
+  if (typeof input === 'string') return new Redis(input, { maxRetriesPerRequest: 2, connectionName });
+  if ('cluster' in input) return createRedis({ ...input, options: { ...input.options, redisOptions: { ...input.options?.redisOptions, maxRetriesPerRequest: 2 } } }, { connectionName });
+  return new Redis({ ...input, maxRetriesPerRequest: 2, connectionName });
+}
 
 /** `redis://user:secret@host` -> `redis://user:***@host`, for printing. */
 export function redactUrl(url: string): string {
@@ -49,9 +63,15 @@ async function probe(url: string, timeoutMs: number): Promise<{ version: string 
   }
 }
 
-export async function chooseRedis(forceEmbedded: boolean): Promise<RedisChoice> {
+export async function chooseRedis(forceEmbedded: boolean, clusterNodes?: readonly string[]): Promise<RedisChoice> {
   const warnings: string[] = [];
   if (forceEmbedded) return { mode: { kind: 'embedded', reason: '--embedded was given' }, warnings, release: noop };
+  if (clusterNodes?.length) {
+    const p = await probeCluster(clusterNodes, 5000);
+    if ('error' in p) throw new Error(`--redis-cluster ${clusterNodes.join(',')} did not answer: ${p.error}`);
+    const nodes = [...clusterNodes];
+    return { mode: { kind: 'cluster', nodes: nodes.join(','), version: p.version }, clusterNodes: nodes, warnings, release: (prefix) => deleteClusterKeys(nodes, prefix) };
+  }
 
   const external = process.env.REDIS_URL;
   if (external) {
@@ -87,6 +107,56 @@ export async function chooseRedis(forceEmbedded: boolean): Promise<RedisChoice> 
     ? 'REDIS_URL did not answer and no redis-server could be started'
     : 'no REDIS_URL and no redis-server on this machine (install one, e.g. apt-get install redis-server, or set REDIS_URL, to see the distributed mode)';
   return { mode: { kind: 'embedded', reason }, warnings, release: noop };
+}
+
+function clusterConnection(nodes: readonly string[], timeoutMs: number): Cluster {
+  const c = new Cluster(
+    nodes.map((n) => ({ host: n.slice(0, n.lastIndexOf(':')), port: Number(n.slice(n.lastIndexOf(':') + 1)) })),
+    { clusterRetryStrategy: () => null, redisOptions: { maxRetriesPerRequest: 1, connectTimeout: timeoutMs, commandTimeout: timeoutMs } },
+  );
+  c.on('error', () => undefined);
+  return c;
+}
+
+async function probeCluster(nodes: readonly string[], timeoutMs: number): Promise<{ version: string } | { error: string }> {
+  const c = clusterConnection(nodes, timeoutMs);
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    });
+    const info = await Promise.race([c.info('server'), timeout]);
+    return { version: /redis_version:(\S+)/.exec(info)?.[1] ?? '?' };
+  } catch (err) {
+    return { error: (err as Error).message };
+  } finally {
+    clearTimeout(timer);
+    c.disconnect();
+  }
+}
+
+/** Deletes every key under `prefix:` on every master of the cluster (SCAN per master, one UNLINK per key: keys of different slots). */
+async function deleteClusterKeys(nodes: readonly string[], prefix: string): Promise<void> {
+  const c = clusterConnection(nodes, 3000);
+  try {
+    await c.ping();
+    for (const node of c.nodes('master')) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await node.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+        cursor = next;
+        if (keys.length) {
+          const p = node.pipeline();
+          for (const k of keys) p.unlink(k);
+          await p.exec();
+        }
+      } while (cursor !== '0');
+    }
+  } catch (err) {
+    process.stderr.write(`warning: deleting the demo's keys (${prefix}:*) on the cluster failed: ${(err as Error).message}\n`);
+  } finally {
+    c.disconnect();
+  }
 }
 
 /** Deletes every key under `prefix:` (SCAN + UNLINK: never KEYS, never FLUSHDB on a shared server). */

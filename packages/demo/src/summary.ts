@@ -23,6 +23,7 @@ import {
 export type RunMode =
   | { kind: 'external'; url: string; version: string }
   | { kind: 'local'; url: string; version: string }
+  | { kind: 'cluster'; nodes: string; version: string }
   | { kind: 'embedded'; reason: string };
 
 /** What the in-process mode counts instead of Redis stats. */
@@ -181,6 +182,8 @@ export function describeMode(m: RunMode): string {
       return `REDIS_URL ${m.url} (Redis ${m.version}); keys under a unique prefix, deleted at the end`;
     case 'local':
       return `local redis-server ${m.version} started for this run at ${m.url}`;
+    case 'cluster':
+      return `Redis Cluster ${m.nodes} (--redis-cluster, Redis ${m.version}); keys under a unique prefix, deleted at the end`;
     case 'embedded':
       return `EMBEDDED in-process mode (InferenceOptimizer, no Redis, no worker or client processes): ${m.reason}`;
   }

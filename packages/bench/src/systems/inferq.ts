@@ -13,9 +13,10 @@ async function connectClient(cfg: ClientConfig): Promise<Transport> {
   // Imported where it is used: the parent process only needs this module's command lines and readStats.
   const { InferenceClient } = await import('@inferq/client');
   const client = new InferenceClient<number[], unknown>({
-    redis: cfg.redisUrl,
+    redis: cfg.clusterNodes ? { cluster: cfg.clusterNodes } : cfg.redisUrl,
     model: cfg.queueName,
     prefix: cfg.namespace,
+    ...(cfg.queueShards !== undefined ? { queueShards: cfg.queueShards } : {}),
     config: {
       ...(cfg.libraryDefaults ? {} : { enableCaching: cfg.caching, cacheMaxSize: cfg.cacheMaxSize }),
       ...(cfg.maxQueueLength > 0 ? { maxQueueLength: cfg.maxQueueLength } : {}),
@@ -34,7 +35,9 @@ async function connectClient(cfg: ClientConfig): Promise<Transport> {
 
 /** The `inferq-worker` command line of a scenario: the bench's settings, or the CLI's defaults (`libraryDefaults`). */
 export function workerArgs(s: ScenarioSettings): string[] {
-  const args = ['--model', s.queueName, '--module', MODEL_MODULE[s.model], '--redis', s.redisUrl, '--prefix', s.namespace];
+  const redis = s.clusterNodes ? ['--redis-cluster', s.clusterNodes.join(',')] : ['--redis', s.redisUrl];
+  const args = ['--model', s.queueName, '--module', MODEL_MODULE[s.model], ...redis, '--prefix', s.namespace];
+  if (s.queueShards !== undefined) args.push('--queue-shards', String(s.queueShards));
   if (!s.libraryDefaults) {
     args.push(
       '--max-batch-size', String(s.maxBatchSize),

@@ -3,7 +3,7 @@
  * and reads its batch counters; a client process opens its transport; a
  * worker process (for the systems without a CLI of their own) runs its loop.
  */
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { BatchCounters, ClientConfig, ScenarioSettings, SystemId, WorkerConfig } from '../settings.js';
 
 /** One request, end to end. `cached` is true when the system answered from a result cache. */
@@ -17,8 +17,8 @@ export interface SystemDefinition {
   label: string;
   /** Parent side: the command line of worker process `index` (a .ts entry runs through tsx). */
   workerCommand(s: ScenarioSettings, index: number): { script: string; args: string[] };
-  /** Parent side: cumulative counters, or undefined when the system does not batch (avg batch = 1). */
-  readCounters(redis: Redis, s: ScenarioSettings): Promise<BatchCounters | undefined>;
+  /** Parent side: cumulative counters, or undefined when the system does not batch (avg batch = 1). A Cluster only for inferq's cluster scenarios. */
+  readCounters(redis: Redis | Cluster, s: ScenarioSettings): Promise<BatchCounters | undefined>;
   /** Client process: connect and return the transport (resolves once it can send). */
   connectClient(cfg: ClientConfig): Promise<Transport>;
   /** Worker process: start, print `READY <id>` once taking work, run until killed. */
