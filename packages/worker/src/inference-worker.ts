@@ -308,9 +308,14 @@ export class InferenceWorker<I = unknown, O = unknown> {
     });
   }
 
-  /** Jobs each shard's BullMQ worker may hold: `jobConcurrency` shared over the shards. */
+  /**
+   * Jobs each shard's BullMQ worker may hold: `jobConcurrency` each, not a
+   * share of it, so a hot shard (a popular input routes to one shard) can
+   * fill the worker's batches alone; `maxHeldItems` bounds what the worker
+   * holds over all shards.
+   */
   private shardConcurrency(): number {
-    return Math.max(1, Math.ceil(this.opts.jobConcurrency / this.shards.length));
+    return this.opts.jobConcurrency;
   }
 
   /** Every model slot stuck past modelTimeoutMs: take no new job until one returns. */
