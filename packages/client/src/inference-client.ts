@@ -105,14 +105,22 @@ interface ClientShard {
   monitor: FlightMonitor;
   /**
    * Set when the shard's queue refused requests (maxQueueLength): until
-   * `until`, or until results of this shard arrive (room freed), requests
-   * are refused without a round trip.
+   * `until`, requests are refused without a round trip, except as many as
+   * results of this shard arrived since (`room`: each answer frees a place,
+   * which those requests ask Redis for).
    */
-  full: { until: number; max: number; retryAfterMs: number; queued: number } | undefined;
+  full: { until: number; max: number; retryAfterMs: number; queued: number; room: number } | undefined;
 }
 
 /** Longest a client trusts a "queue full" answer before asking Redis again. */
 const FULL_TRUST_MS = 20;
+
+/** Result lines in an inbox element (one per request answered). */
+function countLines(element: string): number {
+  let n = 1;
+  for (let i = element.indexOf('\n'); i !== -1; i = element.indexOf('\n', i + 1)) n++;
+  return n;
+}
 
 export class InferenceClient<I = unknown, O = unknown> {
   readonly id: string;
@@ -193,9 +201,9 @@ export class InferenceClient<I = unknown, O = unknown> {
         keys,
         client: this.id,
         onElements: (els) => {
-          // Results of this shard mean room in its queue: ask Redis again.
-          const s = this.shards[shard];
-          if (s) s.full = undefined;
+          // Each result of this shard frees a place in its queue: that many requests may ask Redis again.
+          const full = this.shards[shard]?.full;
+          if (full) for (const el of els) full.room += countLines(el);
           this.deliverElements(els);
         },
         logger: this.logger,
@@ -638,7 +646,7 @@ export class InferenceClient<I = unknown, O = unknown> {
       // A hint from this client's own recent pace of answers; a second when it has none.
       const rate = this.answeredPerSecond();
       const retryAfterMs = Math.min(30_000, Math.max(50, rate > 0 ? Math.ceil((1000 * excess) / rate) : 1000));
-      shard.full = { until: Date.now() + Math.min(FULL_TRUST_MS, retryAfterMs), max, retryAfterMs, queued: length };
+      shard.full = { until: Date.now() + Math.min(FULL_TRUST_MS, retryAfterMs), max, retryAfterMs, queued: length, room: 0 };
       this.refuse(refused, new QueueFullError(max, retryAfterMs, { model: this.opts.model, queued: length }));
     }
     for (const f of toSend) {
@@ -670,6 +678,11 @@ export class InferenceClient<I = unknown, O = unknown> {
       const full = shard.full;
       if (full) {
         const left = full.until - Date.now();
+        if (left > 0 && full.room > 0) {
+          full.room--;
+          this.admitStage.push(f);
+          return;
+        }
         if (left > 0) {
           this.refuse([f], new QueueFullError(full.max, Math.max(1, full.retryAfterMs - (FULL_TRUST_MS - left)), { model: this.opts.model, queued: full.queued, cached: true }));
           return;
