@@ -31,13 +31,13 @@
   ARGV[7]              TTL of the done bitmaps, in ms
   ARGV[8]              cache max bytes (value bytes + key bytes over all entries); an output
                        larger than this by itself is not cached (its callers still get it)
-  ARGV[9+7(i-1)+0]     item i: index j of its client's inbox key
-  ARGV[9+7(i-1)+1]     item i: request id
-  ARGV[9+7(i-1)+2]     item i: index f of the flight it owns, or 0
-  ARGV[9+7(i-1)+3]     item i: index d of its job's done bitmap, or 0 (no at-most-once check)
-  ARGV[9+7(i-1)+4]     item i: its index in the job's envelope (bit offset in the bitmap)
-  ARGV[9+7(i-1)+5]     item i: result payload (JSON) for its callers
-  ARGV[9+7(i-1)+6]     item i: cache key and output to cache, as "<cache key> <output JSON>", or ''
+  ARGV[8+i]            item i, one argument: "<j> <f> <d> <index> <request id>\n<payload>\n<entry>" with
+                         j      index of its client's inbox key (1..m)
+                         f      index of the flight it owns, or 0
+                         d      index of its job's done bitmap, or 0 (no at-most-once check)
+                         index  its index in the job's envelope (bit offset in the bitmap)
+                         payload  result payload (JSON, never a raw newline) for its callers
+                         entry  cache key and output to cache, "<cache key> <output JSON>", or ''
 
   Returns: {entries evicted, waiters served, items skipped as already settled,
             outputs not cached for being larger than the cache max bytes}
@@ -47,29 +47,46 @@
 -- @include lru-expire.lua
 -- @include flight.lua
 
-local W = 7
 local m, nf = tonumber(ARGV[5]), tonumber(ARGV[6])
 local maxBytes = tonumber(ARGV[8])
-local n = (#ARGV - 8) / W
-if m == nil or nf == nil or n ~= math.floor(n) or maxBytes == nil or maxBytes < 1 then
+local n = #ARGV - 8
+if m == nil or nf == nil or maxBytes == nil or maxBytes < 1 then
   return redis.error_reply('ERR settle: malformed arguments')
 end
 local nd = #KEYS - 4 - m - nf
+
+-- Each item is one argument (fewer arguments: less work for the client library and for Redis
+-- per item): "<j> <f> <d> <index> <request id>\n<payload>\n<cache entry>".
+local J, F, D, IDX, RID, PAY, ENT = {}, {}, {}, {}, {}, {}, {}
+for i = 1, n do
+  local s = ARGV[8 + i]
+  local nl1 = string.find(s, '\n', 1, true)
+  local nl2 = nl1 and string.find(s, '\n', nl1 + 1, true)
+  local j, f, d, idx, rid
+  if nl2 then
+    j, f, d, idx, rid = string.match(string.sub(s, 1, nl1 - 1), '^(%d+) (%d+) (%d+) (%d+) (%S+)$')
+  end
+  j, f, d = tonumber(j), tonumber(f), tonumber(d)
+  if not rid or j < 1 or j > m or f > nf or d > nd then
+    return redis.error_reply('ERR settle: malformed item ' .. i)
+  end
+  J[i], F[i], D[i], IDX[i], RID[i] = j, f, d, tonumber(idx), rid
+  PAY[i] = string.sub(s, nl1 + 1, nl2 - 1)
+  ENT[i] = string.sub(s, nl2 + 1)
+end
 
 -- Pass 1: which items are settled now (their done bit was not set), and what they cache.
 local live = {}
 local cacheKeys, cacheValues = {}, {}
 local skipped = 0
 for i = 1, n do
-  local a = 9 + W * (i - 1)
-  local d = tonumber(ARGV[a + 3])
   local first = true
-  if d > 0 then
-    first = redis.call('GETBIT', KEYS[4 + m + nf + d], tonumber(ARGV[a + 4])) == 0
+  if D[i] > 0 then
+    first = redis.call('GETBIT', KEYS[4 + m + nf + D[i]], IDX[i]) == 0
   end
   if first then
-    live[#live + 1] = a
-    local entry = ARGV[a + 6]
+    live[#live + 1] = i
+    local entry = ENT[i]
     if entry ~= '' then
       local sep = string.find(entry, ' ', 1, true)
       cacheKeys[#cacheKeys + 1] = string.sub(entry, 1, sep - 1)
@@ -85,11 +102,10 @@ for j = 1, m do
   declared[KEYS[4 + j]] = true
 end
 local waitersOf, missing, seen = {}, { -1 }, {}
-for _, a in ipairs(live) do
-  local f = tonumber(ARGV[a + 2])
-  if f > 0 then
-    local waiters = flight_waiters(KEYS[4 + m + f], ARGV[a + 1])
-    waitersOf[a] = waiters
+for _, i in ipairs(live) do
+  if F[i] > 0 then
+    local waiters = flight_waiters(KEYS[4 + m + F[i]], RID[i])
+    waitersOf[i] = waiters
     for _, w in ipairs(waiters or {}) do
       if not declared[ARGV[4] .. w[1]] and not seen[w[1]] then
         seen[w[1]] = true
@@ -116,22 +132,19 @@ end
 
 local outbox = flight_out()
 local served = 0
-for _, a in ipairs(live) do
-  local inboxKey = KEYS[4 + tonumber(ARGV[a])]
-  local requestId, f, payload = ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 5]
-  flight_add(outbox, inboxKey, requestId, payload)
-  if waitersOf[a] then
-    served = served + flight_serve(outbox, KEYS[4 + m + f], waitersOf[a], payload, ARGV[4])
+for _, i in ipairs(live) do
+  flight_add(outbox, KEYS[4 + J[i]], RID[i], PAY[i])
+  if waitersOf[i] then
+    served = served + flight_serve(outbox, KEYS[4 + m + F[i]], waitersOf[i], PAY[i], ARGV[4])
   end
 end
 flight_flush(outbox, ARGV[3])
 
 -- Done bits last: if a write above failed (the script stops there), nothing is marked settled
 -- and a retry delivers again (a duplicate is dropped by the client), rather than never.
-for _, a in ipairs(live) do
-  local d = tonumber(ARGV[a + 3])
-  if d > 0 then
-    redis.call('SETBIT', KEYS[4 + m + nf + d], tonumber(ARGV[a + 4]), 1)
+for _, i in ipairs(live) do
+  if D[i] > 0 then
+    redis.call('SETBIT', KEYS[4 + m + nf + D[i]], IDX[i], 1)
   end
 end
 for d = 1, nd do

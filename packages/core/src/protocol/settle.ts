@@ -180,7 +180,8 @@ function appendSettleCall(pipeline: ChainableCommander, keys: ModelKeys, call: S
       }
     }
     const cacheEntry = it.cacheKey !== undefined && it.cacheValue !== undefined ? `${it.cacheKey} ${it.cacheValue}` : '';
-    itemArgs.push(String(j), it.requestId, String(f), String(d), String(it.job?.index ?? 0), it.payload, cacheEntry);
+    // One argument per item (the script's header): JSON payloads and cache entries hold no raw newline.
+    itemArgs.push(`${j} ${f} ${d} ${it.job?.index ?? 0} ${it.requestId}\n${it.payload}\n${cacheEntry}`);
   }
   pipelineScript(
     pipeline,
