@@ -244,12 +244,13 @@ export class InferenceClient<I = unknown, O = unknown> {
     for (const f of this.flights.values()) if (f.shard === shard) yield f;
   }
 
-  /** Flights grouped by shard, in the order they came. */
-  private byShard(flights: readonly Flight[]): Map<number, Flight[]> {
-    const groups = new Map<number, Flight[]>();
+  /** Flights grouped by their shard, in the order they came. */
+  private byShard(flights: readonly Flight[]): Map<ClientShard, Flight[]> {
+    const groups = new Map<ClientShard, Flight[]>();
     for (const f of flights) {
-      let g = groups.get(f.shard);
-      if (!g) groups.set(f.shard, (g = []));
+      const shard = this.shard(f);
+      let g = groups.get(shard);
+      if (!g) groups.set(shard, (g = []));
       g.push(f);
     }
     return groups;
@@ -495,12 +496,12 @@ export class InferenceClient<I = unknown, O = unknown> {
     this.flushLatencies();
   }
 
-  private async claimShard(shard: number, keyed: Flight[]): Promise<void> {
+  private async claimShard(shard: ClientShard, keyed: Flight[]): Promise<void> {
     let claims: ClaimOutcome[];
     try {
       claims = await claimFlights(
         this.cmd,
-        (this.shards[shard] as ClientShard).keys,
+        shard.keys,
         this.id,
         keyed.map((f) => ({ id: f.id, key: f.key as string, deadline: this.clock.toRedis(f.deadline) })),
       );
@@ -566,7 +567,7 @@ export class InferenceClient<I = unknown, O = unknown> {
       this.failFlights(toSend, err, 'Redis not usable');
       return;
     }
-    await Promise.all([...this.byShard(toSend)].map(([shard, fs]) => this.enqueueShard(this.shards[shard] as ClientShard, fs)));
+    await Promise.all([...this.byShard(toSend)].map(([shard, fs]) => this.enqueueShard(shard, fs)));
   }
 
   private async enqueueShard(shard: ClientShard, toSend: Flight[]): Promise<void> {
@@ -624,7 +625,7 @@ export class InferenceClient<I = unknown, O = unknown> {
    */
   private async admit(flights: Flight[]): Promise<void> {
     const live = flights.filter((f) => this.tracked(f) && (hasLiveCallers(f) || f.role === 'owner'));
-    await Promise.all([...this.byShard(live)].map(([shard, fs]) => this.admitShard(this.shards[shard] as ClientShard, fs)));
+    await Promise.all([...this.byShard(live)].map(([shard, fs]) => this.admitShard(shard, fs)));
   }
 
   private async admitShard(shard: ClientShard, toSend: Flight[]): Promise<void> {
@@ -720,8 +721,8 @@ export class InferenceClient<I = unknown, O = unknown> {
     const payload = failurePayload(error, this.id);
     await Promise.all(
       [...this.byShard(owned)].map(([shard, fs]) =>
-        releaseFlights(this.cmd, (this.shards[shard] as ClientShard).keys, this.id, fs.map((f) => ({ id: f.id, key: f.key as string })), payload).catch((err: unknown) =>
-          this.logger.error({ err, flights: fs.length, shard }, 'releasing owned flights failed; their waiters take them over when this client stops'),
+        releaseFlights(this.cmd, shard.keys, this.id, fs.map((f) => ({ id: f.id, key: f.key as string })), payload).catch((err: unknown) =>
+          this.logger.error({ err, flights: fs.length, shard: shard.keys.root }, 'releasing owned flights failed; their waiters take them over when this client stops'),
         ),
       ),
     );

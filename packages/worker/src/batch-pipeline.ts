@@ -38,6 +38,7 @@ import {
   settleReplies,
   successPayload,
   type SettleCall,
+  type SettleOptions,
   type WaiterClients,
   type EnvelopeItem,
   type ModelKeys,
@@ -59,6 +60,18 @@ export interface WorkItem {
   client: string;
   jobId: string;
   shard: number;
+}
+
+/**
+ * What settles a work item: its outcome to its client, once per job; with its
+ * cache key its flight closes and its waiters get the same outcome; a
+ * `cacheValue` is cached (absent: nothing is).
+ */
+export function settleItem(item: WorkItem, payload: string, cacheValue?: string): SettleItem {
+  const s: SettleItem = { requestId: item.id, client: item.client, job: { id: item.jobId, index: item.index }, payload };
+  if (item.key !== undefined) s.cacheKey = item.key;
+  if (cacheValue !== undefined) s.cacheValue = cacheValue;
+  return s;
 }
 
 /** A decoded envelope item as the worker holds it (built field by field: an object spread here cost ~7 % of a worker's CPU). */
@@ -85,9 +98,8 @@ export interface BatchPipelineOptions {
   stats: StatsRecorder;
   config: OptimizationConfig;
   workerId: string;
-  inboxTtlMs: number;
-  cacheTtlMs: number;
-  doneTtlMs: number;
+  /** Cache bounds (this shard's part) and TTLs of every settle. */
+  settle: SettleOptions;
   /** Largest output sent or cached, in bytes of its JSON. */
   maxOutputBytes: number;
   logger: Logger;
@@ -141,10 +153,7 @@ export class BatchPipeline {
     const { o } = this;
     const settles: SettleItem[][] = o.shards.map(() => []);
     const settle = (item: WorkItem, payload: string, cacheValue?: string) => {
-      const s: SettleItem = { requestId: item.id, client: item.client, job: { id: item.jobId, index: item.index }, payload };
-      if (item.key !== undefined) s.cacheKey = item.key;
-      if (cacheValue !== undefined) s.cacheValue = cacheValue;
-      (settles[item.shard] as SettleItem[]).push(s);
+      (settles[item.shard] as SettleItem[]).push(settleItem(item, payload, cacheValue));
     };
     const errorCodes: Record<string, number> = {};
     const fail = (item: WorkItem, err: InferqError) => {
@@ -247,9 +256,7 @@ export class BatchPipeline {
     }
 
     // 4. one pipeline (one per shard on a cluster): settle + stats + queue room
-    // Each shard holds its part of the cache: cacheMaxSize and cacheMaxBytes are split evenly.
-    const n = o.shards.length;
-    const settleOptions = { maxSize: Math.ceil(o.config.cacheMaxSize / n), maxBytes: Math.ceil(o.config.cacheMaxBytes / n), cacheTtlMs: o.cacheTtlMs, inboxTtlMs: o.inboxTtlMs, doneTtlMs: o.doneTtlMs };
+    const settleOptions = o.settle;
     const retrying = new Set(retry);
     const waiters = o.waiters.list();
     const shared = o.perShardPipelines ? undefined : o.redis.pipeline();

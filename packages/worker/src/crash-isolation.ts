@@ -33,7 +33,7 @@ import {
   type SettleOptions,
   type WaiterClients,
 } from '@inferq/core/protocol';
-import type { BatchOutcome, BatchPipeline, BatchReport, WorkItem } from './batch-pipeline.js';
+import { settleItem, type BatchOutcome, type BatchPipeline, type BatchReport, type WorkItem } from './batch-pipeline.js';
 import type { ModelGate } from './model-gate.js';
 
 /**
@@ -148,10 +148,8 @@ export class CrashIsolation {
         { err, jobId, index: item.index, requestId: item.id, client: item.client, cacheKey: item.key, crashes: n, maxCrashes: o.maxCrashes, stalledCounter },
         'this input crashed the worker process maxCrashes times; answering it alone with INFERQ_MODEL_CRASHED',
       );
-      const s: SettleItem = { requestId: item.id, client: item.client, job: { id: jobId, index: item.index }, payload: failurePayload(err, o.workerId) };
       // The cache key closes the item's flight: its waiters get the same answer. No cacheValue: nothing is cached.
-      if (item.key !== undefined) s.cacheKey = item.key;
-      settles.push(s);
+      settles.push(settleItem(item, failurePayload(err, o.workerId)));
     }
     const pipeline = o.redis.pipeline();
     const calls = appendSettle(pipeline, keys, settles, o.settle, o.waiters.list());

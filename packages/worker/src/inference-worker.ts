@@ -44,7 +44,7 @@ import {
   type SettleItem,
   type SettleOptions,
 } from '@inferq/core/protocol';
-import { BatchPipeline, workItem, type BatchOutcome, type BatchReport, type WorkItem } from './batch-pipeline.js';
+import { BatchPipeline, settleItem, workItem, type BatchOutcome, type BatchReport, type WorkItem } from './batch-pipeline.js';
 import { CrashIsolation, maxStalledCountFor } from './crash-isolation.js';
 import { ModelGate } from './model-gate.js';
 import { ModelRunner } from './model-runner.js';
@@ -168,9 +168,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
       stats: this.stats,
       config: opts.config,
       workerId: this.id,
-      inboxTtlMs: opts.inboxTtlMs,
-      cacheTtlMs: opts.cacheTtlMs,
-      doneTtlMs: this.settleOptions().doneTtlMs,
+      settle: this.settleOptions(),
       maxOutputBytes: opts.maxOutputBytes,
       logger,
       onBatch: opts.onBatch,
@@ -373,9 +371,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
       this.logger.error({ err, jobId, items: items.length }, 'refusing requests for another model version or quantization');
       for (const it of items) {
         // The cache key closes the item's flight (its waiters get the same refusal); nothing is cached.
-        const s: SettleItem = { requestId: it.id, client: env.client, job: { id: jobId, index: it.index }, payload: failurePayload(err, this.id) };
-        if (it.key !== undefined) s.cacheKey = it.key;
-        answerNow.push(s);
+        answerNow.push(settleItem(it, failurePayload(err, this.id)));
       }
       items = [];
     }

@@ -82,6 +82,8 @@ export interface ModelKeys {
   jobCrashes(jobId: string): string;
   /** BullMQ's hash of a job. */
   job(jobId: string): string;
+  /** One of BullMQ's keys of the shard's queue (`wait`, `active`, `delayed`, ...). */
+  queue(suffix: string): string;
 }
 
 /** Most shards of one model. */
@@ -167,5 +169,6 @@ function keysOf(root: string, modelRoot: string, prefix: string, queueName: stri
     jobDone: (j: string) => `${root}:done:${j}`,
     jobCrashes: (j: string) => `${root}:crash:${j}`,
     job: (j: string) => `${root}:${j}`,
+    queue: (suffix: string) => `${prefix}:${queueName}:${suffix}`,
   });
 }

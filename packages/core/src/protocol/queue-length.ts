@@ -30,6 +30,6 @@ export function appendQueueRelease(pipeline: ChainableCommander, keys: ModelKeys
 
 /** Resets the count when BullMQ holds no waiting, running, delayed or paused job; resolves with the count dropped, or -1. */
 export async function reconcileQueue(redis: RedisClient, keys: ModelKeys): Promise<number> {
-  const q = (s: string) => `${keys.queuePrefix}:${keys.queueName}:${s}`;
+  const q = keys.queue;
   return Number(await callScript(redis, 'queue-reconcile', [keys.queued, q('wait'), q('active'), q('delayed'), q('prioritized'), q('paused')], []));
 }

@@ -66,7 +66,7 @@ export async function setShardCount(redis: RedisClient, model: string, prefix: s
   const shardList = shardKeysOf(model, prefix, current);
   let jobs = 0;
   for (const k of shardList) {
-    const q = (suffix: string) => `${k.queuePrefix}:${k.queueName}:${suffix}`;
+    const q = k.queue;
     const counts = await Promise.all([redis.llen(q('wait')), redis.llen(q('active')), redis.zcard(q('delayed')), redis.zcard(q('prioritized')), redis.llen(q('paused'))]);
     jobs += counts.reduce((a, b) => a + b, 0);
   }
