@@ -233,6 +233,8 @@ export class InferenceClient<I = unknown, O = unknown> {
       return { keys, queue, blocking, inbox, monitor, full: undefined };
     });
     this.usable = this.check();
+    // check() logs its failure; whoever needs Redis awaits `usable` and gets it then.
+    this.usable.catch(() => undefined);
     for (const shard of this.shards) {
       shard.monitor.start();
       shard.inbox.start();

@@ -62,6 +62,25 @@ describe('start-up against a Redis that cannot serve', () => {
     expect(Date.now() - t1).toBeLessThan(8000);
   }, 30_000);
 
+  it('a client whose start-up check fails before anything awaits it: logged, no unhandled rejection', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    const { logger, lines } = collectingLogger();
+    const client = new InferenceClient({ redis: `redis://127.0.0.1:${await freePort()}`, model, connectTimeoutMs: 300, logger });
+    try {
+      // Nobody calls infer(): the check fails on its own, with no one waiting for it.
+      await new Promise((r) => setTimeout(r, 1200));
+      expect(unhandled).toEqual([]);
+      expect(lines.join('\n')).toContain('Redis is not usable');
+      const e = (await client.infer({ x: 1 }, { timeoutMs: 5000 }).catch((x: unknown) => x)) as InferqError;
+      expect(e.code).toBe(ErrorCode.REDIS_UNAVAILABLE);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      await client.close();
+    }
+  }, 30_000);
+
   it('wrong password: INFERQ_REDIS_AUTH_FAILED at once, for the worker and for every request of the client', async () => {
     const url = `redis://full:wrong@127.0.0.1:${port}`;
     const { err, ms } = await failedStart(url);
