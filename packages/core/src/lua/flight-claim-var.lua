@@ -57,8 +57,11 @@ for i = 1, n do
       -- Our own flight: this call is a resend of one whose reply was lost (a reconnect). Same answer.
       out[i] = { 2 }
     elseif not f[1] then
-      -- No flight (or a corrupt one without an id): open ours.
-      redis.call('DEL', flightKey)
+      -- No flight: open ours. A hash without an id but with other fields was not written by
+      -- these scripts (they write id, own and dl together): clear it first.
+      if f[2] or f[3] then
+        redis.call('DEL', flightKey)
+      end
       redis.call('HSET', flightKey, 'id', requestId, 'own', client, 'dl', deadline)
       flight_expire(flightKey, c.nowMs, deadline)
       out[i] = { 2 }

@@ -75,16 +75,54 @@ for i = 1, n do
   ENT[i] = string.sub(s, nl2 + 1)
 end
 
+-- The items of each done bitmap, so that its bits are read and set in one BITFIELD call per job
+-- rather than one GETBIT and one SETBIT per item.
+local itemsOf = {}
+for i = 1, n do
+  if D[i] > 0 then
+    local list = itemsOf[D[i]]
+    if list == nil then
+      list = {}
+      itemsOf[D[i]] = list
+    end
+    list[#list + 1] = i
+  end
+end
+-- Runs BITFIELD (or BITFIELD_RO) on bitmap d with `op` for each of `items`, 300 items per call
+-- (Lua's unpack has a stack limit); returns the replies in item order.
+local function bitfield(command, d, items, op)
+  local replies = {}
+  for s0 = 1, #items, 300 do
+    local args = {}
+    for k = s0, math.min(s0 + 299, #items) do
+      args[#args + 1] = op
+      args[#args + 1] = 'u1'
+      args[#args + 1] = IDX[items[k]]
+      if op == 'SET' then
+        args[#args + 1] = 1
+      end
+    end
+    local r = redis.call(command, KEYS[4 + m + nf + d], unpack(args))
+    for k = 1, #r do
+      replies[#replies + 1] = r[k]
+    end
+  end
+  return replies
+end
+local already = {}
+for d, items in pairs(itemsOf) do
+  local bits = bitfield('BITFIELD_RO', d, items, 'GET')
+  for k = 1, #items do
+    already[items[k]] = bits[k] == 1
+  end
+end
+
 -- Pass 1: which items are settled now (their done bit was not set), and what they cache.
 local live = {}
 local cacheKeys, cacheValues = {}, {}
 local skipped = 0
 for i = 1, n do
-  local first = true
-  if D[i] > 0 then
-    first = redis.call('GETBIT', KEYS[4 + m + nf + D[i]], IDX[i]) == 0
-  end
-  if first then
+  if not already[i] then
     live[#live + 1] = i
     local entry = ENT[i]
     if entry ~= '' then
@@ -142,10 +180,19 @@ flight_flush(outbox, ARGV[3])
 
 -- Done bits last: if a write above failed (the script stops there), nothing is marked settled
 -- and a retry delivers again (a duplicate is dropped by the client), rather than never.
+local liveOf = {}
 for _, i in ipairs(live) do
   if D[i] > 0 then
-    redis.call('SETBIT', KEYS[4 + m + nf + D[i]], IDX[i], 1)
+    local list = liveOf[D[i]]
+    if list == nil then
+      list = {}
+      liveOf[D[i]] = list
+    end
+    list[#list + 1] = i
   end
+end
+for d, items in pairs(liveOf) do
+  bitfield('BITFIELD', d, items, 'SET')
 end
 for d = 1, nd do
   redis.call('PEXPIRE', KEYS[4 + m + nf + d], ARGV[7])

@@ -29,10 +29,12 @@
       so a script can check every inbox it will write was declared in KEYS before writing.
     flight_serve(outbox, flightKey, waiters, payload, inboxPrefix) -> number
       Queues payload for each of those waiters (their inbox being inboxPrefix .. client id),
-      deletes the flight and returns the number of waiters served.
+      marks the flight for deletion and returns the number of waiters served.
     flight_flush(outbox, ttlMs)
       RPUSHes each inbox's messages as one element and sets the inbox TTL, so the inbox of a
-      client that died disappears by itself.
+      client that died disappears by itself; then deletes the served flights in one DEL.
+  Every redis.call from Lua costs about a microsecond of Redis CPU beyond the command itself, more
+  than most of these commands: per-item work is done in bulk calls wherever the result is the same.
 ]]
 
 local FLIGHT_GRACE_MS = 1000
@@ -48,7 +50,7 @@ local function flight_expire(flightKey, nowMs, dl)
 end
 
 local function flight_out()
-  return { order = {}, lines = {} }
+  return { order = {}, lines = {}, served = {} }
 end
 
 local function flight_add(outbox, inboxKey, requestId, payload)
@@ -62,17 +64,23 @@ local function flight_add(outbox, inboxKey, requestId, payload)
 end
 
 local function flight_waiters(flightKey, ownerId)
-  if redis.call('HGET', flightKey, 'id') ~= ownerId then
-    return nil
-  end
+  -- One HGETALL rather than HGET id + HKEYS: the fields are few and their values short.
+  local all = redis.call('HGETALL', flightKey)
+  local id
   local waiters = {}
-  for _, f in ipairs(redis.call('HKEYS', flightKey)) do
-    if string.sub(f, 1, 2) == 'w:' then
+  for k = 1, #all, 2 do
+    local f = all[k]
+    if f == 'id' then
+      id = all[k + 1]
+    elseif string.sub(f, 1, 2) == 'w:' then
       local sep = string.find(f, ' ', 3, true)
       if sep then
         waiters[#waiters + 1] = { string.sub(f, 3, sep - 1), string.sub(f, sep + 1) }
       end
     end
+  end
+  if id ~= ownerId then
+    return nil
   end
   return waiters
 end
@@ -81,7 +89,7 @@ local function flight_serve(outbox, flightKey, waiters, payload, inboxPrefix)
   for _, w in ipairs(waiters) do
     flight_add(outbox, inboxPrefix .. w[1], w[2], payload)
   end
-  redis.call('DEL', flightKey)
+  outbox.served[#outbox.served + 1] = flightKey
   return #waiters
 end
 
@@ -89,5 +97,9 @@ local function flight_flush(outbox, ttlMs)
   for _, inboxKey in ipairs(outbox.order) do
     redis.call('RPUSH', inboxKey, table.concat(outbox.lines[inboxKey], '\n'))
     redis.call('PEXPIRE', inboxKey, ttlMs)
+  end
+  local served = outbox.served
+  for i = 1, #served, 500 do
+    redis.call('DEL', unpack(served, i, math.min(i + 499, #served)))
   end
 end

@@ -132,21 +132,30 @@ local function lru_put_many(c, keys, values)
   local olderGone = false -- every entry older than this call has been popped
   local evicted = 0
 
-  local function evict_oldest()
+  -- Older entries are popped in chunks (one ZPOPMIN for as many as the rest of the call may need,
+  -- not one per eviction); whatever was popped but not evicted is put back with its score at the
+  -- end, and the evicted ones leave the value HASH and the expiry ZSET in one call each.
+  local popped, pi = {}, 1
+  local evictedKeys, evictedSet = {}, {}
+  local function evict_oldest(i)
     -- Entries older than this call go first, lowest score first. A popped key this call wrote has
     -- a stale score: skip it, its new score is written at the end.
     while not olderGone do
-      local popped = redis.call('ZPOPMIN', c.lru, 1)
-      if #popped == 0 then
-        olderGone = true
-      elseif entries[popped[1]] == nil then
-        local key = popped[1]
-        total = total - lru_entry_bytes(c, key)
-        redis.call('HDEL', c.val, key)
-        if lru_has_exp(c) then
-          redis.call('ZREM', c.exp, key)
+      if popped[pi] == nil then
+        local want = math.max(c.size - c.maxSize, 1) + (n - i)
+        popped, pi = redis.call('ZPOPMIN', c.lru, want), 1
+        if #popped == 0 then
+          olderGone = true
         end
-        return true
+      else
+        local key = popped[pi]
+        pi = pi + 2
+        if entries[key] == nil then
+          total = total - lru_entry_bytes(c, key)
+          evictedKeys[#evictedKeys + 1] = key
+          evictedSet[key] = true
+          return true
+        end
       end
     end
     -- Then the entries of this call, the earliest put first.
@@ -164,12 +173,17 @@ local function lru_put_many(c, keys, values)
     return false
   end
 
+  -- What each key holds now, in one bulk read (a put follows a miss, so these are nearly always
+  -- absent and the reply is small): its size is the value's byte length plus the key's, as
+  -- lru_entry_bytes counts it.
+  local stored = lru_bulk('HMGET', c.val, keys)
   for i = 1, n do
     local key, value = keys[i], values[i]
     local e = entries[key]
     if e == nil then
-      local stored, existed = lru_entry_bytes(c, key)
-      e = { existed = existed, present = existed, size = stored }
+      -- A key evicted earlier in this call (as an older entry, before its own put) holds nothing.
+      local old = not evictedSet[key] and stored[i]
+      e = { existed = old ~= false, present = old ~= false, size = old and (#old + #key) or 0 }
       entries[key] = e
     end
     local size = #key + #value
@@ -189,7 +203,7 @@ local function lru_put_many(c, keys, values)
       e.present, e.size, e.value, e.seq = true, size, value, i
       total = total + size
       order[#order + 1] = { key, i }
-      while (c.size > c.maxSize or total > c.maxBytes) and evict_oldest() do
+      while (c.size > c.maxSize or total > c.maxBytes) and evict_oldest(i) do
         c.size = c.size - 1
         evicted = evicted + 1
       end
@@ -198,6 +212,20 @@ local function lru_put_many(c, keys, values)
 
   -- Write what the loop decided, each key once: live entries with the score of their last put,
   -- and entries that existed before but were refused or evicted since removed.
+  local back = {}
+  for k = pi, #popped, 2 do
+    back[#back + 1] = popped[k + 1]
+    back[#back + 1] = popped[k]
+  end
+  if #back > 0 then
+    lru_bulk('ZADD', c.lru, back)
+  end
+  if #evictedKeys > 0 then
+    lru_bulk('HDEL', c.val, evictedKeys)
+    if lru_has_exp(c) then
+      lru_bulk('ZREM', c.exp, evictedKeys)
+    end
+  end
   local scored, fields, live, gone, done = {}, {}, {}, {}, {}
   for i = 1, n do
     local key = keys[i]
