@@ -122,6 +122,9 @@ function countLines(element: string): number {
   return n;
 }
 
+/** Failed jobs are kept for inspection, but few and not for long: they hold whole envelopes. */
+const ENVELOPE_JOB_OPTS = { removeOnComplete: true, removeOnFail: { count: 100, age: 3600 }, attempts: 3, backoff: { type: 'exponential', delay: 200 } } as const;
+
 export class InferenceClient<I = unknown, O = unknown> {
   readonly id: string;
   private readonly opts: ResolvedClientOptions;
@@ -594,14 +597,12 @@ export class InferenceClient<I = unknown, O = unknown> {
       });
     }
     try {
-      const jobs = await shard.queue.addBulk(
-        envelopes.map((data) => ({
-          name: ENVELOPE_JOB_NAME,
-          data,
-          // Failed jobs are kept for inspection, but few and not for long: they hold whole envelopes.
-          opts: { removeOnComplete: true, removeOnFail: { count: 100, age: 3600 }, attempts: 3, backoff: { type: 'exponential', delay: 200 } },
-        })),
-      );
+      // One envelope (the usual tick) is one script call; addBulk would build an ioredis
+      // pipeline for it, copying BullMQ's ~40 commands onto it (~4 % of a client's CPU).
+      const jobs =
+        envelopes.length === 1
+          ? [await shard.queue.add(ENVELOPE_JOB_NAME, envelopes[0] as RequestEnvelope, ENVELOPE_JOB_OPTS)]
+          : await shard.queue.addBulk(envelopes.map((data) => ({ name: ENVELOPE_JOB_NAME, data, opts: ENVELOPE_JOB_OPTS })));
       const now = Date.now();
       jobs.forEach((job, i) => {
         for (const f of members[i] ?? []) {

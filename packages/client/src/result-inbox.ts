@@ -3,9 +3,10 @@
  * on a connection of its own (a blocking command holds its connection).
  *
  * Workers RPUSH one element per settled batch. The loop takes elements with
- * `inbox-take` (up to 1000 at once) while there are any, and blocks when
- * there are none with a `BLMOVE` of the inbox onto itself, which moves
- * nothing (so no list is ever left without its TTL by a client that dies).
+ * `inbox-take` (up to 1000 at once), then blocks until the next one arrives
+ * with a `BLMOVE` of the inbox onto itself, which moves nothing (so no list
+ * is ever left without its TTL by a client that dies) and returns at once
+ * when an element is already there: two commands per element.
  * A taken element moves to the client's pending list before it is handed
  * out, and stays there until the next take, which is sent only after the
  * element was handled. A connection lost in
@@ -89,11 +90,13 @@ export class ResultInbox {
         }
         const taken = await this.guarded(takeInbox(redis, keys, client, TAKE_COUNT, pendingTtlMs), 0);
         failures = 0;
-        if (taken.length > 0) {
-          this.hand(taken);
-          continue;
-        }
-        // Blocks until something arrives (moving nothing); the next take hands it out.
+        this.hand(taken);
+        // A full take may have left more: take again at once. Otherwise the inbox is most likely
+        // empty now (results arrive one element per batch): block until something arrives, moving
+        // nothing (it returns at once if something already did), rather than send a take that
+        // finds nothing first — one command fewer per element. What was just handed out stays in
+        // the pending list until the next take acknowledges it.
+        if (taken.length >= TAKE_COUNT) continue;
         await this.guarded(waitInbox(redis, keys, client, BLOCK_SECONDS), BLOCK_SECONDS * 1000);
       } catch (err) {
         if (!this.running) break;
