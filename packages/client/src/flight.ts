@@ -57,6 +57,8 @@ export interface Flight {
   counted: boolean;
   /** Counted in the model's queue length (admitted under maxQueueLength); its settle gives the room back. */
   queued?: boolean;
+  /** Sent again after transient Redis failures (transient-retry.ts): when the first was, and how often. */
+  retry?: { first: number; attempts: number };
 }
 
 export function hasLiveCallers(flight: Flight): boolean {

@@ -73,6 +73,7 @@ import { resolveClientOptions, type InferenceClientOptions, type ResolvedClientO
 import { DeadlineScheduler } from './deadline-scheduler.js';
 import { ResultInbox } from './result-inbox.js';
 import { CoalescingStage } from './coalescing-stage.js';
+import { isTransientRedisError, retryDelayMs, RETRY_WINDOW_MS } from './transient-retry.js';
 import { FlightMonitor } from './flight-monitor.js';
 import { LocalResultCache } from './local-result-cache.js';
 import { hasLiveCallers, resetFlight, type Caller, type Flight } from './flight.js';
@@ -519,7 +520,9 @@ export class InferenceClient<I = unknown, O = unknown> {
         for (const f of keyed) this.uncache(f);
         return;
       }
-      this.failFlights(keyed, err, 'cache read / single-flight claim failed');
+      // The claim is idempotent per request id: sending it again after a lost reply is safe.
+      const rest = this.retryLater(keyed, err, this.claimStage, 'cache read / single-flight claim');
+      if (rest.length) this.failFlights(rest, err, 'cache read / single-flight claim failed');
       return;
     }
     const now = Date.now();
@@ -611,10 +614,14 @@ export class InferenceClient<I = unknown, O = unknown> {
         }
       });
     } catch (err) {
-      const counted = toSend.filter((f) => f.queued).length;
+      // Sent again, a job whose reply was lost may run twice: its requests are answered once
+      // (by id), its flights settled once (by owner), the same output cached twice.
+      const rest = this.retryLater(toSend, err, this.enqueueStage, 'enqueue');
+      if (rest.length === 0) return;
+      const counted = rest.filter((f) => f.queued).length;
       if (counted > 0) await releaseQueue(this.cmd, shard.keys, counted).catch(() => undefined);
-      this.failFlights(toSend, err, 'enqueue failed');
-      const owned = toSend.filter((f) => f.role === 'owner');
+      this.failFlights(rest, err, 'enqueue failed');
+      const owned = rest.filter((f) => f.role === 'owner');
       if (owned.length) await this.releaseOwned(owned, `enqueue failed: ${(err as Error).message}`);
     }
   }
@@ -639,8 +646,11 @@ export class InferenceClient<I = unknown, O = unknown> {
     try {
       ({ accepted, length } = await reserveQueue(this.cmd, shard.keys, toSend.length, max));
     } catch (err) {
-      this.failFlights(toSend, err, 'queue admission failed');
-      const owned = toSend.filter((f) => f.role === 'owner');
+      // (A reservation whose reply was lost stays counted until the queue's count is reconciled.)
+      const rest = this.retryLater(toSend, err, this.admitStage, 'queue admission');
+      if (rest.length === 0) return;
+      this.failFlights(rest, err, 'queue admission failed');
+      const owned = rest.filter((f) => f.role === 'owner');
       if (owned.length) await this.releaseOwned(owned, 'queue admission failed');
       return;
     }
@@ -895,6 +905,35 @@ export class InferenceClient<I = unknown, O = unknown> {
   private forget(flight: Flight): void {
     this.flights.delete(flight.id);
     if (flight.key !== undefined && this.flightsByKey.get(flight.key) === flight) this.flightsByKey.delete(flight.key);
+  }
+
+  /**
+   * Sends again, after a backoff, the flights a transient Redis failure caught (a failover, a
+   * restart: see transient-retry.ts) while their callers still wait, within RETRY_WINDOW_MS of
+   * their first failure. Returns the flights it did not take, for the caller to fail.
+   */
+  private retryLater(flights: Flight[], err: unknown, stage: CoalescingStage<Flight>, what: string): Flight[] {
+    if (this.closing || this.broken || !isTransientRedisError(err)) return flights;
+    const now = Date.now();
+    const again: Flight[] = [];
+    const rest: Flight[] = [];
+    let delay = 0;
+    for (const f of flights) {
+      const r = f.retry ?? { first: now, attempts: 0 };
+      const wait = retryDelayMs(r.attempts + 1);
+      if ((hasLiveCallers(f) || f.role === 'owner') && now + wait < f.deadline && now + wait - r.first <= RETRY_WINDOW_MS) {
+        r.attempts++;
+        f.retry = r;
+        delay = Math.max(delay, wait);
+        again.push(f);
+      } else rest.push(f);
+    }
+    if (again.length === 0) return rest;
+    this.logger.warn({ err, requests: again.length, retryInMs: delay, attempt: Math.max(...again.map((f) => f.retry?.attempts ?? 0)) }, `${what}: transient Redis failure; sending again`);
+    setTimeout(() => {
+      for (const f of again) if (this.tracked(f) && !this.closing) stage.push(f);
+    }, delay).unref();
+    return rest;
   }
 
   private failFlights(flights: Flight[], err: unknown, what: string): void {

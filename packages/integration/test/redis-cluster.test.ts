@@ -126,7 +126,7 @@ describe.skipIf(!support.ok)('on a local Redis Cluster (3 masters, 3 replicas)',
     expect(new Set((await cluster.masters()).map((m) => m.port))).toEqual(owners);
   }, 180_000);
 
-  it('a master killed mid-run: every request answered or rejected with a typed error by its deadline, none hung', async () => {
+  it('a master killed mid-run: every request answered by its deadline, none failed, none hung', async () => {
     const model = 'failover';
     const log = join(dir, 'failover.log');
     const workers = await Promise.all([workerProc(model, 'f1', log), workerProc(model, 'f2', log)]);
@@ -163,8 +163,10 @@ describe.skipIf(!support.ok)('on a local Redis Cluster (3 masters, 3 replicas)',
       }
     }
     console.log(`failover run: ${answered}/${lines.length} answered, errors ${JSON.stringify(Object.fromEntries(codes))}, ${elapsed} ms`);
-    // Most requests are answered: only those caught in the failover window may fail.
-    expect(answered).toBeGreaterThan(lines.length / 2);
+    // Every request is answered: one caught in the failover window (its node's connection closed,
+    // CLUSTERDOWN) is sent again by its client after a backoff, not failed.
+    expect(Object.fromEntries(codes)).toEqual({});
+    expect(answered).toBe(lines.length);
     // After the failover the model serves again: a new client's request is answered.
     const after = new InferenceClient<{ x: number }, { y: number }>({ redis: { cluster: cluster.startupNodes }, model, prefix, queueShards: 3 });
     try {
