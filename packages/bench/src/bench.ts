@@ -197,6 +197,7 @@ async function run(
         system: r.def.system,
         model: r.def.model,
         caching: r.def.caching,
+        localCache: r.def.localCache ?? false,
         repeatFraction: r.def.repeatFraction,
         load: r.def.load ?? { kind: 'closed', inFlight: opts.inFlight },
         clients: r.def.clients ?? opts.clients,

@@ -49,6 +49,12 @@ export interface ClientReport {
   hits: LatencySummary;
   /** PING round trips on a spare connection during the window (when asked). */
   ping?: LatencySummary;
+  /**
+   * With the in-process cache on: after the window, sequential requests for an input this client
+   * already has an answer for, one at a time, in a process with nothing else to do: the cost of
+   * that tier itself (under load a hit also waits behind the process's other lanes).
+   */
+  localHitIdle?: LatencySummary;
   /** Requests this client started over its whole run (warm-up included). */
   sent: number;
   /** Of those, inputs that repeated an earlier one. */
@@ -62,6 +68,8 @@ const PING_INTERVAL_MS = 5;
 /** Open loop: most requests unanswered at once per client process. */
 const MAX_OPEN_OUTSTANDING = 20_000;
 const QUEUE_FULL = 'INFERQ_QUEUE_FULL';
+/** Sequential requests of the in-process hit probe (after the window). */
+const LOCAL_HIT_PROBES = 2000;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)));
 const epochNow = () => performance.timeOrigin + performance.now();
@@ -91,6 +99,8 @@ export async function runLoadClient(system: SystemDefinition, cfg: ClientConfig)
   let skipped = 0;
   let sent = 0;
   let stopped = false;
+  /** The last input answered: cached in process when the in-process cache is on. */
+  let lastAnswered: unknown;
   const inWindow = (t: number) => t >= go.warmupUntil && t < go.measureUntil;
 
   /** One request; `t0` is when it counts from (performance.now() time base). Resolves true when it failed. */
@@ -105,6 +115,7 @@ export async function runLoadClient(system: SystemDefinition, cfg: ClientConfig)
       failure = err;
     }
     const t1 = performance.now();
+    if (failure === undefined) lastAnswered = input;
     if (inWindow(performance.timeOrigin + t1)) {
       if (failure === undefined) {
         completed++;
@@ -174,6 +185,18 @@ export async function runLoadClient(system: SystemDefinition, cfg: ClientConfig)
 
   await sleep(go.measureUntil - epochNow());
   stopped = true;
+  let localHitIdle: LatencySummary | undefined;
+  if (cfg.localCache && lastAnswered !== undefined) {
+    // Let the lanes' last requests settle, then time the tier alone.
+    await sleep(200);
+    const probeHits = new LatencyRecorder();
+    for (let i = 0; i < LOCAL_HIT_PROBES; i++) {
+      const t0 = performance.now();
+      const { cached } = await transport.send(lastAnswered as never);
+      if (cached) probeHits.record(performance.now() - t0);
+    }
+    localHitIdle = probeHits.summary();
+  }
   const report: ClientReport = {
     client: cfg.clientIndex,
     completed,
@@ -188,6 +211,7 @@ export async function runLoadClient(system: SystemDefinition, cfg: ClientConfig)
     repeats: workload.repeats,
   };
   if (probe) report.ping = ping.summary();
+  if (localHitIdle) report.localHitIdle = localHitIdle;
   process.stdout.write(`RESULT ${JSON.stringify(report)}\n`, () => process.exit(0));
 }
 

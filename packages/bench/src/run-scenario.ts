@@ -59,6 +59,8 @@ export interface ScenarioRun {
   hits: LatencySummary;
   /** PING round trips timed inside the client processes during the window. */
   pingUnderLoad?: LatencySummary;
+  /** In-process cache hits timed one at a time after the window, in otherwise idle client processes. */
+  localHitIdle?: LatencySummary;
   sent: number;
   repeats: number;
   /** CPU of clients, workers and Redis over the window (processes: Linux only; Redis: every node under test). */
@@ -109,6 +111,7 @@ export async function runScenario(def: ScenarioDef, rep: number, ctx: ScenarioCo
     numWorkers: def.worker?.numWorkers ?? opts.numWorkers,
     batchTimeoutMs: opts.batchTimeoutMs,
     caching: def.caching,
+    localCache: def.localCache ?? false,
     cacheMaxSize: CACHE_MAX_SIZE,
     libraryDefaults: def.libraryDefaults ?? false,
     batchPolicy: def.batchPolicy,
@@ -280,6 +283,8 @@ function summarise(
   run.hits = mergeSummaries(reports.map((r) => r.hits));
   const pings = reports.flatMap((r) => (r.ping ? [r.ping] : []));
   if (pings.length) run.pingUnderLoad = mergeSummaries(pings);
+  const local = reports.flatMap((r) => (r.localHitIdle ? [r.localHitIdle] : []));
+  if (local.length) run.localHitIdle = mergeSummaries(local);
   run.completed = reports.reduce((n, r) => n + r.completed, 0);
   run.errors = reports.reduce((n, r) => n + r.errors, 0);
   run.rejected = reports.reduce((n, r) => n + r.rejected, 0);

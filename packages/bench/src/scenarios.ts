@@ -3,7 +3,8 @@
  * next to the baselines it is divided by.
  *
  * Throughput (closed loop, --in-flight requests, every system):
- *   (a) no-op, (b) ONNX, (c) ONNX with 50 % repeats and inferq's cache.
+ *   (a) no-op, (b) ONNX, (c) ONNX with 50 % repeats and inferq's cache (Redis's,
+ *   then also each client's in-process cache in front of it).
  * Latency at low load (inferq only, no-op model, the library's defaults):
  *   one request in flight, and 50 req/s open loop; each also with
  *   `--batch-policy timeout` (the policy before 'eager' became the default).
@@ -51,6 +52,8 @@ export interface ScenarioDef {
   redis?: 'single' | 'cluster';
   /** inferq queueShards (client and worker); undefined = the library default (1, flag not passed). */
   queueShards?: number;
+  /** inferq clients with their in-process result cache on (its defaults). */
+  localCache?: boolean;
 }
 
 const plain = (group: 'noop' | 'onnx', system: SystemId): ScenarioDef => ({
@@ -163,6 +166,20 @@ export const SCENARIOS: readonly ScenarioDef[] = Object.freeze([
     repeatFraction: 0.5,
     probePing: true,
     title: '(c) ONNX 50% repeats, cache on',
+    inQuick: true,
+  },
+  {
+    // The same with each client's in-process cache in front of Redis: a client repeats its own
+    // inputs, so its hits are answered in process (the hit latency of that tier).
+    id: 'cache-local-inferq',
+    group: 'cache',
+    system: 'inferq',
+    model: 'onnx',
+    caching: true,
+    localCache: true,
+    repeatFraction: 0.5,
+    probePing: false,
+    title: '(c) the same, in-process cache on',
     inQuick: true,
   },
   lowLoad('seq', undefined),

@@ -50,6 +50,8 @@ export interface ScenarioSettings {
   batchTimeoutMs: number;
   /** inferq result cache (scenario c); off for the others. */
   caching: boolean;
+  /** inferq client's in-process result cache (`localCache`, its defaults) in front of Redis's. */
+  localCache: boolean;
   /**
    * inferq: the library's defaults for everything the bench otherwise sets
    * (worker CLI without --max-batch-size/--batch-timeout-ms/--num-workers/

@@ -22,6 +22,7 @@ async function connectClient(cfg: ClientConfig): Promise<Transport> {
       ...(cfg.maxQueueLength > 0 ? { maxQueueLength: cfg.maxQueueLength } : {}),
     },
     defaultTimeoutMs: cfg.requestTimeoutMs,
+    ...(cfg.localCache ? { localCache: {} } : {}),
   });
   // The client connects lazily; one round trip now keeps connection setup out of the warm-up.
   await client.stats();
