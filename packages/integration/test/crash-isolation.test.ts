@@ -183,6 +183,26 @@ describe('crash isolation', () => {
     // The fleet is healthy afterwards.
     expect((await a.infer({ x: 9 }, { timeoutMs: 10_000 })).output.y).toBe(81);
 
+    // Convicted for the whole fleet: the same input in a new job (another client, with and
+    // without the cache) is answered at once by whichever worker takes it, and no worker dies.
+    // (Every worker reads the fleet's convictions every 2 s: REFRESH_MS of convicted-inputs.ts.)
+    await sleep(2_500);
+    const deathsBefore = workers.deaths.length;
+    const c = new InferenceClient<In, Out>({ redis: redis.url, model, prefix });
+    cleanups.push(() => c.close({ timeoutMs: 100 }));
+    const t1 = Date.now();
+    const again = await Promise.all(
+      [true, false].map((useCache) => c.infer({ x: 5, crash: true }, { useCache, timeoutMs: 20_000 }).then(() => undefined, (e: unknown) => e as InferqError)),
+    );
+    for (const e of again) {
+      expect(e?.code).toBe(MODEL_CRASHED);
+      expect(e?.message).toMatch(/convicted earlier/);
+    }
+    expect(Date.now() - t1).toBeLessThan(5_000);
+    await sleep(1_500);
+    expect(workers.deaths.length).toBe(deathsBefore);
+    expect(modelLog(log).filter((s) => s.input.crash === true)).toHaveLength(poisonCalls.length);
+
     await workers.stop();
     for (const p of workers.all) expect(p.child.exitCode !== null || p.child.signalCode !== null, `worker ${p.pid} ended`).toBe(true);
   }, 60_000);

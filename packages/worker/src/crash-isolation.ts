@@ -35,6 +35,7 @@ import {
 } from '@inferq/core/protocol';
 import { settleItem, type BatchOutcome, type BatchPipeline, type BatchReport, type WorkItem } from './batch-pipeline.js';
 import type { ModelGate } from './model-gate.js';
+import type { ConvictedInputs } from './convicted-inputs.js';
 
 /**
  * BullMQ's `maxStalledCount` for a given `maxCrashes`: how often a job may
@@ -60,6 +61,8 @@ export interface CrashIsolationOptions {
   /** The batch pipeline: each isolated item runs through it as a batch of one. */
   pipeline: BatchPipeline;
   gate: ModelGate;
+  /** The fleet's memory of convicted inputs: written on each conviction, checked before each job's batch. */
+  convicted: ConvictedInputs;
   stats: StatsRecorder;
   /** How results are settled; its `doneTtlMs` is also the TTL of a job's crash record (longer than a job can be re-run). */
   settle: SettleOptions;
@@ -96,7 +99,14 @@ export class CrashIsolation {
         );
       }
     }
-    if (convicted.length > 0) await this.answerCrashed(keys, jobId, stalledCounter, convicted, (item) => convictedInputs.get(item.input) ?? o.maxCrashes);
+    if (convicted.length > 0) {
+      const crashesOf = (item: WorkItem) => convictedInputs.get(item.input) ?? o.maxCrashes;
+      // Remembered by every worker first: the same input in a later job is answered at once.
+      await o.convicted
+        .convict(convicted.map((item) => ({ item, crashes: crashesOf(item) })))
+        .catch((err: unknown) => o.logger.error({ err, jobId, items: convicted.length }, 'recording the convicted inputs for the fleet failed; a later job with the same input may crash workers again'));
+      await this.answerCrashed(keys, jobId, stalledCounter, convicted, crashesOf, (item, n) => `Request ${item.id} (item ${item.index} of job ${jobId}) was alone in the model when a worker process died, ${n} times (maxCrashes ${o.maxCrashes}); it is not run again.`);
+    }
     if (rest.length === 0) return;
     o.logger.warn({ jobId, stalledCounter, items: rest.length }, 'job re-run after its worker died: running its items one at a time, each alone in the model');
 
@@ -134,16 +144,36 @@ export class CrashIsolation {
     return outcomes[0] ?? { delivered: Promise.resolve() };
   }
 
+  /**
+   * Items of an ordinary job whose input the fleet convicted earlier (ConvictedInputs): answered
+   * INFERQ_MODEL_CRASHED without running, like a conviction within the job.
+   */
+  async refuseConvicted(shard: number, jobId: string, items: ReadonlyArray<{ item: WorkItem; crashes: number }>): Promise<void> {
+    const crashes = new Map(items.map(({ item, crashes: n }) => [item, n]));
+    await this.answerCrashed(
+      this.o.shards[shard] as ModelKeys,
+      jobId,
+      0,
+      items.map(({ item }) => item),
+      (item) => crashes.get(item) ?? this.o.maxCrashes,
+      (item, n) => `Request ${item.id} (item ${item.index} of job ${jobId}): its input was convicted earlier of crashing the worker process (${n} times alone in the model, maxCrashes ${this.o.maxCrashes}); it is not run again.`,
+    );
+  }
+
   /** Convicted items: logged, then settled with ModelCrashedError (waiters too, nothing cached), counted, queue room given back. */
-  private async answerCrashed(keys: ModelKeys, jobId: string, stalledCounter: number, items: readonly WorkItem[], crashesOf: (item: WorkItem) => number): Promise<void> {
+  private async answerCrashed(
+    keys: ModelKeys,
+    jobId: string,
+    stalledCounter: number,
+    items: readonly WorkItem[],
+    crashesOf: (item: WorkItem) => number,
+    message: (item: WorkItem, crashes: number) => string,
+  ): Promise<void> {
     const { o } = this;
     const settles: SettleItem[] = [];
     for (const item of items) {
       const n = crashesOf(item);
-      const err = new ModelCrashedError(
-        `Request ${item.id} (item ${item.index} of job ${jobId}) was alone in the model when a worker process died, ${n} times (maxCrashes ${o.maxCrashes}); it is not run again.`,
-        { jobId, index: item.index, requestId: item.id, crashes: n },
-      );
+      const err = new ModelCrashedError(message(item, n), { jobId, index: item.index, requestId: item.id, crashes: n });
       o.logger.error(
         { err, jobId, index: item.index, requestId: item.id, client: item.client, cacheKey: item.key, crashes: n, maxCrashes: o.maxCrashes, stalledCounter },
         'this input crashed the worker process maxCrashes times; answering it alone with INFERQ_MODEL_CRASHED',

@@ -46,6 +46,7 @@ import {
 } from '@inferq/core/protocol';
 import { BatchPipeline, settleItem, workItem, type BatchOutcome, type BatchReport, type WorkItem } from './batch-pipeline.js';
 import { CrashIsolation, maxStalledCountFor } from './crash-isolation.js';
+import { ConvictedInputs } from './convicted-inputs.js';
 import { ModelGate } from './model-gate.js';
 import { ModelRunner } from './model-runner.js';
 import { resolveWorkerOptions, type InferenceWorkerOptions, type ResolvedWorkerOptions } from './worker-options.js';
@@ -83,6 +84,8 @@ export class InferenceWorker<I = unknown, O = unknown> {
   private stuckCalls = 0;
   /** Crash isolation (off with maxCrashes 0), and the jobs it is running: while any, no new job is taken. */
   private isolation: CrashIsolation | undefined;
+  /** Inputs the fleet convicted of crashing the worker process (with crash isolation on). */
+  private convicted: ConvictedInputs | undefined;
   private isolating = 0;
   private clockTimer: NodeJS.Timeout | undefined;
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
@@ -176,7 +179,10 @@ export class InferenceWorker<I = unknown, O = unknown> {
     // Crash isolation: ordinary batches share the model; an isolated call has it alone.
     const gate = opts.maxCrashes > 0 ? new ModelGate() : undefined;
     if (gate) {
+      this.convicted = new ConvictedInputs(cmd, keys.convicted, { model: opts.model, modelVersion: opts.modelVersion, quantization: opts.config.quantization }, logger);
+      await this.convicted.start();
       this.isolation = new CrashIsolation({
+        convicted: this.convicted,
         redis: cmd,
         shards: this.shards,
         waiters: this.waiters,
@@ -256,6 +262,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
     const { logger } = this;
     const t0 = Date.now();
     clearInterval(this.clockTimer);
+    this.convicted?.stop();
     const closed = await settledWithin(Promise.all(this.workers.map((w) => w.close())), this.opts.stopTimeoutMs);
     if (!closed) {
       logger.warn({ stopTimeoutMs: this.opts.stopTimeoutMs }, 'jobs still active at stop timeout; closing anyway (BullMQ will retry them as stalled)');
@@ -390,6 +397,20 @@ export class InferenceWorker<I = unknown, O = unknown> {
       if (done) items = items.filter((it) => !bitIsSet(done, it.index));
     }
     if (items.length === 0) return { items: 0 };
+    // Inputs the fleet convicted earlier of crashing the worker process: answered, never run.
+    if (this.isolation && this.convicted) {
+      const convicted: Array<{ item: WorkItem; crashes: number }> = [];
+      for (const item of items) {
+        const crashes = this.convicted.crashesOf(item);
+        if (crashes !== undefined) convicted.push({ item, crashes });
+      }
+      if (convicted.length > 0) {
+        await this.isolation.refuseConvicted(shard, jobId, convicted);
+        const refused = new Set(convicted.map((c) => c.item));
+        items = items.filter((item) => !refused.has(item));
+        if (items.length === 0) return { items: 0 };
+      }
+    }
     // A worker died holding this job (or lost its lock): its items run alone, see crash-isolation.ts.
     if (this.isolation && job.stalledCounter > 0) return this.isolate(this.isolation, job, items, shard);
     this.hold(items.length, 1, shard);

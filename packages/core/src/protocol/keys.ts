@@ -64,6 +64,8 @@ export interface ModelKeys {
   readonly cacheEpoch: string;
   /** `<modelVersion>/<quantization>` the workers serve (set by each worker at start). */
   readonly served: string;
+  /** Model-wide: fingerprints (cache keys) of inputs convicted of crashing the worker process -> crashes. */
+  readonly convicted: string;
   /** BullMQ queue prefix and name: BullMQ builds `<prefix>:<name>:<suffix>`. */
   readonly queuePrefix: string;
   readonly queueName: string;
@@ -156,6 +158,7 @@ function keysOf(root: string, modelRoot: string, prefix: string, queueName: stri
     cacheBytes: `${root}:cache:bytes`,
     stats: `${modelRoot}:stats`,
     statsLatency: `${modelRoot}:stats:latency`,
+    convicted: `${modelRoot}:convicted`,
     queued: `${root}:queued`,
     cacheEpoch: `${root}:cache:epoch`,
     served: `${root}:served`,
