@@ -75,19 +75,27 @@ for i = 1, n do
   ENT[i] = string.sub(s, nl2 + 1)
 end
 
--- The items of each done bitmap, so that its bits are read and set in one BITFIELD call per job
--- rather than one GETBIT and one SETBIT per item.
-local itemsOf = {}
-for i = 1, n do
-  if D[i] > 0 then
-    local list = itemsOf[D[i]]
-    if list == nil then
-      list = {}
-      itemsOf[D[i]] = list
+-- The items of each done bitmap (bitmap index d -> item indices), so that its bits are read and
+-- set in one BITFIELD call per job rather than one GETBIT and one SETBIT per item.
+local function by_bitmap(indices)
+  local of = {}
+  for _, i in ipairs(indices) do
+    if D[i] > 0 then
+      local list = of[D[i]]
+      if list == nil then
+        list = {}
+        of[D[i]] = list
+      end
+      list[#list + 1] = i
     end
-    list[#list + 1] = i
   end
+  return of
 end
+local all = {}
+for i = 1, n do
+  all[i] = i
+end
+local itemsOf = by_bitmap(all)
 -- Runs BITFIELD (or BITFIELD_RO) on bitmap d with `op` for each of `items`, 300 items per call
 -- (Lua's unpack has a stack limit); returns the replies in item order.
 local function bitfield(command, d, items, op)
@@ -180,18 +188,7 @@ flight_flush(outbox, ARGV[3])
 
 -- Done bits last: if a write above failed (the script stops there), nothing is marked settled
 -- and a retry delivers again (a duplicate is dropped by the client), rather than never.
-local liveOf = {}
-for _, i in ipairs(live) do
-  if D[i] > 0 then
-    local list = liveOf[D[i]]
-    if list == nil then
-      list = {}
-      liveOf[D[i]] = list
-    end
-    list[#list + 1] = i
-  end
-end
-for d, items in pairs(liveOf) do
+for d, items in pairs(by_bitmap(live)) do
   bitfield('BITFIELD', d, items, 'SET')
 end
 for d = 1, nd do
