@@ -561,13 +561,23 @@ export class InferenceClient<I = unknown, O = unknown> {
   /** Stage 2: one addBulk for every request to compute that arrived together, packed into envelopes. */
   private async enqueue(flights: Flight[]): Promise<void> {
     const toSend: Flight[] = [];
+    const dropped: Flight[] = [];
     for (const f of flights) {
-      if (!this.tracked(f)) continue;
+      if (!this.tracked(f)) {
+        // Every caller gave up while it was being admitted (expire forgot it): never sent.
+        if (f.queued && f.jobId === undefined) dropped.push(f);
+        continue;
+      }
       // An owner is sent even when its own callers gave up: waiters elsewhere may depend on it.
       if (hasLiveCallers(f) || f.role === 'owner') toSend.push(f);
-      else this.forget(f);
+      else {
+        this.forget(f);
+        if (f.queued) dropped.push(f);
+      }
       if (!f.counted) this.count(f, false);
     }
+    // Admitted but never sent (every caller gave up in between): their places in the queue count go back.
+    if (dropped.length > 0) await this.releaseRoom(dropped, 'requests dropped before their enqueue');
     if (toSend.length === 0) return;
     try {
       await this.whenUsable();
@@ -867,6 +877,8 @@ export class InferenceClient<I = unknown, O = unknown> {
     this.settle(caller, err);
     this.recorder.record({ timeouts: 1 });
     // An owner stays tracked: waiters elsewhere may depend on its job (the monitor lets it go).
+    // (A flight admitted under maxQueueLength and forgotten before its enqueue gives its place in
+    // the queue count back in the enqueue stage.)
     if (!hasLiveCallers(flight) && flight.role !== 'owner') this.forget(flight);
   }
 
@@ -905,6 +917,15 @@ export class InferenceClient<I = unknown, O = unknown> {
   private forget(flight: Flight): void {
     this.flights.delete(flight.id);
     if (flight.key !== undefined && this.flightsByKey.get(flight.key) === flight) this.flightsByKey.delete(flight.key);
+  }
+
+  /** Gives back the queue-count places of admitted flights that will not be enqueued (best effort: the worker's reconcile repairs a miss). */
+  private async releaseRoom(flights: Flight[], why: string): Promise<void> {
+    await Promise.all(
+      [...this.byShard(flights)].map(([shard, fs]) =>
+        releaseQueue(this.cmd, shard.keys, fs.length).catch((err: unknown) => this.logger.warn({ err, requests: fs.length, why }, 'giving back queue room failed')),
+      ),
+    );
   }
 
   /**
