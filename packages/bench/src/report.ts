@@ -323,7 +323,7 @@ export function checkGoals(rows: readonly ScenarioRow[], pingIdle: LatencySummar
     return {
       name,
       status: r >= factor ? 'PASS' : 'FAIL',
-      detail: `${int(a.reqPerSec)} vs ${int(b.reqPerSec)} req/s (medians); ${ratio(r)} of ${what}${reps} (goal >= ${factor < 1 ? `${factor}x` : `${factor}x`})`,
+      detail: `${int(a.reqPerSec)} vs ${int(b.reqPerSec)} req/s (medians); ${ratio(r)} of ${what}${reps} (goal >= ${factor}x)`,
     };
   };
 

@@ -628,8 +628,8 @@ export class InferenceClient<I = unknown, O = unknown> {
       // (by id), its flights settled once (by owner), the same output cached twice.
       const rest = this.retryLater(toSend, err, this.enqueueStage, 'enqueue');
       if (rest.length === 0) return;
-      const counted = rest.filter((f) => f.queued).length;
-      if (counted > 0) await releaseQueue(this.cmd, shard.keys, counted).catch(() => undefined);
+      const counted = rest.filter((f) => f.queued);
+      if (counted.length > 0) await this.releaseRoom(counted, 'enqueue failed');
       this.failFlights(rest, err, 'enqueue failed');
       const owned = rest.filter((f) => f.role === 'owner');
       if (owned.length) await this.releaseOwned(owned, `enqueue failed: ${(err as Error).message}`);
@@ -951,8 +951,9 @@ export class InferenceClient<I = unknown, O = unknown> {
     }
     if (again.length === 0) return rest;
     this.logger.warn({ err, requests: again.length, retryInMs: delay, attempt: Math.max(...again.map((f) => f.retry?.attempts ?? 0)) }, `${what}: transient Redis failure; sending again`);
+    // Each stage skips what is no longer tracked (the enqueue stage also gives back its queue room).
     setTimeout(() => {
-      for (const f of again) if (this.tracked(f) && !this.closing) stage.push(f);
+      if (!this.closing) for (const f of again) stage.push(f);
     }, delay).unref();
     return rest;
   }

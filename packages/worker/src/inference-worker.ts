@@ -153,6 +153,8 @@ export class InferenceWorker<I = unknown, O = unknown> {
       );
     }, 10_000);
     this.clockTimer.unref();
+    // One settle configuration for ordinary batches and isolated calls alike.
+    const settle = this.settleOptions();
     const pipeline = new BatchPipeline({
       redis: cmd,
       shards: this.shards,
@@ -171,7 +173,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
       stats: this.stats,
       config: opts.config,
       workerId: this.id,
-      settle: this.settleOptions(),
+      settle,
       maxOutputBytes: opts.maxOutputBytes,
       logger,
       onBatch: opts.onBatch,
@@ -190,7 +192,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
         pipeline,
         gate,
         stats: this.stats,
-        settle: this.settleOptions(),
+        settle,
         workerId: this.id,
         logger,
         onBatch: opts.onBatch,
