@@ -59,7 +59,8 @@ const MAX_CHECKS = 500;
 
 interface Check {
   flight: Flight;
-  role: Flight['role'];
+  /** The flight's state when the check was sent: a reply is applied only to a flight still in it. */
+  state: Flight['state'];
   jobId: string | undefined;
   flightId: string | undefined;
   deadline: number;
@@ -101,15 +102,16 @@ export class FlightMonitor {
     const joined: Check[] = [];
     const owned: Check[] = [];
     for (const f of o.hooks.flights()) {
-      if (f.role === 'new') continue;
+      // Only flights settled in a place Redis knows: joined, or enqueued (a flight in a stage is being sent).
+      if (f.state !== 'waiter' && f.state !== 'enqueued') continue;
       const old = now - f.since >= CHECK_AFTER_MS;
       const extended = f.deadline > f.sentDeadline;
-      const check: Check = { flight: f, role: f.role, jobId: f.jobId, flightId: f.joined?.flightId, deadline: f.deadline };
-      if (f.role === 'waiter') {
+      const check: Check = { flight: f, state: f.state, jobId: f.jobId, flightId: f.joined?.flightId, deadline: f.deadline };
+      if (f.state === 'waiter') {
         if ((old || extended) && joined.length < MAX_CHECKS) joined.push(check);
         continue;
       }
-      if (f.role === 'owner' && (old || extended) && owned.length < MAX_CHECKS) owned.push(check);
+      if (f.owns && (old || extended) && owned.length < MAX_CHECKS) owned.push(check);
       if (old && f.jobId !== undefined && (jobs.has(f.jobId) || jobs.size < MAX_CHECKS)) {
         const list = jobs.get(f.jobId) ?? [];
         list.push(check);
@@ -145,7 +147,7 @@ export class FlightMonitor {
     // Unread results may hold the answers of requests whose job or flight is gone: judge those later.
     const quiet = r.unread === 0;
     const unchanged = (c: Check) =>
-      o.hooks.tracked(c.flight) && c.flight.role === c.role && c.flight.jobId === c.jobId && c.flight.joined?.flightId === c.flightId;
+      o.hooks.tracked(c.flight) && c.flight.state === c.state && c.flight.jobId === c.jobId && c.flight.joined?.flightId === c.flightId;
 
     const ownedWaiters = new Map<Flight, number>();
     owned.forEach((c, i) => {
@@ -153,8 +155,11 @@ export class FlightMonitor {
       if (!unchanged(c)) return;
       ownedWaiters.set(c.flight, n);
       if (n >= 0) c.flight.sentDeadline = Math.max(c.flight.sentDeadline, c.deadline);
-      // No longer our flight, nobody here waits: our job answers only us, and we no longer care.
-      else if (!hasLiveCallers(c.flight)) o.hooks.forget(c.flight);
+      else {
+        // No longer our flight (settled, expired, taken over): our job answers only us.
+        c.flight.owns = false;
+        if (!hasLiveCallers(c.flight)) o.hooks.forget(c.flight);
+      }
     });
 
     jobIds.forEach((jobId, i) => {
@@ -166,7 +171,7 @@ export class FlightMonitor {
         if (checks.length) o.hooks.lose(checks.map((c) => c.flight), `job ${jobId} failed for good`);
       } else if (quiet) {
         for (const c of checks) {
-          const stillOwner = c.role === 'owner' && (ownedWaiters.get(c.flight) ?? -1) >= 0;
+          const stillOwner = c.flight.owns && (ownedWaiters.get(c.flight) ?? -1) >= 0;
           this.gone(c.flight, stillOwner, stillOwner && (ownedWaiters.get(c.flight) ?? 0) > 0);
         }
       }
@@ -174,8 +179,14 @@ export class FlightMonitor {
 
     joined.forEach((c, i) => {
       const reply = r.joined[i];
-      if (!reply || !unchanged(c)) return;
+      if (!reply) return;
       const f = c.flight;
+      if (!unchanged(c)) {
+        // The flight moved on (its callers gave up, it was answered) while the tick was in Redis; a
+        // takeover made us the owner all the same: the hook releases it rather than leave it owned and unsent.
+        if (reply.state === JoinedState.TAKEN_OVER) o.hooks.takeOver(f);
+        return;
+      }
       if (reply.state === JoinedState.ALIVE) {
         f.suspect = false;
         f.sentDeadline = Math.max(f.sentDeadline, c.deadline);
@@ -203,7 +214,7 @@ export class FlightMonitor {
       return;
     }
     if (hasLiveCallers(f) || othersWait) {
-      this.o.logger.warn({ requestId: f.id, role: f.role, jobId: f.jobId }, 'request lost in Redis (job or flight gone without an answer); sending it again');
+      this.o.logger.warn({ requestId: f.id, state: f.state, jobId: f.jobId }, 'request lost in Redis (job or flight gone without an answer); sending it again');
       this.o.hooks.resend(f, stillOwner);
     } else if (stillOwner) {
       this.o.hooks.lose([f], 'job lost');

@@ -22,6 +22,7 @@ import { Queue } from 'bullmq';
 import type { RedisClient } from '@inferq/core';
 import {
   ClosedError,
+  DeadlineExceededError,
   ErrorCode,
   InputInvalidError,
   JobLostError,
@@ -62,8 +63,9 @@ import {
   failurePayload,
   newInstanceId,
   releaseFlights,
-  releaseQueue,
-  reserveQueue,
+  releaseRoom,
+  reserveRoom,
+  CLIENT_TICK_MS,
   type ClaimOutcome,
   type InboxMessage,
   type RequestEnvelope,
@@ -76,7 +78,7 @@ import { CoalescingStage } from './coalescing-stage.js';
 import { isTransientRedisError, retryDelayMs, RETRY_WINDOW_MS } from './transient-retry.js';
 import { FlightMonitor } from './flight-monitor.js';
 import { LocalResultCache } from './local-result-cache.js';
-import { hasLiveCallers, resetFlight, type Caller, type Flight } from './flight.js';
+import { hasLiveCallers, moveTo, resetFlight, type Caller, type Flight } from './flight.js';
 
 export interface ClientInferenceResult<O = unknown> {
   output: O;
@@ -104,13 +106,6 @@ interface ClientShard {
   blocking: RedisClient;
   inbox: ResultInbox;
   monitor: FlightMonitor;
-  /**
-   * Set when the shard's queue refused requests (maxQueueLength): until
-   * `until`, requests are refused without a round trip, except as many as
-   * results of this shard arrived since (`room`: each answer frees a place,
-   * which those requests ask Redis for).
-   */
-  full: { until: number; max: number; retryAfterMs: number; queued: number; room: number } | undefined;
 }
 
 /** Longest a client trusts a "queue full" answer before asking Redis again. */
@@ -166,6 +161,15 @@ export class InferenceClient<I = unknown, O = unknown> {
     (err, fs) => this.failFlights(fs, err, 'enqueue stage failed'),
   );
   private seq = 0;
+  /**
+   * Set when the model's queue refused requests (maxQueueLength): until
+   * `until`, requests are refused without a round trip, except as many as
+   * results arrived since (`room`: each answer frees a place, which those
+   * requests ask Redis for).
+   */
+  private full: { until: number; max: number; retryAfterMs: number; queued: number; room: number } | undefined;
+  private leaseTimer: NodeJS.Timeout | undefined;
+  private reservedAny = false;
   /** The start-up check: settles once Redis is known usable (or why not). */
   private usable: Promise<void>;
   /** Set when credentials or permissions are wrong: every request rejects with it. */
@@ -205,8 +209,8 @@ export class InferenceClient<I = unknown, O = unknown> {
         keys,
         client: this.id,
         onElements: (els) => {
-          // Each result of this shard frees a place in its queue: that many requests may ask Redis again.
-          const full = this.shards[shard]?.full;
+          // Each result frees a place in the model's queue: that many requests may ask Redis again.
+          const full = this.full;
           if (full) for (const el of els) full.room += countLines(el);
           this.deliverElements(els);
         },
@@ -223,19 +227,19 @@ export class InferenceClient<I = unknown, O = unknown> {
           flights: () => this.flightsOf(shard),
           tracked: (f) => this.flights.get(f.id) === f,
           resend: (f, owner) => this.resend(f, owner),
-          takeOver: (f) => {
-            f.role = 'owner';
-            f.joined = undefined;
-            f.suspect = false;
-            this.toQueue(f);
-          },
+          takeOver: (f) => this.takeOver(f),
           lose: (fs, reason) => void this.lose(fs, reason),
           forget: (f) => this.forget(f),
           observe: (state) => this.observeCacheState(state, shard),
         },
       });
-      return { keys, queue, blocking, inbox, monitor, full: undefined };
+      return { keys, queue, blocking, inbox, monitor };
     });
+    // Places in the queue ledger are leased: renewed every tick while this client may hold any.
+    if (this.opts.config.maxQueueLength > 0) {
+      this.leaseTimer = setInterval(() => this.renewRoomLease(), CLIENT_TICK_MS);
+      this.leaseTimer.unref();
+    }
     this.usable = this.check();
     // check() logs its failure; whoever needs Redis awaits `usable` and gets it then.
     this.usable.catch(() => undefined);
@@ -345,7 +349,9 @@ export class InferenceClient<I = unknown, O = unknown> {
           shard: shardOf(prepared.key, this.shards.length, seq),
           input: prepared.json,
           callers: [],
-          role: 'new',
+          state: 'new',
+          owns: false,
+          room: false,
           deadline,
           sentDeadline: deadline,
           since: start,
@@ -454,6 +460,8 @@ export class InferenceClient<I = unknown, O = unknown> {
       this.forget(flight);
     }
     this.deadlines.clear();
+    // Its places in the queue ledger go back when the lease ends (jobs already sent are still answered).
+    clearInterval(this.leaseTimer);
     // Every step is bounded: close() settles whatever Redis does (down, slow, refusing).
     await settledWithin(Promise.all(this.shards.map((s) => s.monitor.stop())), CLOSE_STEP_MS);
     await settledWithin(Promise.all(this.shards.map((s) => s.inbox.stop())), CLOSE_STEP_MS);
@@ -486,9 +494,11 @@ export class InferenceClient<I = unknown, O = unknown> {
   private async claim(flights: Flight[]): Promise<void> {
     const keyed: Flight[] = [];
     for (const f of flights) {
-      if (!this.tracked(f)) continue;
-      if (hasLiveCallers(f)) keyed.push(f);
-      else this.forget(f); // every caller timed out before it was sent
+      if (f.state !== 'new') continue; // answered, failed or let go while it waited here
+      if (hasLiveCallers(f)) {
+        moveTo(f, 'claiming');
+        keyed.push(f);
+      } else this.letGo(f); // every caller timed out before it was sent
     }
     if (keyed.length === 0) return;
     try {
@@ -521,13 +531,21 @@ export class InferenceClient<I = unknown, O = unknown> {
         return;
       }
       // The claim is idempotent per request id: sending it again after a lost reply is safe.
+      for (const f of keyed) if (f.state === 'claiming') moveTo(f, 'new');
       const rest = this.retryLater(keyed, err, this.claimStage, 'cache read / single-flight claim');
       if (rest.length) this.failFlights(rest, err, 'cache read / single-flight claim failed');
       return;
     }
     const now = Date.now();
+    // Each reply is applied to the flight as it was sent (claiming): nothing else moves a claiming flight.
     claims.forEach((claim, i) => {
       const f = keyed[i] as Flight;
+      if (f.state !== 'claiming') {
+        // Answered meanwhile (an earlier send's result, or close()): a flight this claim opened is
+        // ours in Redis and nobody will send it, so it is released there.
+        if (claim.kind === 'owner') void this.releaseOwned([f], 'answered while its claim was in Redis', this.releasedError(f));
+        return;
+      }
       f.since = now;
       f.sentDeadline = f.deadline;
       if (claim.kind === 'hit') {
@@ -545,44 +563,146 @@ export class InferenceClient<I = unknown, O = unknown> {
         this.resolveFlight(f, { output, cached: true, clientHit: true });
         return;
       }
+      if (!f.counted) this.count(f, false);
       if (claim.kind === 'owner') {
-        f.role = 'owner';
-        this.toQueue(f);
+        moveTo(f, 'owner');
+        f.owns = true;
       } else {
         // An identical request of another process is in flight: its settle answers us too.
-        f.role = 'waiter';
+        moveTo(f, 'waiter');
         f.coalesced = true;
         f.joined = { flightId: claim.flightId, owner: claim.owner };
       }
-      if (!f.counted) this.count(f, false);
+      // Its callers may all have given up while the claim was in Redis: an owned flight is released there.
+      if (!hasLiveCallers(f)) this.letGo(f);
+      else if (claim.kind === 'owner') this.toQueue(f);
     });
   }
 
-  /** Stage 2: one addBulk for every request to compute that arrived together, packed into envelopes. */
-  private async enqueue(flights: Flight[]): Promise<void> {
-    const toSend: Flight[] = [];
-    const dropped: Flight[] = [];
+  /**
+   * Stage 2 (only under maxQueueLength): admission to the model's queue
+   * ledger. What does not fit is refused at once (nothing is written for it),
+   * the rest goes on to the enqueue stage. A stage of its own, two calls in
+   * flight: a refusal waits for its own round trip, not behind an add in flight.
+   */
+  private async admit(flights: Flight[]): Promise<void> {
+    const live = this.takeToSend(flights);
+    if (live.length === 0) return;
+    const max = this.opts.config.maxQueueLength;
+    let r: { length: number; admitted: boolean[] };
+    try {
+      // One model-wide ledger: the bound is the model's whatever the number of shards.
+      r = await reserveRoom(this.cmd, this.keys, this.id, live.map((f) => f.id), max);
+    } catch (err) {
+      // A reservation whose reply was lost holds its place until the resend (same request id:
+      // admitted again, not counted twice) or this client's lease ends.
+      for (const f of live) f.room = true;
+      this.unsend(live);
+      const rest = this.retryLater(live, err, this.admitStage, 'queue admission');
+      if (rest.length === 0) return;
+      await this.giveUp(rest, err, 'queue admission failed');
+      return;
+    }
+    const refused: Flight[] = [];
+    this.reservedAny = true;
+    const gone: Flight[] = [];
+    live.forEach((f, i) => {
+      if (f.state !== 'enqueuing') {
+        // Answered or failed meanwhile (close(), a late result): a place it was given goes back.
+        if (r.admitted[i]) gone.push(f);
+      } else if (r.admitted[i]) {
+        f.room = true;
+        this.enqueueStage.push(f);
+      } else refused.push(f);
+    });
+    if (gone.length > 0) void this.releaseRoom(gone, 'answered while its admission was in Redis');
+    if (refused.length > 0) {
+      const excess = r.length + refused.length + live.length - refused.length - max;
+      // A hint from this client's own recent pace of answers; a second when it has none.
+      const rate = this.answeredPerSecond();
+      const retryAfterMs = Math.min(30_000, Math.max(50, rate > 0 ? Math.ceil((1000 * excess) / rate) : 1000));
+      this.full = { until: Date.now() + Math.min(FULL_TRUST_MS, retryAfterMs), max, retryAfterMs, queued: r.length, room: 0 };
+      this.unsend(refused);
+      this.refuse(refused, new QueueFullError(max, retryAfterMs, { model: this.opts.model, queued: r.length }));
+    }
+  }
+
+  /** Requests refused for a full queue: nothing of them is (or stays) in Redis. */
+  private refuse(refused: Flight[], err: QueueFullError): void {
+    // Refusals are the expected answer to a flood: a line every few seconds, not one per tick.
+    this.logQueueFull({ maxQueueLength: err.details?.maxQueueLength, queued: err.details?.queued, refused: refused.length, retryAfterMs: err.retryAfterMs }, 'queue full; requests refused');
+    void this.giveUp(refused, err, 'queue full', { quiet: true });
+  }
+
+  /**
+   * To the enqueue stage, through admission when maxQueueLength is set. The
+   * model's queue just found full refuses at once: under a flood a refusal
+   * costs no round trip and no wait behind other admissions.
+   */
+  private toQueue(f: Flight): void {
+    if (this.opts.config.maxQueueLength <= 0) {
+      this.enqueueStage.push(f);
+      return;
+    }
+    const full = this.full;
+    if (full) {
+      const left = full.until - Date.now();
+      if (left > 0 && full.room > 0) {
+        full.room--;
+      } else if (left > 0) {
+        this.refuse([f], new QueueFullError(full.max, Math.max(1, full.retryAfterMs - (FULL_TRUST_MS - left)), { model: this.opts.model, queued: full.queued, cached: true }));
+        return;
+      } else this.full = undefined;
+    }
+    this.admitStage.push(f);
+  }
+
+  /**
+   * The flights of a send stage that are still to send (state new or owner),
+   * moved to `enqueuing`; those nobody wants any more are let go instead.
+   */
+  private takeToSend(flights: readonly Flight[]): Flight[] {
+    const out: Flight[] = [];
     for (const f of flights) {
-      if (!this.tracked(f)) {
-        // Every caller gave up while it was being admitted (expire forgot it): never sent.
-        if (f.queued && f.jobId === undefined) dropped.push(f);
+      if (f.state !== 'new' && f.state !== 'owner') continue; // answered, failed or let go meanwhile
+      if (!hasLiveCallers(f)) {
+        this.letGo(f);
         continue;
       }
-      // An owner is sent even when its own callers gave up: waiters elsewhere may depend on it.
-      if (hasLiveCallers(f) || f.role === 'owner') toSend.push(f);
-      else {
-        this.forget(f);
-        if (f.queued) dropped.push(f);
-      }
-      if (!f.counted) this.count(f, false);
+      moveTo(f, 'enqueuing');
+      out.push(f);
     }
-    // Admitted but never sent (every caller gave up in between): their places in the queue count go back.
-    if (dropped.length > 0) await this.releaseRoom(dropped, 'requests dropped before their enqueue');
+    return out;
+  }
+
+  /** Back from `enqueuing` to what they were before the send (a refusal, a retry after a backoff). */
+  private unsend(flights: readonly Flight[]): void {
+    for (const f of flights) if (f.state === 'enqueuing') moveTo(f, f.owns ? 'owner' : 'new');
+  }
+
+  /** Stage 3: one add for every request to compute that arrived together, packed into envelopes. */
+  private async enqueue(flights: Flight[]): Promise<void> {
+    // Admitted flights arrive here `enqueuing` already; the rest (no maxQueueLength) are taken now.
+    const toSend: Flight[] = [];
+    const fresh: Flight[] = [];
+    for (const f of flights) {
+      if (f.state === 'enqueuing') {
+        if (hasLiveCallers(f)) toSend.push(f);
+        else {
+          // Every caller gave up between admission and now: never sent.
+          moveTo(f, f.owns ? 'owner' : 'new');
+          this.letGo(f);
+        }
+      } else fresh.push(f);
+    }
+    toSend.push(...this.takeToSend(fresh));
+    for (const f of toSend) if (!f.counted) this.count(f, false);
     if (toSend.length === 0) return;
     try {
       await this.whenUsable();
     } catch (err) {
-      this.failFlights(toSend, err, 'Redis not usable');
+      this.unsend(toSend);
+      await this.giveUp(toSend, err, 'Redis not usable');
       return;
     }
     await Promise.all([...this.byShard(toSend)].map(([shard, fs]) => this.enqueueShard(shard, fs)));
@@ -593,11 +713,11 @@ export class InferenceClient<I = unknown, O = unknown> {
     const members: Flight[][] = [];
     for (const group of this.envelopeGroups(toSend)) {
       const items: RequestItem[] = group.map((f) => {
-        if (f.role === 'new') f.role = 'uncached';
         f.sentDeadline = f.deadline;
         const item: RequestItem = { id: f.id, input: f.input, deadline: this.clock.toRedis(f.deadline) };
+        // Only an owned flight is the worker's to settle: a flight we lost (taken over) is not.
         if (f.key !== undefined) item.key = f.key;
-        if (f.queued) item.q = 1;
+        if (f.room) item.q = 1;
         return item;
       });
       members.push(group);
@@ -619,102 +739,92 @@ export class InferenceClient<I = unknown, O = unknown> {
       const now = Date.now();
       jobs.forEach((job, i) => {
         for (const f of members[i] ?? []) {
+          if (f.state !== 'enqueuing') continue; // answered meanwhile: its job is answered to nobody
           f.jobId = String(job.id);
           f.since = now;
+          moveTo(f, 'enqueued');
+          // Its callers may have given up while the add was in Redis: an unowned one is forgotten
+          // (the worker's settle gives its place back); an owned one stays for its waiters.
+          if (!hasLiveCallers(f)) this.letGo(f);
         }
       });
     } catch (err) {
       // Sent again, a job whose reply was lost may run twice: its requests are answered once
-      // (by id), its flights settled once (by owner), the same output cached twice.
+      // (by id), its flights settled once (by owner), the same output cached twice, and its
+      // places in the queue ledger given back once (by id).
+      this.unsend(toSend);
       const rest = this.retryLater(toSend, err, this.enqueueStage, 'enqueue');
       if (rest.length === 0) return;
-      const counted = rest.filter((f) => f.queued);
-      if (counted.length > 0) await this.releaseRoom(counted, 'enqueue failed');
-      this.failFlights(rest, err, 'enqueue failed');
-      const owned = rest.filter((f) => f.role === 'owner');
-      if (owned.length) await this.releaseOwned(owned, `enqueue failed: ${(err as Error).message}`);
+      await this.giveUp(rest, err, `enqueue failed: ${(err as Error).message}`);
     }
   }
 
-  /**
-   * Admission under maxQueueLength: reserves room for the flights in the
-   * model's queue count; what does not fit is refused at once (nothing is
-   * written for it), the rest goes on to the enqueue stage. A stage of its
-   * own, two calls in flight: a refusal waits for its own round trip, not
-   * behind an addBulk in flight.
-   */
-  private async admit(flights: Flight[]): Promise<void> {
-    const live = flights.filter((f) => this.tracked(f) && (hasLiveCallers(f) || f.role === 'owner'));
-    await Promise.all([...this.byShard(live)].map(([shard, fs]) => this.admitShard(shard, fs)));
-  }
-
-  private async admitShard(shard: ClientShard, toSend: Flight[]): Promise<void> {
-    // Each shard counts its own queue: maxQueueLength is shared evenly over the shards.
-    const max = Math.ceil(this.opts.config.maxQueueLength / this.shards.length);
-    let accepted: number;
-    let length: number;
-    try {
-      ({ accepted, length } = await reserveQueue(this.cmd, shard.keys, toSend.length, max));
-    } catch (err) {
-      // (A reservation whose reply was lost stays counted until the queue's count is reconciled.)
-      const rest = this.retryLater(toSend, err, this.admitStage, 'queue admission');
-      if (rest.length === 0) return;
-      this.failFlights(rest, err, 'queue admission failed');
-      const owned = rest.filter((f) => f.role === 'owner');
-      if (owned.length) await this.releaseOwned(owned, 'queue admission failed');
+  /** Answers a flight taken over from a dead owner: ours to send now, or to release when nobody here waits. */
+  private takeOver(f: Flight): void {
+    if (f.state !== 'waiter') {
+      // Forgotten meanwhile (its callers gave up): we own it in Redis all the same, so release it.
+      void this.releaseOwned([f], 'the request was taken over after its callers gave up', this.releasedError(f));
       return;
     }
-    if (accepted < toSend.length) {
-      const refused = toSend.splice(accepted);
-      const excess = length + refused.length + accepted - max;
-      // A hint from this client's own recent pace of answers; a second when it has none.
-      const rate = this.answeredPerSecond();
-      const retryAfterMs = Math.min(30_000, Math.max(50, rate > 0 ? Math.ceil((1000 * excess) / rate) : 1000));
-      shard.full = { until: Date.now() + Math.min(FULL_TRUST_MS, retryAfterMs), max, retryAfterMs, queued: length, room: 0 };
-      this.refuse(refused, new QueueFullError(max, retryAfterMs, { model: this.opts.model, queued: length }));
-    }
-    for (const f of toSend) {
-      f.queued = true;
-      this.enqueueStage.push(f);
-    }
-  }
-
-  /** Requests refused for a full queue: nothing of them is (or stays) in Redis. */
-  private refuse(refused: Flight[], err: QueueFullError): void {
-    // Refusals are the expected answer to a flood: a line every few seconds, not one per tick.
-    this.logQueueFull({ maxQueueLength: err.details?.maxQueueLength, queued: err.details?.queued, refused: refused.length, retryAfterMs: err.retryAfterMs }, 'queue full; requests refused');
-    for (const f of refused) {
-      for (const c of f.callers) this.settle(c, err);
-      this.forget(f);
-    }
-    const owned = refused.filter((f) => f.role === 'owner');
-    if (owned.length) void this.releaseOwned(owned, 'queue full', err);
+    moveTo(f, 'owner');
+    f.owns = true;
+    f.joined = undefined;
+    f.suspect = false;
+    if (hasLiveCallers(f)) this.toQueue(f);
+    else this.letGo(f);
   }
 
   /**
-   * To the enqueue stage, through admission when maxQueueLength is set. A
-   * shard whose queue was just found full refuses at once: under a flood a
-   * refusal costs no round trip and no wait behind other admissions.
+   * A flight nobody here waits for any more, in the state it is in now:
+   * nothing sent, it is forgotten; owned and unsent, its Redis flight is
+   * released (waiters elsewhere claim again) and its queue place given back;
+   * sent and owned, it stays tracked until its job ends (others may wait on
+   * it); with a Redis call in flight, the reply handler calls this again.
    */
-  private toQueue(f: Flight): void {
-    if (this.opts.config.maxQueueLength > 0 && !f.queued) {
-      const shard = this.shard(f);
-      const full = shard.full;
-      if (full) {
-        const left = full.until - Date.now();
-        if (left > 0 && full.room > 0) {
-          full.room--;
-          this.admitStage.push(f);
-          return;
-        }
-        if (left > 0) {
-          this.refuse([f], new QueueFullError(full.max, Math.max(1, full.retryAfterMs - (FULL_TRUST_MS - left)), { model: this.opts.model, queued: full.queued, cached: true }));
-          return;
-        }
-        shard.full = undefined;
+  private letGo(f: Flight): void {
+    switch (f.state) {
+      case 'claiming':
+      case 'enqueuing':
+      case 'settled':
+        return;
+      case 'enqueued':
+        if (f.owns) return; // the monitor lets it go once nobody elsewhere depends on it
+        this.forget(f);
+        return;
+      case 'owner':
+        this.forget(f);
+        void this.releaseOwned([f], 'every caller gave up before it was sent', this.releasedError(f));
+        if (f.room) void this.releaseRoom([f], 'every caller gave up before it was sent');
+        return;
+      case 'new':
+      case 'waiter':
+        this.forget(f);
+        if (f.room) void this.releaseRoom([f], 'every caller gave up before it was sent');
+        return;
+    }
+  }
+
+  /** What the waiters of a released flight hear: the deadline code, which makes a waiter that still waits claim again. */
+  private releasedError(f: Flight): InferqError {
+    return new DeadlineExceededError(`The request that owned this flight (${f.id}) was given up by its caller before it was computed; claim again.`, { requestId: f.id });
+  }
+
+  /**
+   * Flights that will not be sent (refused, failed): their callers get
+   * `err`, their owned Redis flights close (waiters get the same), their
+   * queue places go back.
+   */
+  private async giveUp(flights: Flight[], err: unknown, what: string, o: { quiet?: boolean } = {}): Promise<void> {
+    const owned = flights.filter((f) => f.owns);
+    const counted = flights.filter((f) => f.room);
+    if (o.quiet) {
+      for (const f of flights) {
+        for (const c of f.callers) this.settle(c, err as Error);
+        this.forget(f);
       }
-      this.admitStage.push(f);
-    } else this.enqueueStage.push(f);
+    } else this.failFlights(flights, err, what);
+    const error = err instanceof InferqError ? err : new JobLostError(what);
+    await Promise.all([owned.length ? this.releaseOwned(owned, what, error) : undefined, counted.length ? this.releaseRoom(counted, what) : undefined]);
   }
 
   /** Results delivered per second over the last full second or so (for retryAfterMs hints). */
@@ -742,6 +852,7 @@ export class InferenceClient<I = unknown, O = unknown> {
   /** Flights we own but that will not be computed: their waiters elsewhere are told, the flights close. */
   private async releaseOwned(owned: Flight[], reason: string, error: InferqError = new JobLostError(reason)): Promise<void> {
     const payload = failurePayload(error, this.id);
+    for (const f of owned) f.owns = false;
     await Promise.all(
       [...this.byShard(owned)].map(([shard, fs]) =>
         releaseFlights(this.cmd, shard.keys, this.id, fs.map((f) => ({ id: f.id, key: f.key as string })), payload).catch((err: unknown) =>
@@ -753,23 +864,37 @@ export class InferenceClient<I = unknown, O = unknown> {
 
   /** Sends a flight again (its job or flight vanished, or a worker dropped it for another caller's deadline). */
   private resend(f: Flight, stillOwner: boolean): void {
-    if (!this.tracked(f)) return;
-    resetFlight(f, Date.now());
-    if (stillOwner) {
-      f.role = 'owner';
+    if (!this.tracked(f) || f.state === 'claiming' || f.state === 'enqueuing') return;
+    if (stillOwner && f.owns) {
+      // Still ours in Redis: enqueue it again (admission again too: the same id holds one place at most).
+      moveTo(f, 'owner');
+      f.jobId = undefined;
+      f.suspect = false;
+      f.since = Date.now();
       this.toQueue(f);
-    } else if (f.key !== undefined) this.claimStage.push(f);
+      return;
+    }
+    resetFlight(f, Date.now());
+    if (f.key !== undefined) this.claimStage.push(f);
     else this.toQueue(f);
   }
 
-  /** Flights whose job failed for good or is lost: callers get JOB_LOST, owned flights close. */
+  /** Flights whose job failed for good or is lost: callers get JOB_LOST, owned flights close, places go back. */
   private async lose(flights: Flight[], reason: string): Promise<void> {
     const live = flights.filter((f) => this.tracked(f));
     if (live.length === 0) return;
-    const err = new JobLostError(`Request lost: ${reason}.`);
-    this.failFlights(live, err, 'requests lost');
-    const owned = live.filter((f) => f.role === 'owner');
-    if (owned.length) await this.releaseOwned(owned, reason);
+    await this.giveUp(live, new JobLostError(`Request lost: ${reason}.`), 'requests lost');
+  }
+
+  /** Renews this client's lease on its places in the queue ledger (and reclaims dead clients' places). */
+  private renewRoomLease(): void {
+    if (this.closing || this.broken) return;
+    // Once it reserved anything: a request whose callers gave up is no longer tracked here, yet its
+    // place stays held until a worker answers its job, so the lease must live as long as this client.
+    if (!this.reservedAny) return;
+    reserveRoom(this.cmd, this.keys, this.id, [], this.opts.config.maxQueueLength).catch((err: unknown) =>
+      this.logger.warn({ err }, 'renewing the lease on queue places failed; retrying next tick'),
+    );
   }
 
   /** Latencies of results being delivered, recorded once per inbox read. */
@@ -846,13 +971,18 @@ export class InferenceClient<I = unknown, O = unknown> {
     r: { output: unknown; cached: boolean; worker?: string; batchSize?: number; clientHit?: boolean },
   ): void {
     const now = Date.now();
+    let given = false;
     flight.callers.forEach((c, i) => {
       if (c.done) return;
       const latencyMs = now - c.start;
       this.latencies.push(latencyMs);
+      // Outputs are values: the first caller gets the decoded output, every other caller its own
+      // copy, so one caller changing its result never changes another's.
+      const output = given ? structuredClone(r.output) : r.output;
+      given = true;
       // Same rule as the stats (count()): a client-side hit shares nothing; otherwise every caller but the
       // flight's first, and all of a flight that joined another process's, shared a computation.
-      const result: ClientInferenceResult = { output: r.output, cached: r.cached, coalesced: !r.clientHit && (flight.coalesced || i > 0), latencyMs };
+      const result: ClientInferenceResult = { output, cached: r.cached, coalesced: !r.clientHit && (flight.coalesced || i > 0), latencyMs };
       if (r.worker !== undefined) result.worker = r.worker;
       if (r.batchSize !== undefined) result.batchSize = r.batchSize;
       this.settle(c, result);
@@ -876,10 +1006,8 @@ export class InferenceClient<I = unknown, O = unknown> {
     this.logger.warn({ err, requestId: flight.id, timeoutMs: caller.timeoutMs }, 'request timed out');
     this.settle(caller, err);
     this.recorder.record({ timeouts: 1 });
-    // An owner stays tracked: waiters elsewhere may depend on its job (the monitor lets it go).
-    // (A flight admitted under maxQueueLength and forgotten before its enqueue gives its place in
-    // the queue count back in the enqueue stage.)
-    if (!hasLiveCallers(flight) && flight.role !== 'owner') this.forget(flight);
+    // What the flight holds in Redis is let go according to its state (see letGo).
+    if (!hasLiveCallers(flight)) this.letGo(flight);
   }
 
   /**
@@ -906,7 +1034,7 @@ export class InferenceClient<I = unknown, O = unknown> {
   private uncache(flight: Flight): void {
     if (flight.key !== undefined && this.flightsByKey.get(flight.key) === flight) this.flightsByKey.delete(flight.key);
     flight.key = undefined;
-    flight.role = 'new';
+    moveTo(flight, 'new');
     this.toQueue(flight);
   }
 
@@ -915,16 +1043,20 @@ export class InferenceClient<I = unknown, O = unknown> {
   }
 
   private forget(flight: Flight): void {
+    moveTo(flight, 'settled');
     this.flights.delete(flight.id);
     if (flight.key !== undefined && this.flightsByKey.get(flight.key) === flight) this.flightsByKey.delete(flight.key);
   }
 
-  /** Gives back the queue-count places of admitted flights that will not be enqueued (best effort: the worker's reconcile repairs a miss). */
+  /**
+   * Gives back the places in the queue ledger of flights that will not be
+   * sent (idempotent per request id). A failure is logged: the places then go
+   * back when this client's lease ends (it stops, or dies).
+   */
   private async releaseRoom(flights: Flight[], why: string): Promise<void> {
-    await Promise.all(
-      [...this.byShard(flights)].map(([shard, fs]) =>
-        releaseQueue(this.cmd, shard.keys, fs.length).catch((err: unknown) => this.logger.warn({ err, requests: fs.length, why }, 'giving back queue room failed')),
-      ),
+    for (const f of flights) f.room = false;
+    await releaseRoom(this.cmd, this.keys.room, flights.map((f) => f.id)).catch((err: unknown) =>
+      this.logger.warn({ err, requests: flights.length, why }, 'giving back queue places failed; they go back when this client stops'),
     );
   }
 
@@ -942,7 +1074,7 @@ export class InferenceClient<I = unknown, O = unknown> {
     for (const f of flights) {
       const r = f.retry ?? { first: now, attempts: 0 };
       const wait = retryDelayMs(r.attempts + 1);
-      if ((hasLiveCallers(f) || f.role === 'owner') && now + wait < f.deadline && now + wait - r.first <= RETRY_WINDOW_MS) {
+      if (hasLiveCallers(f) && now + wait < f.deadline && now + wait - r.first <= RETRY_WINDOW_MS) {
         r.attempts++;
         f.retry = r;
         delay = Math.max(delay, wait);
@@ -951,7 +1083,7 @@ export class InferenceClient<I = unknown, O = unknown> {
     }
     if (again.length === 0) return rest;
     this.logger.warn({ err, requests: again.length, retryInMs: delay, attempt: Math.max(...again.map((f) => f.retry?.attempts ?? 0)) }, `${what}: transient Redis failure; sending again`);
-    // Each stage skips what is no longer tracked (the enqueue stage also gives back its queue room).
+    // Each stage skips what was answered or let go meanwhile (state machine: see flight.ts).
     setTimeout(() => {
       if (!this.closing) for (const f of again) stage.push(f);
     }, delay).unref();

@@ -112,7 +112,7 @@ describe('maxQueueLength', () => {
       expect(err.code).toBe('INFERQ_QUEUE_FULL');
       expect(err.retryAfterMs).toBeGreaterThan(0);
     }
-    expect(Number(await conn.get(keys.queued))).toBe(100);
+    expect(await conn.zcard(keys.room)).toBe(100);
     // Nothing written for the refused: no flight of theirs.
     expect((await conn.keys(`${keys.root}:flight:*`)).length).toBe(20);
     const w = new InferenceWorker<{ x: number }, { y: number }>({ redis: redis.url, model: 'bounded', prefix, config: { batchTimeoutMs: 2 }, run: async (xs) => xs.map((x) => ({ y: x.x })) });
@@ -122,8 +122,8 @@ describe('maxQueueLength', () => {
     expect(answered.map((r) => r.output.y)).toEqual(Array.from({ length: 80 }, (_, x) => x));
     await Promise.all(second);
     expect(refused).toHaveLength(30);
-    for (let i = 0; i < 50 && (await conn.exists(keys.queued)) === 1; i++) await new Promise((r) => setTimeout(r, 20));
-    expect(await conn.exists(keys.queued)).toBe(0); // every counted request gave its room back
+    for (let i = 0; i < 50 && (await conn.zcard(keys.room)) > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await conn.zcard(keys.room)).toBe(0); // every counted request gave its room back
     const again = await Promise.all(Array.from({ length: 50 }, (_, x) => b.infer({ x: 200 + x }, { useCache: false })));
     expect(again).toHaveLength(50);
   }, 30_000);
@@ -153,7 +153,7 @@ describe('maxQueueLength', () => {
       expect(e.details.cached).toBe(true);
       expect(e.retryAfterMs).toBeGreaterThan(0);
     }
-    expect(Number(await conn.get(keys.queued))).toBe(4);
+    expect(await conn.zcard(keys.room)).toBe(4);
     // Results free room: the next request asks Redis again and is accepted.
     const w = new InferenceWorker<{ x: number }, { y: number }>({ redis: redis.url, model: 'fast', prefix, config: { batchTimeoutMs: 2 }, run: async (xs) => xs.map((x) => ({ y: x.x })) });
     cleanups.push(() => w.stop());

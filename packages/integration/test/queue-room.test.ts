@@ -33,7 +33,7 @@ describe('queue room', () => {
         const data = await conn.hget(keys.job(id), 'data');
         enqueued += (JSON.parse(data ?? '{"items":[]}') as { items: unknown[] }).items.length;
       }
-      const counted = Number((await conn.get(keys.queued)) ?? 0);
+      const counted = await conn.zcard(keys.room);
       expect({ counted, enqueued }).toEqual({ counted: enqueued, enqueued });
     } finally {
       await client.close({ timeoutMs: 100 });

@@ -31,7 +31,6 @@ import {
   type StatsRecorder,
 } from '@inferq/core';
 import {
-  appendQueueRelease,
   appendSettle,
   failurePayload,
   openBatch,
@@ -70,6 +69,8 @@ export interface WorkItem {
 export function settleItem(item: WorkItem, payload: string, cacheValue?: string): SettleItem {
   const s: SettleItem = { requestId: item.id, client: item.client, job: { id: item.jobId, index: item.index }, payload };
   if (item.key !== undefined) s.cacheKey = item.key;
+  // Its place in the queue ledger goes back in the settle that answers it, once (the done bit).
+  if (item.q === 1) s.counted = true;
   if (cacheValue !== undefined) s.cacheValue = cacheValue;
   return s;
 }
@@ -255,23 +256,20 @@ export class BatchPipeline {
       });
     }
 
-    // 4. one pipeline (one per shard on a cluster): settle + stats + queue room
+    // 4. one pipeline (one per shard on a cluster): settle (with the queue ledger) + stats
     const settleOptions = o.settle;
     const retrying = new Set(retry);
     const waiters = o.waiters.list();
     const shared = o.perShardPipelines ? undefined : o.redis.pipeline();
     /** Each shard's settle calls, where they start in their pipeline, and that pipeline's replies. */
-    const sends: Array<{ shard: number; calls: SettleCall[]; from: number; released: boolean; executed?: Promise<[Error | null, unknown][] | null> }> = [];
+    const sends: Array<{ shard: number; calls: SettleCall[]; from: number; executed?: Promise<[Error | null, unknown][] | null> }> = [];
     o.shards.forEach((keys, shard) => {
       const items_ = settles[shard] as SettleItem[];
-      // Room in the shard's queue count (maxQueueLength) for the counted requests answered now.
-      const answeredCounted = items.filter((i) => i.shard === shard && i.q === 1 && !retrying.has(i)).length;
-      if (items_.length === 0 && answeredCounted === 0) return;
+      if (items_.length === 0) return;
       const pipeline = shared ?? o.redis.pipeline();
       const from = pipelineLength(pipeline);
       const calls = appendSettle(pipeline, keys, items_, settleOptions, waiters);
-      if (answeredCounted > 0) appendQueueRelease(pipeline, keys, answeredCounted);
-      sends.push({ shard, calls, from, released: answeredCounted > 0, ...(shared ? {} : { executed: pipeline.exec() }) });
+      sends.push({ shard, calls, from, ...(shared ? {} : { executed: pipeline.exec() }) });
     });
     const statsPipeline = shared ?? o.redis.pipeline();
     const statsFrom = pipelineLength(statsPipeline);
@@ -295,8 +293,6 @@ export class BatchPipeline {
       if (!results) throw new Error('pipeline was not executed');
       const end = send.from + send.calls.length;
       const replies = await settleReplies(o.redis, o.shards[send.shard] as ModelKeys, send.calls, results.slice(send.from, end), settleOptions, o.waiters);
-      const release = send.released ? results[end] : undefined;
-      if (release?.[0]) o.logger.warn({ err: release[0], model: o.modelName, shard: send.shard }, 'giving back queue room failed (results were delivered)');
       return replies.reduce((n, r) => n + r.served, 0);
     });
     const delivered = Promise.all(deliveries)
@@ -332,6 +328,9 @@ export class BatchPipeline {
       });
     }
     const outcome: BatchOutcome = { delivered: delivered.then(() => undefined) };
+    // Whoever holds the outcome may be gone (a stopping worker's jobs): a failed delivery is logged
+    // above, and must never become an unhandled rejection that kills a process embedding the worker.
+    outcome.delivered.catch(() => undefined);
     if (retry.length === 0) return items.map(() => outcome);
     // Timed out: these items' jobs fail now and are retried, elsewhere when this worker is stuck.
     const retried = Promise.reject(retryError as InferqError);

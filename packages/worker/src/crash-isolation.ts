@@ -25,7 +25,6 @@
  */
 import { ErrorCode, ModelCrashedError, type Logger, type ModelKeys, type RedisClient, type StatsRecorder } from '@inferq/core';
 import {
-  appendQueueRelease,
   appendSettle,
   failurePayload,
   settleReplies,
@@ -182,9 +181,8 @@ export class CrashIsolation {
       settles.push(settleItem(item, failurePayload(err, o.workerId)));
     }
     const pipeline = o.redis.pipeline();
+    // Each item's place in the queue ledger goes back in its settle (settleItem marks it counted).
     const calls = appendSettle(pipeline, keys, settles, o.settle, o.waiters.list());
-    const counted = items.filter((item) => item.q === 1).length;
-    if (counted > 0) appendQueueRelease(pipeline, keys, counted);
     const replies = await pipeline.exec();
     if (!replies) throw new Error('pipeline was not executed');
     const settled = await settleReplies(o.redis, keys, calls, replies.slice(0, calls.length), o.settle, o.waiters);

@@ -38,8 +38,7 @@ import {
   shardKeys,
   execSettle,
   failurePayload,
-  reconcileQueue,
-  releaseQueue,
+  reserveRoom,
   type RequestEnvelope,
   type SettleItem,
   type SettleOptions,
@@ -88,6 +87,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
   private convicted: ConvictedInputs | undefined;
   private isolating = 0;
   private clockTimer: NodeJS.Timeout | undefined;
+  private reclaimTimer: NodeJS.Timeout | undefined;
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   private stopping: Promise<void> | undefined;
 
@@ -142,17 +142,19 @@ export class InferenceWorker<I = unknown, O = unknown> {
     await this.clock.sync(cmd);
     this.clockTimer = setInterval(() => {
       this.clock.sync(cmd).catch((err: unknown) => logger.warn({ err }, 'reading Redis time failed'));
-      // Requests of removed or lost jobs are never answered: repair the queue count when nothing waits.
-      this.shards.forEach((shard, s) =>
-        reconcileQueue(cmd, shard).then(
-          (dropped) => {
-            if (dropped > 0) logger.warn({ dropped, shard: s }, 'queue count reset: no job waits, so requests counted were lost or removed');
-          },
-          (err: unknown) => logger.warn({ err, shard: s }, 'repairing the queue count failed'),
-        ),
-      );
     }, 10_000);
     this.clockTimer.unref();
+    // Places in the queue ledger held by clients that died: reclaimed by any admission, and here, so
+    // that they go back within seconds even when no client is admitting anything.
+    this.reclaimTimer = setInterval(() => {
+      reserveRoom(cmd, keys, '', [], 1).then(
+        (r) => {
+          if (r.reclaimed > 0) logger.warn({ reclaimed: r.reclaimed }, 'gave back the queue places of clients that died before enqueuing');
+        },
+        (err: unknown) => logger.warn({ err }, 'reclaiming the queue places of dead clients failed'),
+      );
+    }, 2000);
+    this.reclaimTimer.unref();
     // One settle configuration for ordinary batches and isolated calls alike.
     const settle = this.settleOptions();
     const pipeline = new BatchPipeline({
@@ -166,6 +168,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
         timeoutMs: opts.modelTimeoutMs,
         isolatePoison: opts.isolatePoison,
         logger,
+        slots: opts.config.numWorkers,
         onStuck: (n) => this.onModelStuck(n),
       }),
       modelName: opts.model,
@@ -264,6 +267,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
     const { logger } = this;
     const t0 = Date.now();
     clearInterval(this.clockTimer);
+    clearInterval(this.reclaimTimer);
     this.convicted?.stop();
     const closed = await settledWithin(Promise.all(this.workers.map((w) => w.close())), this.opts.stopTimeoutMs);
     if (!closed) {
@@ -348,7 +352,9 @@ export class InferenceWorker<I = unknown, O = unknown> {
     const doneTtlMs = Math.max(60_000, 4 * (opts.lockDurationMs + opts.stalledIntervalMs));
     // Each shard holds its part of the cache: cacheMaxSize and cacheMaxBytes are split evenly.
     const n = this.shards.length;
-    return { maxSize: Math.ceil(opts.config.cacheMaxSize / n), maxBytes: Math.ceil(opts.config.cacheMaxBytes / n), cacheTtlMs: opts.cacheTtlMs, inboxTtlMs: opts.inboxTtlMs, doneTtlMs };
+    // The queue ledger is model-wide: the settle script writes it unless it lives in another slot.
+    const room = { key: this.keys.room, inScript: n === 1 || !(this.cmd && isCluster(this.cmd)) };
+    return { maxSize: Math.ceil(opts.config.cacheMaxSize / n), maxBytes: Math.ceil(opts.config.cacheMaxBytes / n), cacheTtlMs: opts.cacheTtlMs, inboxTtlMs: opts.inboxTtlMs, doneTtlMs, room };
   }
 
   private async process(job: Job<RequestEnvelope, WorkerJobResult>, shard: number): Promise<WorkerJobResult> {
@@ -364,10 +370,12 @@ export class InferenceWorker<I = unknown, O = unknown> {
       throw new UnrecoverableError(err.message);
     }
     const answerNow: SettleItem[] = [];
+    const raw = (job.data as { items?: Array<{ q?: unknown } | null> }).items ?? [];
     for (const bad of env.bad) {
       const err = new ProtocolError(`Request item ${bad.index} of job ${jobId} is malformed: ${bad.reason}.`, { details: { jobId } });
       this.logger.error({ err, jobId, requestId: bad.id }, 'malformed request item');
-      if (bad.id !== undefined) answerNow.push({ requestId: bad.id, client: env.client, job: { id: jobId, index: bad.index }, payload: failurePayload(err, this.id) });
+      // Done for good: its place in the queue ledger (if it held one) goes back in the same settle.
+      if (bad.id !== undefined) answerNow.push({ requestId: bad.id, client: env.client, job: { id: jobId, index: bad.index }, payload: failurePayload(err, this.id), counted: raw[bad.index]?.q === 1 });
     }
     let items: WorkItem[] = env.items.map((it) => workItem(it, env.client, jobId, shard));
     const { modelVersion, config } = this.opts;
@@ -387,11 +395,6 @@ export class InferenceWorker<I = unknown, O = unknown> {
     if (answerNow.length > 0) {
       await execSettle(cmd, keys, answerNow, this.settleOptions(), this.waiters);
     }
-    // Bad items and refused ones are done for good: their room in the queue count goes back.
-    const done = new Set([...env.bad.map((b) => b.index), ...(items.length === 0 ? env.items.map((it) => it.index) : [])]);
-    const raw = (job.data as { items: Array<{ q?: unknown } | null> }).items;
-    const counted = raw.filter((it, i) => it?.q === 1 && done.has(i)).length;
-    if (counted > 0) await releaseQueue(cmd, keys, counted).catch((err: unknown) => this.logger.warn({ err }, 'giving back queue room failed'));
     if (answerNow.length > 0 && this.opts.onBatch) reportRefused(this.opts.onBatch, answerNow, this.logger);
     if (items.length > 0 && (job.attemptsStarted > 1 || job.attemptsMade > 0 || job.stalledCounter > 0)) {
       // A re-run: skip what an earlier run already answered (it is not computed or counted twice).
@@ -450,19 +453,19 @@ export class InferenceWorker<I = unknown, O = unknown> {
     const env = decodeEnvelope(job.data);
     if (!cmd || !env.ok) return;
     const jobId = String(job.id);
-    const err = new JobLostError(`Job ${jobId} failed for good after ${job.attemptsMade} attempt(s): ${cause.message}`, { jobId });
+    // A model that kept timing out is what the callers should hear, not a lost job.
+    const err =
+      cause instanceof InferqError && cause.code === ErrorCode.MODEL_TIMEOUT
+        ? new InferqError(ErrorCode.MODEL_TIMEOUT, `${cause.message} Gave up after ${job.attemptsMade} attempt(s) (job ${jobId}).`, { cause, details: { ...cause.details, jobId } })
+        : new JobLostError(`Job ${jobId} failed for good after ${job.attemptsMade} attempt(s): ${cause.message}`, { jobId });
     this.logger.error({ err, jobId, items: env.items.length }, 'job failed for good; telling its callers');
     const payload = failurePayload(err, this.id);
-    const settles: SettleItem[] = env.items.map((it) => {
-      const s: SettleItem = { requestId: it.id, client: env.client, job: { id: jobId, index: it.index }, payload };
-      if (it.key !== undefined) s.cacheKey = it.key;
-      return s;
-    });
+    // Items an earlier attempt answered are skipped by their done bits: no second answer, no second
+    // release of their places in the queue ledger.
+    const settles: SettleItem[] = env.items.map((it) => settleItem(workItem(it, env.client, jobId, shard), payload));
     await execSettle(cmd, keys, settles, this.settleOptions(), this.waiters).catch((e: unknown) =>
       this.logger.error({ err: e, jobId }, 'could not tell the callers of a failed job; they learn it from their own checks'),
     );
-    const counted = env.items.filter((it) => it.q === 1).length;
-    if (counted > 0) await releaseQueue(cmd, keys, counted).catch(() => undefined);
   }
 }
 

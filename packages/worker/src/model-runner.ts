@@ -13,6 +13,10 @@
  *   is stuck). The call itself cannot be cancelled: it stays counted as
  *   stuck until it returns, and its late result is dropped. The worker stops
  *   taking jobs while every model slot is stuck (`onStuck`).
+ *
+ * Invariant: at most `slots` calls are in the model at once, counting calls
+ * past their timeout that have not returned (a timed-out call keeps its slot
+ * until the model gives it back; the next call waits for a free one).
  */
 import { InferqError, ErrorCode, type Logger } from '@inferq/core';
 import { callModel } from '@inferq/core/protocol';
@@ -38,14 +42,40 @@ export interface ModelRunnerOptions {
   logger: Logger;
   /** Called with the number of calls stuck past their timeout, each time it changes. */
   onStuck: (stuck: number) => void;
+  /** Most calls in the model at once (numWorkers); default unbounded. */
+  slots?: number;
 }
 
 const TIMED_OUT = Symbol('timed out');
 
 export class ModelRunner {
   private stuck = 0;
+  /** Calls in the model now (stuck ones included), and calls waiting for a slot. */
+  private inModel = 0;
+  private readonly waiting: Array<() => void> = [];
 
   constructor(private readonly o: ModelRunnerOptions) {}
+
+  /** Calls in the model now, stuck ones included (never more than `slots`). */
+  get calls(): number {
+    return this.inModel;
+  }
+
+  private async acquire(): Promise<void> {
+    const max = this.o.slots ?? Infinity;
+    if (this.inModel < max) {
+      this.inModel++;
+      return;
+    }
+    await new Promise<void>((grant) => this.waiting.push(grant));
+  }
+
+  /** Gives a slot back when the model returned (not when its caller stopped waiting). */
+  private release(): void {
+    const next = this.waiting.shift();
+    if (next) next(); // the slot passes to the next call: inModel unchanged
+    else this.inModel--;
+  }
 
   async run(inputs: unknown[]): Promise<ModelRun> {
     const m: ModelRun = { results: [], extraCalls: 0, ms: 0, timeouts: 0 };
@@ -80,7 +110,12 @@ export class ModelRunner {
   /** callModel raced against the timeout; a call past it stays counted as stuck until it returns. */
   private async bounded(inputs: unknown[]): Promise<Awaited<ReturnType<typeof callModel>> | typeof TIMED_OUT> {
     const { o } = this;
+    await this.acquire();
     const call = callModel(o.run as (inputs: unknown[]) => Promise<unknown[]>, inputs, { model: o.modelName });
+    void call.then(
+      () => this.release(),
+      () => this.release(),
+    );
     if (o.timeoutMs <= 0) return call;
     let timer: NodeJS.Timeout | undefined;
     const outcome = await Promise.race([call, new Promise<typeof TIMED_OUT>((r) => (timer = setTimeout(() => r(TIMED_OUT), o.timeoutMs)))]);

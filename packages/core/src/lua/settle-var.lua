@@ -12,7 +12,11 @@
 
   Each item is settled at most once per job: a bit per envelope item in the job's done bitmap is
   set here (last, once everything else was written), and an item whose bit is already set (a job re-run after a worker died past this point,
-  or run twice after a lost lock) is skipped whole: no second answer, no second cache write.
+  or run twice after a lost lock) is skipped whole: no second answer, no second cache write, no
+  second release of its place in the queue ledger (room-reserve-2.lua). An item admitted under
+  maxQueueLength (q = 1) gives its place back in this same script (room mode 1), or, when the
+  ledger lives in another slot (a Redis Cluster with several queue shards), the script names the
+  request ids settled now for the caller to give back (room mode 2; giving back is idempotent).
 
   KEYS[1]              recency ZSET   <root>:cache:lru
   KEYS[2]              value HASH     <root>:cache:val
@@ -22,6 +26,7 @@
                                       items' clients and every client that may wait on their flights
   KEYS[4+m+f]          flight HASH    <root>:flight:<cache key>, f = 1..nf
   KEYS[4+m+nf+d]       done STRING    <root>:done:<job id> (a bitmap), d = 1..nd
+  KEYS[#KEYS]          room ZSET      <model root>:room, the queue ledger (room mode 1 only)
   ARGV[1]              cache max size (entries)
   ARGV[2]              cache TTL in ms (0 = none)
   ARGV[3]              inbox TTL in ms
@@ -31,16 +36,20 @@
   ARGV[7]              TTL of the done bitmaps, in ms
   ARGV[8]              cache max bytes (value bytes + key bytes over all entries); an output
                        larger than this by itself is not cached (its callers still get it)
-  ARGV[8+i]            item i, one argument: "<j> <f> <d> <index> <request id>\n<payload>\n<entry>" with
+  ARGV[9]              room mode: 0 = no item is counted, 1 = give places back here (KEYS[#KEYS]),
+                       2 = return the request ids to give back
+  ARGV[9+i]            item i, one argument: "<j> <f> <d> <index> <q> <request id>\n<payload>\n<entry>" with
                          j      index of its client's inbox key (1..m)
                          f      index of the flight it owns, or 0
                          d      index of its job's done bitmap, or 0 (no at-most-once check)
                          index  its index in the job's envelope (bit offset in the bitmap)
+                         q      1 when it holds a place in the queue ledger, else 0
                          payload  result payload (JSON, never a raw newline) for its callers
                          entry  cache key and output to cache, "<cache key> <output JSON>", or ''
 
   Returns: {entries evicted, waiters served, items skipped as already settled,
-            outputs not cached for being larger than the cache max bytes}
+            outputs not cached for being larger than the cache max bytes,
+            places given back (mode 1; else 0), request ids to give back (mode 2)...}
        or {-1, client id, ...} when those waiters' inboxes were not declared (nothing written)
 ]]
 -- @include lru-put.lua
@@ -49,28 +58,29 @@
 
 local m, nf = tonumber(ARGV[5]), tonumber(ARGV[6])
 local maxBytes = tonumber(ARGV[8])
-local n = #ARGV - 8
-if m == nil or nf == nil or maxBytes == nil or maxBytes < 1 then
+local roomMode = tonumber(ARGV[9])
+local n = #ARGV - 9
+if m == nil or nf == nil or maxBytes == nil or maxBytes < 1 or (roomMode ~= 0 and roomMode ~= 1 and roomMode ~= 2) then
   return redis.error_reply('ERR settle: malformed arguments')
 end
-local nd = #KEYS - 4 - m - nf
+local nd = #KEYS - 4 - m - nf - (roomMode == 1 and 1 or 0)
 
 -- Each item is one argument (fewer arguments: less work for the client library and for Redis
--- per item): "<j> <f> <d> <index> <request id>\n<payload>\n<cache entry>".
-local J, F, D, IDX, RID, PAY, ENT = {}, {}, {}, {}, {}, {}, {}
+-- per item): "<j> <f> <d> <index> <q> <request id>\n<payload>\n<cache entry>".
+local J, F, D, IDX, Q, RID, PAY, ENT = {}, {}, {}, {}, {}, {}, {}, {}
 for i = 1, n do
-  local s = ARGV[8 + i]
+  local s = ARGV[9 + i]
   local nl1 = string.find(s, '\n', 1, true)
   local nl2 = nl1 and string.find(s, '\n', nl1 + 1, true)
-  local j, f, d, idx, rid
+  local j, f, d, idx, q, rid
   if nl2 then
-    j, f, d, idx, rid = string.match(string.sub(s, 1, nl1 - 1), '^(%d+) (%d+) (%d+) (%d+) (%S+)$')
+    j, f, d, idx, q, rid = string.match(string.sub(s, 1, nl1 - 1), '^(%d+) (%d+) (%d+) (%d+) ([01]) (%S+)$')
   end
   j, f, d = tonumber(j), tonumber(f), tonumber(d)
   if not rid or j < 1 or j > m or f > nf or d > nd then
     return redis.error_reply('ERR settle: malformed item ' .. i)
   end
-  J[i], F[i], D[i], IDX[i], RID[i] = j, f, d, tonumber(idx), rid
+  J[i], F[i], D[i], IDX[i], Q[i], RID[i] = j, f, d, tonumber(idx), q == '1', rid
   PAY[i] = string.sub(s, nl1 + 1, nl2 - 1)
   ENT[i] = string.sub(s, nl2 + 1)
 end
@@ -194,4 +204,24 @@ end
 for d = 1, nd do
   redis.call('PEXPIRE', KEYS[4 + m + nf + d], ARGV[7])
 end
-return { evicted, served, skipped, tooLarge }
+
+-- Places in the queue ledger, given back once: only items settled now (their bit was not set).
+local reply = { evicted, served, skipped, tooLarge, 0 }
+local counted = {}
+for _, i in ipairs(live) do
+  if Q[i] then
+    counted[#counted + 1] = RID[i]
+  end
+end
+if #counted > 0 then
+  if roomMode == 1 then
+    for s0 = 1, #counted, 500 do
+      reply[5] = reply[5] + redis.call('ZREM', KEYS[#KEYS], unpack(counted, s0, math.min(s0 + 499, #counted)))
+    end
+  elseif roomMode == 2 then
+    for _, id in ipairs(counted) do
+      reply[#reply + 1] = id
+    end
+  end
+end
+return reply

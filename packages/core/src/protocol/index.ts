@@ -15,6 +15,6 @@ export * from './settle.js';
 export * from './batch-open.js';
 export * from './client-tick.js';
 export * from './inbox.js';
-export * from './queue-length.js';
+export * from './queue-room.js';
 export * from './shards.js';
 export * from './model-contract.js';

@@ -29,7 +29,9 @@
  * | <root>:client:<client>         | STR  | a client's heartbeat (TTL: HEARTBEAT_TTL_MS)                 |
  * | <root>:done:<job id>           | STR  | bitmap of the job's envelope items settled                   |
  * | <root>:crash:<job id>          | HASH | item index -> model calls it was alone in that never returned |
- * | <root>:queued                  | STR  | requests enqueued, not yet answered (counter)                |
+ * | inferq:{m}:room                | ZSET | the queue ledger: one member per request admitted, not yet   |
+ * |                                |      | answered (maxQueueLength bounds its ZCARD)                   |
+ * | inferq:{m}:room:leases         | ZSET | client id -> lease expiry: a dead client's places go back    |
  * | <root>:cache:epoch             | STR  | bumped by every clearCache (clients' local caches follow)    |
  * | <root>:served                  | STR  | `<modelVersion>/<quantization>` the workers serve            |
  * | <root>:<bullmq keys>           | -    | the shard's BullMQ queue (prefix inferq, name {<shard tag>}) |
@@ -58,8 +60,10 @@ export interface ModelKeys {
   /** Model-wide (every shard's keys name the same stats hashes). */
   readonly stats: string;
   readonly statsLatency: string;
-  /** Requests enqueued and not yet answered, across clients: what maxQueueLength bounds. */
-  readonly queued: string;
+  /** Model-wide: the queue ledger, one member per request admitted and not yet answered (what maxQueueLength bounds). */
+  readonly room: string;
+  /** Model-wide: client id -> lease expiry of its places in the ledger. */
+  readonly roomLeases: string;
   /** Bumped by every clearCache: in-process caches of clients drop their entries when it changes. */
   readonly cacheEpoch: string;
   /** `<modelVersion>/<quantization>` the workers serve (set by each worker at start). */
@@ -159,7 +163,8 @@ function keysOf(root: string, modelRoot: string, prefix: string, queueName: stri
     stats: `${modelRoot}:stats`,
     statsLatency: `${modelRoot}:stats:latency`,
     convicted: `${modelRoot}:convicted`,
-    queued: `${root}:queued`,
+    room: `${modelRoot}:room`,
+    roomLeases: `${modelRoot}:room:leases`,
     cacheEpoch: `${root}:cache:epoch`,
     served: `${root}:served`,
     queuePrefix: prefix,

@@ -21,6 +21,7 @@ import type { RedisClient } from '../redis-connection.js';
 import { OPTIMIZATION_DEFAULTS } from '../config.js';
 import { pipelineScript } from '../lua-scripts.js';
 import type { ModelKeys } from './keys.js';
+import { releaseRoom } from './queue-room.js';
 
 export interface SettleItem {
   requestId: string;
@@ -34,6 +35,8 @@ export interface SettleItem {
   payload: string;
   /** Output JSON to write to the cache under `cacheKey`; absent = write nothing. */
   cacheValue?: string;
+  /** The request holds a place in the model's queue ledger (admitted under maxQueueLength): settling it gives the place back, once. */
+  counted?: boolean;
 }
 
 export interface SettleOptions {
@@ -47,6 +50,13 @@ export interface SettleOptions {
   inboxTtlMs: number;
   /** TTL of the jobs' done bitmaps in ms: longer than a job can be re-run. */
   doneTtlMs: number;
+  /**
+   * The model's queue ledger (`ModelKeys.room`) and whether the settle script
+   * may write it: yes on one Redis, and on a cluster with one shard (same
+   * slot); on a cluster with several shards the script names the request ids
+   * settled and `settleReplies` gives their places back in a second call.
+   */
+  room?: { key: string; inScript: boolean };
 }
 
 /** Items per script call: bounds how long one call holds Redis. */
@@ -90,7 +100,7 @@ export interface SettleCall {
 }
 
 /** The settle script's reply: counts, or the clients whose inboxes it needed and was not given. */
-export type SettleReply = { evicted: number; served: number; skipped: number; tooLarge: number } | { missing: string[] };
+export type SettleReply = { evicted: number; served: number; skipped: number; tooLarge: number; released: number; toRelease: string[] } | { missing: string[] };
 
 /** Splits items into script calls; each declares its items' clients plus `waiters`. */
 export function settleCalls(items: readonly SettleItem[], waiters: readonly string[] = []): SettleCall[] {
@@ -112,7 +122,14 @@ export function appendSettle(pipeline: ChainableCommander, keys: ModelKeys, item
 export function parseSettleReply(reply: unknown): SettleReply {
   if (!Array.isArray(reply)) throw new TypeError(`settle: unexpected reply ${String(reply)}`);
   if (Number(reply[0]) === -1) return { missing: reply.slice(1).map(String) };
-  return { evicted: Number(reply[0]) || 0, served: Number(reply[1]) || 0, skipped: Number(reply[2]) || 0, tooLarge: Number(reply[3]) || 0 };
+  return {
+    evicted: Number(reply[0]) || 0,
+    served: Number(reply[1]) || 0,
+    skipped: Number(reply[2]) || 0,
+    tooLarge: Number(reply[3]) || 0,
+    released: Number(reply[4]) || 0,
+    toRelease: reply.slice(5).map(String),
+  };
 }
 
 /**
@@ -145,6 +162,12 @@ export async function settleReplies(
       if (err) throw err;
       reply = parseSettleReply(raw);
     }
+    if (reply.toRelease.length > 0 && o.room) {
+      // The ledger is in another slot (cluster, several shards): give the places back now. A failure
+      // rejects like a failed delivery (the job is retried; its settle names nothing twice, but the
+      // ids of a retried call are given back again, which is harmless: release is idempotent).
+      reply.released += await releaseRoom(redis, o.room.key, reply.toRelease);
+    }
     out.push(reply);
   }
   return out;
@@ -158,6 +181,7 @@ function appendSettleCall(pipeline: ChainableCommander, keys: ModelKeys, call: S
   const flightKeys: string[] = [];
   const doneKeys: string[] = [];
   const itemArgs: string[] = [];
+  let anyCounted = false;
   for (const c of call.clients) {
     if (inboxIndex.has(c)) continue;
     inboxKeys.push(keys.inbox(c));
@@ -180,13 +204,16 @@ function appendSettleCall(pipeline: ChainableCommander, keys: ModelKeys, call: S
       }
     }
     const cacheEntry = it.cacheKey !== undefined && it.cacheValue !== undefined ? `${it.cacheKey} ${it.cacheValue}` : '';
+    if (it.counted) anyCounted = true;
     // One argument per item (the script's header): JSON payloads and cache entries hold no raw newline.
-    itemArgs.push(`${j} ${f} ${d} ${it.job?.index ?? 0} ${it.requestId}\n${it.payload}\n${cacheEntry}`);
+    itemArgs.push(`${j} ${f} ${d} ${it.job?.index ?? 0} ${it.counted ? 1 : 0} ${it.requestId}\n${it.payload}\n${cacheEntry}`);
   }
+  // Room mode (the script's header): 0 nothing counted, 1 the ledger is written here, 2 named for the caller.
+  const roomMode = !anyCounted || !o.room ? 0 : o.room.inScript ? 1 : 2;
   pipelineScript(
     pipeline,
     'settle',
-    [keys.cacheLru, keys.cacheVal, keys.cacheExp, keys.cacheBytes, ...inboxKeys, ...flightKeys, ...doneKeys],
+    [keys.cacheLru, keys.cacheVal, keys.cacheExp, keys.cacheBytes, ...inboxKeys, ...flightKeys, ...doneKeys, ...(roomMode === 1 ? [(o.room as { key: string }).key] : [])],
     [
       String(o.maxSize),
       String(o.cacheTtlMs),
@@ -196,6 +223,7 @@ function appendSettleCall(pipeline: ChainableCommander, keys: ModelKeys, call: S
       String(flightKeys.length),
       String(o.doneTtlMs),
       String(o.maxBytes),
+      String(roomMode),
       ...itemArgs,
     ],
   );
