@@ -216,7 +216,8 @@ export class FlightMonitor {
     if (hasLiveCallers(f) || othersWait) {
       this.o.logger.warn({ requestId: f.id, state: f.state, jobId: f.jobId }, 'request lost in Redis (job or flight gone without an answer); sending it again');
       this.o.hooks.resend(f, stillOwner);
-    } else if (stillOwner) {
+    } else if (stillOwner || f.room) {
+      // Nobody waits, but an owned flight must close and a queue place go back (idempotent).
       this.o.hooks.lose([f], 'job lost');
     } else {
       this.o.hooks.forget(f);

@@ -788,7 +788,9 @@ export class InferenceClient<I = unknown, O = unknown> {
       case 'settled':
         return;
       case 'enqueued':
-        if (f.owns) return; // the monitor lets it go once nobody elsewhere depends on it
+        // Owned (others may wait on it) or holding a queue place (given back when its job is
+        // answered, or here if the job vanishes unanswered): the monitor follows it to its end.
+        if (f.owns || f.room) return;
         this.forget(f);
         return;
       case 'owner':

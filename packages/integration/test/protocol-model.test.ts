@@ -4,14 +4,26 @@
  * Each run builds a fresh system on a fresh key prefix (3 clients with caching
  * on, 1-2 in-process workers whose model squares `x` after sleeping `d` ms),
  * then plays a random sequence of commands against it: start calls (never
- * awaited), wait, remove waiting jobs as an operator would, kill a worker
- * (gracefully or as a crash) and start another, restart Redis (at most once).
+ * awaited; some with timeouts of a few ms, which expire while their claim is
+ * in Redis), bursts of calls in one tick, wait, remove waiting jobs as an
+ * operator would, kill a worker (gracefully or as a crash) and start another,
+ * kill a client (its connections drop, as when its process dies between
+ * reserving queue room and enqueuing) and start another, restart Redis (at
+ * most once). The model sleeps `d` ms, some `d` past modelTimeoutMs (model
+ * timeouts, job retries); clients run under maxQueueLength (the queue ledger);
+ * joiners with later deadlines make workers drop items for an earlier one
+ * (DEADLINE_EXCEEDED, then a resend).
  * Afterwards every call is checked against the promises of the protocol:
- *  - it settled, by its own deadline plus a grace;
- *  - a value is the right output (y = x * x);
+ *  - it settled, by its own deadline plus a grace (calls of a killed client excepted);
+ *  - a value is the right output (y = x * x), and no two callers share one output object;
  *  - an error is typed (its `code` starts with 'INFERQ_');
  *  - INFERQ_TIMEOUT and INFERQ_DEADLINE_EXCEEDED never come before the
  *    caller's own deadline (an earlier one would be another flight's error).
+ * And the two invariants of "exactly once, by construction":
+ *  - no flight in Redis whose owner is a live client that does not track it
+ *    (owned and never to be sent), checked after waits and before the drain;
+ *  - at quiescence (no job left) the queue ledger is empty: every place
+ *    admitted was given back exactly once (killed clients' within a lease).
  *
  * The harness also requires worker.stop() to return (its stopTimeoutMs is
  * 1000; STOP_BOUND_MS below): this found stop() hanging right after a Redis
@@ -55,12 +67,14 @@ const TEST_TIMEOUT_MS = 240_000;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 type Outcome =
-  | { ok: true; y: unknown; cached: boolean; coalesced: boolean; worker: string | undefined; at: number }
+  | { ok: true; y: unknown; output: unknown; cached: boolean; coalesced: boolean; worker: string | undefined; at: number }
   | { ok: false; code: unknown; name: string; message: string; at: number };
 
 interface Call {
   n: number;
   client: number;
+  /** The client object that sent it (a killed client's calls are not checked). */
+  by: InferenceClient<In, Out>;
   x: number;
   d: number;
   timeoutMs: number;
@@ -82,6 +96,8 @@ interface Real {
   t0: number;
   prefix: string;
   clients: InferenceClient<In, Out>[];
+  /** Clients killed (connections dropped): closed at teardown, their calls not checked. */
+  killedClients: InferenceClient<In, Out>[];
   workers: WorkerSlot[];
   /** Workers taken out of service (stopped, or crashed and stopped at teardown). */
   retired: WorkerSlot[];
@@ -129,7 +145,8 @@ async function startWorker(prefix: string): Promise<WorkerSlot> {
     model: MODEL,
     prefix,
     run: square,
-    config: { maxBatchSize: 8, batchTimeoutMs: 5, enableCaching: true },
+    config: { maxBatchSize: 8, batchTimeoutMs: 5, enableCaching: true, numWorkers: 2 },
+    modelTimeoutMs: MODEL_TIMEOUT_MS,
     lockDurationMs: 1000,
     stalledIntervalMs: 300,
     stopTimeoutMs: 1000,
@@ -156,6 +173,24 @@ async function crash(slot: WorkerSlot): Promise<void> {
 
 /** stopTimeoutMs of the workers below is 1000: stop() is promised to return well within this. */
 const STOP_BOUND_MS = 6000;
+
+/** Past this a model call times out (some inputs sleep longer: model timeouts and job retries). */
+const MODEL_TIMEOUT_MS = 500;
+/** Every client's bound: large enough to refuse rarely, so that the ledger is exercised, not only full. */
+const MAX_QUEUE_LENGTH = 300;
+
+function newClient(prefix: string): InferenceClient<In, Out> {
+  return new InferenceClient<In, Out>({ redis: redis.url, model: MODEL, prefix, config: { enableCaching: true, maxQueueLength: MAX_QUEUE_LENGTH }, statsFlushIntervalMs: 50 });
+}
+
+/** A client process dying, as close as one process gets: its connections drop at once, nothing more reaches Redis. */
+function crashClient(c: InferenceClient<In, Out>): void {
+  const inner = c as unknown as { cmd: Redis; queueConnection: Redis; shards: Array<{ blocking: Redis; monitor: { stop(): Promise<void> } }>; leaseTimer?: NodeJS.Timeout };
+  clearInterval(inner.leaseTimer);
+  inner.cmd.disconnect();
+  inner.queueConnection.disconnect();
+  for (const s of inner.shards) s.blocking.disconnect();
+}
 
 /**
  * Stops a worker within STOP_BOUND_MS; past it, releases what it holds by
@@ -188,6 +223,7 @@ async function setup(): Promise<Real> {
     t0: Date.now(),
     prefix,
     clients: [],
+    killedClients: [],
     workers: [],
     retired: [],
     queue: new Queue(keys.queueName, { connection: { host: '127.0.0.1', port: redis.server!.port }, prefix: keys.queuePrefix }),
@@ -197,11 +233,7 @@ async function setup(): Promise<Real> {
   };
   real.queue.on('error', () => undefined);
   try {
-    for (let i = 0; i < NUM_CLIENTS; i++) {
-      real.clients.push(
-        new InferenceClient<In, Out>({ redis: redis.url, model: MODEL, prefix, config: { enableCaching: true }, statsFlushIntervalMs: 50 }),
-      );
-    }
+    for (let i = 0; i < NUM_CLIENTS; i++) real.clients.push(newClient(prefix));
     real.workers.push(await bounded('setup: start the first worker', 10_000, startWorker(prefix)));
   } catch (err) {
     await teardown(real).catch(() => undefined);
@@ -215,6 +247,7 @@ async function teardown(real: Real): Promise<void> {
   const hung: string[] = [];
   const step = (what: string, ms: number, p: Promise<unknown>) => bounded(what, ms, p).catch((e: Error) => void hung.push(e.message));
   await Promise.all(real.clients.map((c, i) => step(`teardown: client ${i} close({ timeoutMs: 100 })`, 10_000, c.close({ timeoutMs: 100 }))));
+  await Promise.all(real.killedClients.map((c, i) => step(`teardown: killed client ${i} close({ timeoutMs: 0 })`, 10_000, c.close({ timeoutMs: 0 }))));
   const slots = [...real.workers, ...real.retired];
   await Promise.all(slots.map((s, i) => stopWorker(s, `teardown: worker ${i}${s.crashed ? ' (crashed)' : ''} stop()`).catch((e: Error) => void hung.push(e.message))));
   await step('teardown: queue.close()', 10_000, real.queue.close());
@@ -264,9 +297,11 @@ class InferCommand implements Cmd {
   async run(m: Model, real: Real): Promise<void> {
     m.calls++;
     const start = Date.now();
+    const by = real.clients[this.client]!;
     const call: Call = {
       n: real.calls.length,
       client: this.client,
+      by,
       x: this.x,
       d: this.d,
       timeoutMs: this.timeoutMs,
@@ -274,21 +309,77 @@ class InferCommand implements Cmd {
       deadline: start + this.timeoutMs,
       done: Promise.resolve(),
     };
-    const p = real.clients[this.client]!.infer({ x: this.x, d: this.d }, { timeoutMs: this.timeoutMs });
-    call.done = p.then(
+    const p = by.infer({ x: this.x, d: this.d }, { timeoutMs: this.timeoutMs });
+    call.done = settleInto(call, p);
+    real.calls.push(call);
+    note(real, `#${call.n} ${this.toString()}`);
+  }
+  toString(): string {
+    return `Infer(c${this.client}, x=${this.x}, d=${this.d}, t=${this.timeoutMs})`;
+  }
+}
+
+function settleInto(call: Call, p: Promise<ClientInferenceResult<Out>>): Promise<void> {
+  return p.then(
       (r: ClientInferenceResult<Out>) => {
-        call.outcome = { ok: true, y: r.output?.y, cached: r.cached, coalesced: r.coalesced, worker: r.worker, at: Date.now() };
+        call.outcome = { ok: true, y: r.output?.y, output: r.output, cached: r.cached, coalesced: r.coalesced, worker: r.worker, at: Date.now() };
       },
       (e: unknown) => {
         const err = e as Error & { code?: unknown };
         call.outcome = { ok: false, code: err?.code, name: String(err?.name), message: String(err?.message), at: Date.now() };
       },
     );
-    real.calls.push(call);
-    note(real, `#${call.n} ${this.toString()}`);
+}
+
+/**
+ * Many calls in one tick (their claims take a while) and, among them, one
+ * for a shared input whose caller gives up within a few ms: while its claim
+ * is in Redis. Nobody else asking for that input may be blocked by it.
+ */
+class BurstCommand implements Cmd {
+  constructor(
+    readonly client: number,
+    readonly size: number,
+    readonly target: number,
+    readonly targetTimeoutMs: number,
+  ) {}
+  check(): boolean {
+    return true;
+  }
+  async run(m: Model, real: Real): Promise<void> {
+    const by = real.clients[this.client]!;
+    const base = 100 + real.calls.length * 1000;
+    const specs = [...Array.from({ length: this.size }, (_, i) => ({ x: base + i, t: 2000 })), { x: this.target, t: this.targetTimeoutMs }];
+    for (const { x, t } of specs) {
+      m.calls++;
+      const start = Date.now();
+      const call: Call = { n: real.calls.length, client: this.client, by, x, d: 0, timeoutMs: t, start, deadline: start + t, done: Promise.resolve() };
+      call.done = settleInto(call, by.infer({ x, d: 0 }, { timeoutMs: t }));
+      real.calls.push(call);
+    }
+    note(real, this.toString());
   }
   toString(): string {
-    return `Infer(c${this.client}, x=${this.x}, d=${this.d}, t=${this.timeoutMs})`;
+    return `Burst(c${this.client}, ${this.size} + x=${this.target} t=${this.targetTimeoutMs})`;
+  }
+}
+
+/** A client process dies (between reserving queue room and enqueuing, among other moments) and another starts. */
+class KillClientCommand implements Cmd {
+  constructor(readonly which: number) {}
+  check(): boolean {
+    return true;
+  }
+  async run(_m: Model, real: Real): Promise<void> {
+    const i = this.which % real.clients.length;
+    const dead = real.clients[i]!;
+    crashClient(dead);
+    real.killedClients.push(dead);
+    real.clients[i] = newClient(real.prefix);
+    note(real, this.toString());
+  }
+  toString(): string {
+    return `KillClient(${this.which})`;
   }
 }
 
@@ -300,6 +391,7 @@ class WaitCommand implements Cmd {
   async run(_m: Model, real: Real): Promise<void> {
     note(real, this.toString());
     await sleep(this.ms);
+    await checkOwnedFlights(real);
   }
   toString(): string {
     return `Wait(${this.ms})`;
@@ -379,8 +471,8 @@ const inferArb = fc
   .record({
     client: fc.integer({ min: 0, max: NUM_CLIENTS - 1 }),
     x: fc.integer({ min: 0, max: 4 }),
-    d: fc.constantFrom(0, 50, 300),
-    timeoutMs: fc.constantFrom(150, 400, 2000, 5000),
+    d: fc.constantFrom(0, 0, 50, 300, 800),
+    timeoutMs: fc.constantFrom(2, 150, 400, 2000, 5000),
   })
   .map((r): Cmd => new InferCommand(r.client, r.x, r.d, r.timeoutMs));
 const waitArb = fc.constantFrom(10, 100, 500).map((ms): Cmd => new WaitCommand(ms));
@@ -389,6 +481,10 @@ const killArb = fc
   .record({ which: fc.nat(3), hard: fc.boolean(), replacements: fc.constantFrom(1 as const, 2 as const) })
   .map((r): Cmd => new KillWorkerCommand(r.which, r.hard, r.replacements));
 const restartArb = fc.constant(null).map((): Cmd => new RestartRedisCommand());
+const burstArb = fc
+  .record({ client: fc.integer({ min: 0, max: NUM_CLIENTS - 1 }), size: fc.constantFrom(50, 200), target: fc.integer({ min: 0, max: 4 }), t: fc.constantFrom(1, 3) })
+  .map((r): Cmd => new BurstCommand(r.client, r.size, r.target, r.t));
+const killClientArb = fc.nat(NUM_CLIENTS - 1).map((i): Cmd => new KillClientCommand(i));
 
 // fc.commands picks among the arbitraries uniformly: repeats weigh them (restart is rare).
 const commandArbs: fc.Arbitrary<Cmd>[] = [
@@ -397,10 +493,13 @@ const commandArbs: fc.Arbitrary<Cmd>[] = [
   removeArb,
   killArb,
   restartArb,
+  burstArb,
+  killClientArb,
   inferArb, inferArb, inferArb, inferArb, inferArb, inferArb,
   waitArb, waitArb, waitArb,
   removeArb,
   killArb,
+  burstArb,
 ];
 
 // ---------------------------------------------------------------- checks
@@ -425,10 +524,85 @@ function describeCall(real: Real, c: Call): string {
     : `${head}: ${o.name} ${String(o.code)}: ${o.message} ${when}`;
 }
 
+/**
+ * No flight in Redis is owned by a live client that does not track it: such
+ * a flight would never be sent, and would block its input for everyone until
+ * it expired. Asked twice, 300 ms apart, so that a release on its way is not
+ * taken for a leak; violations go to `real.harnessFailures`.
+ */
+async function checkOwnedFlights(real: Real): Promise<void> {
+  const conn = redis.connect();
+  try {
+    const suspects = async (): Promise<Set<string>> => {
+      const out = new Set<string>();
+      const keys = modelKeys(MODEL, real.prefix);
+      const flightKeys = await bounded('checkOwnedFlights: scan', 10_000, conn.keys(`${keys.root}:flight:*`));
+      for (const k of flightKeys) {
+        const [id, own] = await conn.hmget(k, 'id', 'own');
+        if (!id || !own) continue;
+        const owner = real.clients.find((c) => c.id === own);
+        if (!owner) continue; // a killed client's flight: its waiters take it over
+        const tracked = (owner as unknown as { flights: Map<string, { state: string }> }).flights.get(id);
+        if (!tracked || tracked.state === 'settled' || tracked.state === 'waiter' || tracked.state === 'new') out.add(`${k} id=${id} own=${own} state=${tracked?.state ?? 'untracked'}`);
+      }
+      return out;
+    };
+    const first = await suspects();
+    if (first.size === 0) return;
+    await sleep(300);
+    const second = await suspects();
+    for (const s of second) if (first.has(s)) real.harnessFailures.push(`a flight owned by a live client that does not track it: ${s}`);
+  } catch (err) {
+    if (!/Connection is closed|ECONNREFUSED|LOADING/.test(String((err as Error)?.message))) throw err;
+  } finally {
+    conn.disconnect();
+  }
+}
+
+/**
+ * At quiescence (no job waiting or running), the queue ledger is empty:
+ * every place admitted was given back exactly once. Killed clients' places
+ * go back when their lease ends (3 s) and a worker reclaims them (every 2 s).
+ */
+async function checkLedger(real: Real): Promise<string[]> {
+  const conn = redis.connect();
+  const keys = modelKeys(MODEL, real.prefix);
+  try {
+    const until = Date.now() + 15_000;
+    let jobs = Infinity;
+    let held = Infinity;
+    while (Date.now() < until) {
+      const [wait, active, delayed, prioritized] = await Promise.all([
+        conn.llen(keys.queue('wait')),
+        conn.llen(keys.queue('active')),
+        conn.zcard(keys.queue('delayed')),
+        conn.zcard(keys.queue('prioritized')),
+      ]);
+      jobs = wait + active + delayed + prioritized;
+      held = await conn.zcard(keys.room);
+      if (jobs === 0 && held === 0) return [];
+      await sleep(200);
+    }
+    const members = await conn.zrange(keys.room, 0, 20);
+    return [`the queue ledger holds ${held} place(s) with ${jobs} job(s) left (first: ${members.join(', ')})`];
+  } catch (err) {
+    return [`checking the ledger failed: ${(err as Error).message}`];
+  } finally {
+    conn.disconnect();
+  }
+}
+
 function violations(real: Real): string[] {
   const out: string[] = [];
+  const outputs = new Map<unknown, number>();
   for (const c of real.calls) {
+    if (real.killedClients.includes(c.by)) continue; // its process is dead: nobody waits for these
     const o = c.outcome;
+    if (o?.ok && typeof o.output === 'object' && o.output !== null) {
+      const other = outputs.get(o.output);
+      if (other !== undefined) out.push(`calls #${other} and #${c.n} got the same output object`);
+      outputs.set(o.output, c.n);
+    }
     const bad = (why: string) => out.push(`${why} -- ${describeCall(real, c)}`);
     if (!o) {
       bad(`call #${c.n} never settled (checked until ${rel(real, Date.now())})`);
@@ -464,8 +638,10 @@ async function runOnce(cmds: Iterable<Cmd>): Promise<void> {
   } catch (err) {
     failures.push(`a command failed: ${(err as Error).message}`);
   }
+  await checkOwnedFlights(real).catch((err: Error) => real.harnessFailures.push(`checkOwnedFlights: ${err.message}`));
   await drain(real);
   failures.push(...real.harnessFailures, ...violations(real));
+  failures.push(...(await checkLedger(real)));
   await teardown(real).catch((err: Error) => failures.push(err.message));
   stats.runs++;
   stats.commands += [...cmds].length;

@@ -122,6 +122,16 @@ export class RedisServerProcess {
     await this.signal('SIGKILL');
   }
 
+  /** Freezes the server (SIGSTOP): connections stay open and nothing is answered, as with a hung host. */
+  pause(): void {
+    if (this.running) this.child?.kill('SIGSTOP');
+  }
+
+  /** Thaws a paused server (SIGCONT). */
+  resume(): void {
+    if (this.running) this.child?.kill('SIGCONT');
+  }
+
   /** Starts again on the same port and data directory. */
   async restart(): Promise<void> {
     if (this.running) await this.stop();
@@ -130,6 +140,7 @@ export class RedisServerProcess {
 
   /** Stops the server and removes its directory. */
   async destroy(): Promise<void> {
+    this.resume();
     await this.kill();
     rmSync(this.dir, { recursive: true, force: true });
   }
