@@ -563,7 +563,6 @@ export class InferenceClient<I = unknown, O = unknown> {
         this.resolveFlight(f, { output, cached: true, clientHit: true });
         return;
       }
-      if (!f.counted) this.count(f, false);
       if (claim.kind === 'owner') {
         moveTo(f, 'owner');
         f.owns = true;
@@ -573,6 +572,8 @@ export class InferenceClient<I = unknown, O = unknown> {
         f.coalesced = true;
         f.joined = { flightId: claim.flightId, owner: claim.owner };
       }
+      // Counted once it is known whether it shares another process's computation.
+      if (!f.counted) this.count(f, false);
       // Its callers may all have given up while the claim was in Redis: an owned flight is released there.
       if (!hasLiveCallers(f)) this.letGo(f);
       else if (claim.kind === 'owner') this.toQueue(f);
