@@ -7,7 +7,9 @@
  * testcontainers. Otherwise it says exactly what to install and exits 1.
  * The dashboard's browser test needs Chromium: installed the same way
  * (Debian's `chromium`, when missing and we are root with apt-get); without
- * it that test is skipped and says why.
+ * it that test is skipped and says why. The deployment test validates
+ * docker-compose.yml with Debian's `docker-compose` (offline, no Docker
+ * engine needed), installed the same way; without it that check is skipped.
  */
 import { spawnSync } from 'node:child_process';
 
@@ -49,7 +51,21 @@ function ensureChromium() {
   log('no chromium: the dashboard browser test is skipped (Debian/Ubuntu: apt-get install -y chromium; or set CHROMIUM_BIN)');
 }
 
+function ensureDockerCompose() {
+  if (has('docker-compose', ['version'])) return log('using docker-compose to validate docker-compose.yml');
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (isRoot && has('apt-get', ['--version'])) {
+    log('docker-compose not found: installing Debian package docker-compose (validates docker-compose.yml offline)');
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    const upd = spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
+    const inst = upd.status === 0 && spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'docker-compose'], { stdio: 'inherit', env });
+    if (inst && inst.status === 0 && has('docker-compose', ['version'])) return;
+  }
+  log('no docker-compose: the compose file check is skipped (Debian/Ubuntu: apt-get install -y docker-compose)');
+}
+
 ensureRedis();
 ensureChromium();
+ensureDockerCompose();
 const r = spawnSync(process.platform === 'win32' ? 'npx.cmd' : 'npx', ['--no-install', 'vitest', 'run', ...process.argv.slice(2)], { stdio: 'inherit' });
 process.exit(r.status ?? 1);

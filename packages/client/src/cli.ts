@@ -1,7 +1,8 @@
 /**
  * `inferq`: operator commands against a model's keys in Redis.
  *
- *   inferq stats --model <name> [--json]     statistics (table or JSON)
+ *   inferq stats --model <name> [--json]     statistics (table or JSON); exit 1 when
+ *                                            the model has no keys (a typo in --model/--prefix/--redis)
  *   inferq clear-cache --model <name>        remove the model's cached results
  *   inferq reset-stats --model <name>        zero the model's statistics
  *   inferq metrics --model <name> [--port 9464] [--host 127.0.0.1]
@@ -20,14 +21,17 @@
  * count its clients and workers recorded).
  */
 import { parseArgs } from 'node:util';
-import { MODEL_NAME_PATTERN, createRedis, readStats, redisFromCli, resetStats } from '@inferq/core';
+import { MODEL_NAME_PATTERN, createRedis, describeRedis, packageVersion, readStats, redactRedisUrl, redisFromCli, resetStats } from '@inferq/core';
 import { MAX_QUEUE_SHARDS, clearShardCaches, readShardCount, setShardCount, shardKeys } from '@inferq/core/protocol';
 import { formatStatsTable } from './stats-table.js';
+import { modelHasKeys } from './model-presence.js';
 import { ModelReader } from './model-snapshot.js';
 import { serveDashboard, serveMetrics, type RunningServer } from './monitor-server.js';
 
 const HELP = `Usage: inferq <stats | clear-cache | reset-stats | metrics | dashboard | set-shards> --model <name> [--json]
               [--redis <url> | --redis-cluster <host:port,...>] [--prefix <p>]
+       inferq stats --model <name> [--json]                               statistics; exits 1 when the model has no keys in Redis
+       inferq --help | --version
        inferq set-shards --model <name> --shards <n>                      change queueShards of a drained model
        inferq metrics --model <name> [--port 9464] [--host 127.0.0.1]      Prometheus /metrics of the model's shared stats
        inferq dashboard --model <name> [--port 8090] [--host 127.0.0.1]    live web page of the model`;
@@ -59,12 +63,21 @@ async function main(): Promise<number> {
       port: { type: 'string' },
       host: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean', short: 'v' },
     },
   });
   const command = positionals[0];
-  if (values.help || !command) {
+  if (values.version) {
+    console.log(packageVersion(import.meta.url, '@inferq/client'));
+    return 0;
+  }
+  if (values.help || command === 'help') {
     console.log(HELP);
-    return command ? 0 : 2;
+    return 0;
+  }
+  if (!command) {
+    console.error(HELP);
+    return 2;
   }
   const model = values.model ?? process.env.INFERQ_MODEL;
   if (!model || !MODEL_NAME_PATTERN.test(model)) {
@@ -72,11 +85,17 @@ async function main(): Promise<number> {
     return 2;
   }
   const prefix = values.prefix ?? process.env.INFERQ_PREFIX ?? 'inferq';
-  const redis = createRedis(redisFromCli(values.redis, values['redis-cluster']), { connectionName: 'inferq:cli' });
+  const target = redisFromCli(values.redis, values['redis-cluster']);
+  const where = typeof target === 'string' ? redactRedisUrl(target) : describeRedis(target);
+  const redis = createRedis(target, { connectionName: 'inferq:cli' });
   redis.on('error', () => undefined); // the failing command reports it
   try {
     switch (command) {
       case 'stats': {
+        if (!(await modelHasKeys(redis, model, prefix))) {
+          console.error(`inferq: model '${model}' has no keys under prefix '${prefix}' in ${where}: no client or worker has used it there. Check --model, --prefix and --redis.`);
+          return 1;
+        }
         const s = await readStats(redis, model, prefix);
         console.log(values.json ? JSON.stringify(s, null, 2) : formatStatsTable(s));
         return 0;

@@ -27,6 +27,7 @@ export {
   QueueFullError,
   QueueShardsMismatchError,
   isErrorCode,
+  isInferqError,
   type ConfigIssue,
   type RedisConnectionInput,
   type RedisClusterInput,

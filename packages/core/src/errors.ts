@@ -232,6 +232,40 @@ export function isErrorCode(value: unknown): value is ErrorCode {
   return typeof value === 'string' && knownCodes.has(value);
 }
 
+/**
+ * Narrows a caught value to an `InferqError`, and with `code` to one of that
+ * code, so that `err.code`, `err.details` and the message are typed in a
+ * `catch` (where `err` is `unknown`):
+ *
+ * ```ts
+ * try {
+ *   await client.infer(input);
+ * } catch (err) {
+ *   if (isInferqError(err, ErrorCode.QUEUE_FULL)) return { status: 503 }; // err.code: 'INFERQ_QUEUE_FULL'
+ *   if (isInferqError(err)) logger.warn({ code: err.code, details: err.details }, err.message);
+ *   throw err;
+ * }
+ * ```
+ *
+ * It narrows to `InferqError` with that `code`, not to a subclass: an error
+ * rebuilt from a worker's answer is an `InferqError` with the code alone
+ * (see `errorFromWire`). For a subclass's own fields (`QueueFullError.retryAfterMs`,
+ * `ConfigError.issues`) use `instanceof`.
+ *
+ * Besides `instanceof`, an `Error` carrying a known `code` and a `details`
+ * object counts: an application can hold two copies of @inferq/core (two
+ * versions in one node_modules), and then `instanceof` fails for errors made
+ * by the other copy.
+ */
+export function isInferqError(err: unknown): err is InferqError;
+export function isInferqError<C extends ErrorCode>(err: unknown, code: C): err is InferqError & { readonly code: C };
+export function isInferqError(err: unknown, code?: ErrorCode): boolean {
+  const shaped =
+    err instanceof InferqError ||
+    (err instanceof Error && isErrorCode((err as { code?: unknown }).code) && typeof (err as { details?: unknown }).details === 'object' && (err as { details?: unknown }).details !== null);
+  return shaped && (code === undefined || (err as InferqError).code === code);
+}
+
 export function errorToWire(err: unknown): WireError {
   if (err instanceof InferqError) return { code: err.code, message: err.message };
   const message = err instanceof Error ? err.message : String(err);

@@ -44,6 +44,24 @@ describe('inferq CLI', () => {
     expect(await conn.exists(modelKeys(model, redis.prefix).stats)).toBe(1);
   });
 
+  it('stats of a model with no keys says so and exits 1; once a worker has started, its zeros are real', async () => {
+    const model = 'never-used';
+    for (const args of [['stats', '--model', model], ['stats', '--model', model, '--json']]) {
+      const r = await cli(args);
+      expect(r.code, r.err).toBe(1);
+      expect(r.out).toBe('');
+      expect(r.err).toContain(`model '${model}' has no keys under prefix '${redis.prefix}'`);
+      expect(r.err).toContain('--prefix');
+    }
+    // A worker records the model's shard count at start: the model exists, with nothing served yet.
+    const worker = new InferenceWorker<number, number>({ redis: redis.url, model, prefix: redis.prefix, run: async (xs) => xs });
+    await worker.start();
+    await worker.stop();
+    const json = await cli(['stats', '--model', model, '--json']);
+    expect(json.code, json.err).toBe(0);
+    expect(JSON.parse(json.out)).toMatchObject({ model, totalRequests: 0 });
+  });
+
   it('exits 2 with usage on a missing model', async () => {
     const r = await cli(['stats']);
     expect(r.code).toBe(2);

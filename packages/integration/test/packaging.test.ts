@@ -1,8 +1,16 @@
 /**
- * The packages as a user gets them: `pnpm build`, `pnpm pack` of @inferq/core,
- * @inferq/client and @inferq/worker, `npm install` of the three tarballs into
- * an empty application (no ONNX: onnxruntime-node is not installed, and no
- * TypeScript loader), then:
+ * The packages as a user gets them: `pnpm build`, `pnpm pack` of every
+ * published package (@inferq/core, client, worker and onnx), `npm install` of
+ * the core, client and worker tarballs into an empty application (no ONNX:
+ * onnxruntime-node is not installed, and no TypeScript loader), then:
+ *   - every tarball carries LICENSE (the repository's) and a README, and a
+ *     manifest fit to publish: license, repository, keywords, engines; no
+ *     devDependencies, scripts, `workspace:` ranges or `source` conditions;
+ *   - both bins answer `--version` with their package's version, and
+ *     `--help` exits 0 at the top level and for every subcommand;
+ *   - the client and core tarballs install into another empty directory
+ *     with `npm install --offline` (npm's cache, filled by the first
+ *     install), and the client tarball alone does not (it needs core's);
  *   - `npx inferq-worker` serves a plain JavaScript model module from dist/;
  *   - a client script run with plain `node` gets its answers and typed errors;
  *   - `builtin:onnx-default` fails with a typed error naming @inferq/onnx;
@@ -11,8 +19,8 @@
  * npm reads the registry (or its cache) for third-party dependencies. Every
  * step is bounded; the whole file takes well under 3 minutes.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,12 +28,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, startTestRedis, type TestRedis } from '@inferq/testkit';
 
 const PNPM = ['-y', 'pnpm@12.4.2'];
+/** Every package that is not private; ONNX is packed and checked but not installed (onnxruntime-node is ~290 MB). */
+const PUBLISHED = ['core', 'client', 'worker', 'onnx'] as const;
 const PACKED = ['core', 'client', 'worker'] as const;
+const CLIENT_COMMANDS = ['stats', 'clear-cache', 'reset-stats', 'metrics', 'dashboard', 'set-shards', 'help'];
 const TSC = createRequire(import.meta.url).resolve('typescript/bin/tsc');
 const npx = process.platform === 'win32' ? 'npx.cmd' : 'npx';
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 /** The whole file's time budget: every step's timeout is cut to what is left of it. */
-const BUDGET_MS = 170_000;
+const BUDGET_MS = 200_000;
 let budgetEnd = Date.now() + BUDGET_MS;
 const left = (capMs: number) => Math.max(1000, Math.min(capMs, budgetEnd - Date.now()));
 
@@ -118,7 +129,7 @@ const MODEL_MJS = `// A plain JavaScript model: { x } -> { y: x * x }; { fail: t
 export default async (inputs) => inputs.map((i) => (i.fail ? new Error('cannot square ' + i.x) : { y: i.x * i.x }));
 `;
 
-const CLIENT_MJS = `import { InferenceClient, InferqError, ErrorCode, TimeoutError, ModelError } from '@inferq/client';
+const CLIENT_MJS = `import { InferenceClient, InferqError, ErrorCode, TimeoutError, ModelError, isInferqError } from '@inferq/client';
 
 const client = new InferenceClient({ redis: process.env.REDIS_URL, model: process.env.MODEL, prefix: process.env.PREFIX });
 const results = await client.inferBatch([{ x: 2 }, { x: 3 }, { x: 4 }], { timeoutMs: 20000 });
@@ -126,7 +137,7 @@ let failure;
 try {
   await client.infer({ x: 5, fail: true }, { timeoutMs: 20000 });
 } catch (err) {
-  failure = { inferq: err instanceof InferqError, model: err instanceof ModelError, code: err.code, expected: ErrorCode.MODEL_FAILED, message: err.message };
+  failure = { inferq: err instanceof InferqError, model: err instanceof ModelError, guard: isInferqError(err, ErrorCode.MODEL_FAILED), code: err.code, expected: ErrorCode.MODEL_FAILED, message: err.message };
 }
 console.log('RESULT ' + JSON.stringify({ outputs: results.map((r) => r.output), batchSizes: results.map((r) => r.batchSize), failure, timeoutError: typeof TimeoutError }));
 await client.close();
@@ -137,12 +148,13 @@ const CONSUMER_TS = `import {
   ErrorCode,
   InferqError,
   TimeoutError,
+  isInferqError,
   type ClientInferenceResult,
   type InferOptions,
   type InferenceClientOptions,
   type InferenceStats,
 } from '@inferq/client';
-import { InferenceWorker, loadModelModule, type InferenceWorkerOptions, type ModelModule } from '@inferq/worker';
+import { InferenceWorker, loadModelModule, isInferqError as isInferqErrorW, type InferenceWorkerOptions, type ModelModule } from '@inferq/worker';
 import { InferenceOptimizer, modelKeys, type Quantization } from '@inferq/core';
 import { ENVELOPE_VERSION } from '@inferq/core/protocol';
 // @ts-expect-error internals are not part of the worker's API
@@ -168,6 +180,8 @@ export async function main(): Promise<number> {
     const stats: InferenceStats = await client.stats();
     return r.output.y + stats.totalRequests + ENVELOPE_VERSION + modelKeys('square').stats.length + precision.length;
   } catch (err) {
+    if (isInferqError(err, ErrorCode.QUEUE_FULL)) return err.code.length;
+    if (isInferqErrorW(err)) return -Object.keys(err.details).length;
     if (err instanceof TimeoutError) return err.code === ErrorCode.TIMEOUT ? -1 : -2;
     if (err instanceof InferqError) return -3;
     throw err;
@@ -194,13 +208,21 @@ const TSCONFIG = (typeRoot: string) => ({
     typeRoots: [typeRoot],
     types: ['node'],
   },
-  files: ['consumer.ts'],
+  files: ['consumer.ts', ...PACKED.map((p) => `readme-${p}.ts`)],
 });
+
+/** The ```ts blocks of a README, as one TypeScript module. */
+function readmeExamples(readme: string): string {
+  const blocks = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]);
+  return `${blocks.join('\n')}\nexport {};\n`;
+}
 
 describe('packed packages in a fresh npm application', () => {
   let work: string;
   let app: string;
   let redis: TestRedis;
+  /** Tarball path by package (core, client, worker, onnx). */
+  const tgz = new Map<string, string>();
 
   beforeAll(async () => {
     budgetEnd = Date.now() + BUDGET_MS;
@@ -211,9 +233,13 @@ describe('packed packages in a fresh npm application', () => {
     mkdirSync(app);
     const redisStarted = startTestRedis();
     await run(process.execPath, ['scripts/build.mjs'], REPO_ROOT, left(90_000), cleanEnv());
-    await Promise.all(PACKED.map((p) => run(npx, [...PNPM, 'pack', '--pack-destination', packs], join(REPO_ROOT, 'packages', p), left(60_000))));
-    const tarballs = readdirSync(packs).filter((f) => f.endsWith('.tgz')).map((f) => join(packs, f));
-    expect(tarballs).toHaveLength(3);
+    await Promise.all(PUBLISHED.map((p) => run(npx, [...PNPM, 'pack', '--pack-destination', packs], join(REPO_ROOT, 'packages', p), left(60_000))));
+    for (const p of PUBLISHED) {
+      const file = readdirSync(packs).find((f) => f.startsWith(`inferq-${p}-`) && f.endsWith('.tgz'));
+      expect(file, `the tarball of @inferq/${p}`).toBeDefined();
+      tgz.set(p, join(packs, file!));
+    }
+    const tarballs = PACKED.map((p) => tgz.get(p)!);
     writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'inferq-packaging-app', private: true, type: 'module' }, null, 2));
     await run(npm, ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', ...tarballs], app, left(100_000));
     writeFileSync(join(app, 'model.mjs'), MODEL_MJS);
@@ -225,6 +251,79 @@ describe('packed packages in a fresh npm application', () => {
     await Promise.all(started.map((p) => p.stop(2000)));
     await redis?.cleanup();
     if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it('every tarball carries the LICENSE and a README, and a manifest fit to publish', () => {
+    const license = readFileSync(join(REPO_ROOT, 'LICENSE'), 'utf8');
+    expect(license).toMatch(/^MIT License/);
+    for (const p of PUBLISHED) {
+      const file = tgz.get(p)!;
+      // tar's output in full (run() keeps whole lines only; a packed package.json ends without a newline).
+      const tar = (args: string[]) => execFileSync('tar', args, { encoding: 'utf8', timeout: 20_000 });
+      const entries = tar(['-tzf', file]).split('\n');
+      expect(entries, p).toContain('package/LICENSE');
+      expect(entries, p).toContain('package/README.md');
+      const read = (entry: string) => tar(['-xzOf', file, `package/${entry}`]);
+      expect((read('LICENSE')).trim(), `${p}: LICENSE is the repository's`).toBe(license.trim());
+      const readme = read('README.md');
+      expect(readme, p).toContain(`# @inferq/${p}`);
+      expect(readme, p).toContain(`npm install`);
+      expect(readme, p).toMatch(/```ts\n/);
+      expect(readme, p).toContain('https://github.com/inferq/inferq');
+      const manifest = JSON.parse(read('package.json')) as Record<string, unknown>;
+      expect(manifest, p).toMatchObject({
+        name: `@inferq/${p}`,
+        license: 'MIT',
+        repository: { type: 'git', url: expect.stringContaining('github.com/inferq/inferq'), directory: `packages/${p}` },
+        engines: { node: expect.stringMatching(/^>=20/) },
+      });
+      expect(manifest.keywords, p).toEqual(expect.arrayContaining(['inferq']));
+      for (const devOnly of ['devDependencies', 'scripts', 'packageManager']) expect(manifest, `${p}: ${devOnly} must not be packed`).not.toHaveProperty(devOnly);
+      const text = JSON.stringify(manifest);
+      expect(text, `${p}: no workspace: ranges`).not.toContain('workspace:');
+      expect(text, `${p}: no "source" export condition`).not.toContain('"source"');
+      expect(text, `${p}: no private workspace package`).not.toContain('@inferq/testkit');
+    }
+  });
+
+  it('both bins answer --version with their package version, and --help exits 0 everywhere', async () => {
+    const bin = (name: string) => join(app, 'node_modules', '.bin', name);
+    const version = (p: string) => (JSON.parse(readFileSync(join(app, 'node_modules', '@inferq', p, 'package.json'), 'utf8')) as { version: string }).version;
+    const [client, worker] = await Promise.all([run(bin('inferq'), ['--version'], app, left(20_000)), run(bin('inferq-worker'), ['--version'], app, left(20_000))]);
+    expect(client.out.trim()).toBe(version('client'));
+    expect(worker.out.trim()).toBe(version('worker'));
+    const helps: Array<[string, string[]]> = [
+      ['inferq', ['--help']],
+      ['inferq', ['-h']],
+      ...CLIENT_COMMANDS.map((c): [string, string[]] => ['inferq', [c, '--help']]),
+      ['inferq-worker', ['--help']],
+    ];
+    // All at once: each is a short-lived process that touches no Redis.
+    const outs = await Promise.all(helps.map(([b, args]) => run(bin(b), args, app, left(20_000))));
+    outs.forEach((o, i) => expect(o.out, helps[i]!.join(' ')).toMatch(/Usage: inferq/));
+    // No command at all is a usage error, not a request for help.
+    const bare = start(bin('inferq'), [], app);
+    expect(await bare.exited).toBe(2);
+    expect(bare.err()).toContain('Usage: inferq');
+  });
+
+  it('the client and core tarballs install offline into an empty directory; the client tarball alone does not', async () => {
+    // npm's cache holds the third-party dependencies since the install in beforeAll.
+    const offline = join(work, 'offline-app');
+    mkdirSync(offline);
+    writeFileSync(join(offline, 'package.json'), JSON.stringify({ name: 'inferq-offline-app', private: true, type: 'module' }, null, 2));
+    await run(npm, ['install', '--offline', '--no-audit', '--no-fund', '--loglevel=error', tgz.get('core')!, tgz.get('client')!], offline, left(60_000));
+    const probe = await run(process.execPath, ['--input-type=module', '-e', "import { InferenceClient, isInferqError } from '@inferq/client'; console.log(typeof InferenceClient, typeof isInferqError);"], offline, left(20_000));
+    expect(probe.out.trim()).toBe('function function');
+    const { version } = JSON.parse(readFileSync(join(offline, 'node_modules', '@inferq', 'client', 'package.json'), 'utf8')) as { version: string };
+    expect((await run(join(offline, 'node_modules', '.bin', 'inferq'), ['--version'], offline, left(20_000))).out.trim()).toBe(version);
+
+    const alone = join(work, 'client-alone');
+    mkdirSync(alone);
+    writeFileSync(join(alone, 'package.json'), JSON.stringify({ name: 'inferq-client-alone', private: true }, null, 2));
+    const p = start(npm, ['install', '--offline', '--no-audit', '--no-fund', tgz.get('client')!], alone);
+    expect(await p.exited).not.toBe(0);
+    expect(p.err()).toMatch(/@inferq(\/|%2f)core/i);
   });
 
   it('installs lean: no onnxruntime-node, no TypeScript loader, bins from dist/', () => {
@@ -247,7 +346,7 @@ describe('packed packages in a fresh npm application', () => {
     expect(line, client.err).toBeDefined();
     const result = JSON.parse(line!.slice('RESULT '.length));
     expect(result.outputs).toEqual([{ y: 4 }, { y: 9 }, { y: 16 }]);
-    expect(result.failure).toMatchObject({ inferq: true, model: true, code: 'INFERQ_MODEL_FAILED', expected: 'INFERQ_MODEL_FAILED' });
+    expect(result.failure).toMatchObject({ inferq: true, model: true, guard: true, code: 'INFERQ_MODEL_FAILED', expected: 'INFERQ_MODEL_FAILED' });
     expect(result.failure.message).toContain('cannot square 5');
     expect(result.timeoutError).toBe('function');
 
@@ -266,8 +365,10 @@ describe('packed packages in a fresh npm application', () => {
     expect(p.err()).toContain('npm install @inferq/onnx');
   });
 
-  it('a TypeScript consumer type-checks against the packed .d.ts files', async () => {
+  it('a TypeScript consumer and the READMEs\' examples type-check against the packed .d.ts files', async () => {
     writeFileSync(join(app, 'consumer.ts'), CONSUMER_TS);
+    // The packed READMEs' examples compile against the packed types too (ONNX's is not installed here).
+    for (const p of PACKED) writeFileSync(join(app, `readme-${p}.ts`), readmeExamples(readFileSync(join(app, 'node_modules', '@inferq', p, 'README.md'), 'utf8')));
     writeFileSync(join(app, 'tsconfig.json'), JSON.stringify(TSCONFIG(join(REPO_ROOT, 'node_modules', '@types')), null, 2));
     await run(process.execPath, [TSC, '-p', 'tsconfig.json'], app, left(60_000));
   });

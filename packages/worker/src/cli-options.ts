@@ -59,13 +59,15 @@ export const WORKER_CLI_OPTIONS: readonly CliOption[] = [
 
 export function workerCliHelp(builtins: readonly string[]): string {
   const rows = WORKER_CLI_OPTIONS.map((o) => `  --${o.flag.padEnd(22)} ${o.help}${o.env ? ` (${o.env})` : ''}`);
-  return `Usage: inferq-worker --model <name> --module <file.mjs | ${builtins.join(' | ')}> [options]\n\nOptions (each also settable by its env variable; flags win):\n${rows.join('\n')}\n  -h, --help`;
+  return `Usage: inferq-worker --model <name> --module <file.mjs | ${builtins.join(' | ')}> [options]\n\nOptions (each also settable by its env variable; flags win):\n${rows.join('\n')}\n  -h, --help\n  -v, --version`;
 }
 
 export type ParsedWorkerCli =
-  | { help: true }
+  | { help: true; version: false }
+  | { help: false; version: true }
   | {
       help: false;
+      version: false;
       /** Values by target (`config.maxBatchSize`, `lockDurationMs`, ...). */
       values: Map<string, string | number | boolean>;
       /** The option as the user wrote it, by target: `--max-batch-size` or `INFERQ_MAX_BATCH_SIZE`. */
@@ -98,12 +100,13 @@ export function parseWorkerCli(argv: readonly string[], env: NodeJS.ProcessEnv):
   const options = Object.fromEntries(WORKER_CLI_OPTIONS.map((o) => [o.flag, { type: 'string' as const }]));
   let parsed: ReturnType<typeof parseArgs>;
   try {
-    parsed = parseArgs({ args: [...argv], options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowNegative: false });
+    parsed = parseArgs({ args: [...argv], options: { ...options, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'v' } }, strict: true, allowNegative: false });
   } catch (err) {
     // Unknown flags, missing values, `--x -5` (write `--x=-5`): a user error, said as such.
     throw new ConfigError('inferq-worker', [{ field: 'arguments', message: (err as Error).message.replace(/\. To specify.*$/s, '') + ' (a negative number is written --flag=-5)' }]);
   }
-  if (parsed.values.help) return { help: true };
+  if (parsed.values.help) return { help: true, version: false };
+  if (parsed.values.version) return { help: false, version: true };
   const values = new Map<string, string | number | boolean>();
   const sources = new Map<string, string>();
   const issues: ConfigIssue[] = [];
@@ -121,7 +124,7 @@ export function parseWorkerCli(argv: readonly string[], env: NodeJS.ProcessEnv):
     }
   }
   if (issues.length > 0) throw new ConfigError('inferq-worker', issues);
-  return { help: false, values, sources };
+  return { help: false, version: false, values, sources };
 }
 
 /**

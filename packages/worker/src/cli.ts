@@ -9,7 +9,7 @@
  * Prints one line `READY <worker id>` on stdout once it takes jobs; with
  * `--metrics-port`, first `METRICS <url>` once its /metrics server listens.
  */
-import { ConfigError, InferqError, createLogger, redisFromCli, type OptimizationConfigInput, type Quantization, type RedisConnectionInput } from '@inferq/core';
+import { ConfigError, InferqError, createLogger, packageVersion, redisFromCli, type OptimizationConfigInput, type Quantization, type RedisConnectionInput } from '@inferq/core';
 import { InferenceWorker } from './inference-worker.js';
 import type { InferenceWorkerOptions } from './worker-options.js';
 import { BUILTIN_MODELS, loadModelModule } from './model-module-loader.js';
@@ -22,6 +22,10 @@ async function main(): Promise<void> {
   const parsed = parseWorkerCli(process.argv.slice(2), process.env);
   if (parsed.help) {
     console.log(HELP);
+    return;
+  }
+  if (parsed.version) {
+    console.log(packageVersion(import.meta.url, '@inferq/worker'));
     return;
   }
   const { values, sources } = parsed;

@@ -11,6 +11,7 @@ export { loadModelModule, BUILTIN_MODELS, ONNX_PACKAGE } from './model-module-lo
 export {
   ErrorCode,
   InferqError,
+  isInferqError,
   ConfigError,
   InputInvalidError,
   ModelError,
