@@ -7,7 +7,8 @@
  * testcontainers. Otherwise it says exactly what to install and exits 1.
  * The dashboard's browser test needs Chromium: installed the same way
  * (Debian's `chromium`, when missing and we are root with apt-get); without
- * it that test is skipped and says why.
+ * it that test is skipped and says why. `promtool check metrics` lints both
+ * /metrics endpoints: Debian's `prometheus` package, installed the same way.
  */
 import { spawnSync } from 'node:child_process';
 
@@ -49,7 +50,21 @@ function ensureChromium() {
   log('no chromium: the dashboard browser test is skipped (Debian/Ubuntu: apt-get install -y chromium; or set CHROMIUM_BIN)');
 }
 
+function ensurePromtool() {
+  if (has(process.env.PROMTOOL_BIN || 'promtool')) return log('using promtool to lint the /metrics endpoints');
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (isRoot && has('apt-get', ['--version'])) {
+    log('promtool not found: installing Debian package prometheus (for the metrics lint tests)');
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    const upd = spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
+    const inst = upd.status === 0 && spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'prometheus'], { stdio: 'inherit', env });
+    if (inst && inst.status === 0 && has('promtool')) return;
+  }
+  log('no promtool: the metrics lint tests are skipped (Debian/Ubuntu: apt-get install -y prometheus; or set PROMTOOL_BIN)');
+}
+
 ensureRedis();
 ensureChromium();
+ensurePromtool();
 const r = spawnSync(process.platform === 'win32' ? 'npx.cmd' : 'npx', ['--no-install', 'vitest', 'run', ...process.argv.slice(2)], { stdio: 'inherit' });
 process.exit(r.status ?? 1);

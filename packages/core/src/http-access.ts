@@ -28,20 +28,20 @@ export interface HttpAccessOptions {
    * Every request must carry `Authorization: Bearer <authToken>`. Default
    * none. CLIs: `--auth-token` or `INFERQ_HTTP_TOKEN`.
    */
-  authToken?: string;
+  authToken?: string | undefined;
   /**
    * Host names (the `Host` header without its port) accepted besides the
    * bound address, e.g. the name a reverse proxy or a Kubernetes Service
    * forwards with; `*` accepts any. Default none. CLIs: `--allow-host`,
    * repeatable.
    */
-  allowHosts?: readonly string[];
+  allowHosts?: readonly string[] | undefined;
   /**
    * Serve on an address beyond loopback without `authToken`. Default false:
    * refused with a ConfigError, since anyone who can reach the port could read
    * it. CLIs: `--insecure-no-auth`.
    */
-  insecureNoAuth?: boolean;
+  insecureNoAuth?: boolean | undefined;
 }
 
 /** What a request may be asked for, per path. */
