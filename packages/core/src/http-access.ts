@@ -114,7 +114,11 @@ export class HttpAccess {
         message: `is required to serve on '${bindHost}', beyond loopback (anyone who reaches the port could read it); give insecureNoAuth (--insecure-no-auth) to serve without one`,
       });
     }
-    if (issues.length > 0) throw new ConfigError(component, issues);
+    if (issues.length > 0) {
+      const err = new ConfigError(component, issues);
+      logger.error({ err, host: bindHost }, 'refusing to serve: bad access configuration');
+      throw err;
+    }
     this.wildcard = WILDCARDS.includes(this.bind);
     this.anyHost = allow.includes('*');
     const names = new Set(allow);
