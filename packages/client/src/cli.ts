@@ -11,7 +11,11 @@
  *                                            a live web page of the model (server-sent events)
  *
  * `metrics` and `dashboard` print `METRICS <url>` / `DASHBOARD <url>` and
- * serve until SIGINT/SIGTERM; `--port 0` takes any free port.
+ * serve until SIGINT/SIGTERM; `--port 0` takes any free port. Both check the
+ * Host header (`--allow-host <name>`, repeatable) and, with `--auth-token`
+ * or `INFERQ_HTTP_TOKEN`, a bearer token; beyond loopback they need one
+ * (or `--insecure-no-auth`). `dashboard --max-subscribers <n>` (default 32)
+ * bounds its event streams. See docs/http-endpoints.md.
  *   inferq set-shards --model <name> --shards <n>
  *                                            change the model's queueShards (refused while any shard holds work)
  *
@@ -34,7 +38,9 @@ const HELP = `Usage: inferq <stats | clear-cache | reset-stats | metrics | dashb
        inferq --help | --version
        inferq set-shards --model <name> --shards <n>                      change queueShards of a drained model
        inferq metrics --model <name> [--port 9464] [--host 127.0.0.1]      Prometheus /metrics of the model's shared stats
-       inferq dashboard --model <name> [--port 8090] [--host 127.0.0.1]    live web page of the model`;
+       inferq dashboard --model <name> [--port 8090] [--host 127.0.0.1]    live web page of the model
+              [--max-subscribers 32]
+       metrics, dashboard: [--auth-token <t> (INFERQ_HTTP_TOKEN)] [--allow-host <name>]... [--insecure-no-auth]`;
 
 const DEFAULT_PORTS: Record<string, number> = { metrics: 9464, dashboard: 8090 };
 
@@ -62,6 +68,10 @@ async function main(): Promise<number> {
       json: { type: 'boolean' },
       port: { type: 'string' },
       host: { type: 'string' },
+      'auth-token': { type: 'string' },
+      'allow-host': { type: 'string', multiple: true },
+      'insecure-no-auth': { type: 'boolean' },
+      'max-subscribers': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
     },
@@ -113,11 +123,18 @@ async function main(): Promise<number> {
           return 2;
         }
         const reader = new ModelReader(redis, model, prefix);
-        const listen = { port, host: values.host ?? '127.0.0.1' };
+        const maxSubscribers = values['max-subscribers'] === undefined ? undefined : Number(values['max-subscribers']);
+        if (maxSubscribers !== undefined && !(Number.isInteger(maxSubscribers) && maxSubscribers >= 1)) {
+          console.error(`inferq: --max-subscribers must be a positive integer, got '${values['max-subscribers']}'.`);
+          return 2;
+        }
+        const authToken = values['auth-token'] ?? (process.env.INFERQ_HTTP_TOKEN || undefined);
+        const access = { ...(authToken !== undefined && { authToken }), allowHosts: values['allow-host'] ?? [], insecureNoAuth: values['insecure-no-auth'] === true };
+        const listen = { port, host: values.host ?? '127.0.0.1', access };
         try {
           return command === 'metrics'
             ? await serveUntilSignal(() => serveMetrics(reader, listen), 'METRICS')
-            : await serveUntilSignal(() => serveDashboard(reader, listen), 'DASHBOARD');
+            : await serveUntilSignal(() => serveDashboard(reader, { ...listen, maxSubscribers }), 'DASHBOARD');
         } finally {
           await reader.close();
         }

@@ -188,14 +188,15 @@ function bounded<T>(p: Promise<T>, ms: number): Promise<T> {
 
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
-/** The shared counters: stats hash field -> metric name, help. */
+/** The shared counters: stats hash field -> metric name, help (`cache_lookups` is derived: hits + misses). */
 const SHARED_COUNTERS: ReadonlyArray<[field: string, name: string, help: string]> = [
   ['requests', 'inferq_requests_total', 'Inference requests made by callers (every client).'],
   ['cache_hits', 'inferq_cache_hits_total', 'Requests answered from the result cache by their client.'],
   ['cache_misses', 'inferq_cache_misses_total', 'Requests the cache could not answer.'],
+  ['cache_lookups', 'inferq_cache_lookups_total', 'Requests looked up in the result cache (hits + misses): rate(hits) / rate(lookups) is the hit ratio.'],
   ['coalesced', 'inferq_single_flight_joins_total', 'Requests that joined an identical computation already in flight (single-flight).'],
   ['batches', 'inferq_batches_total', 'Model calls (batches computed), every worker.'],
-  ['batch_items', 'inferq_items_total', 'Inputs the model computed, over all batches.'],
+  ['batch_items', 'inferq_items_total', 'Inputs the model computed, over all batches: rate(items) / rate(batches) is the mean batch size.'],
   ['worker_cache_hits', 'inferq_batch_cache_hits_total', 'Items a worker found in the cache at batch time (not computed again).'],
   ['errors', 'inferq_errors_total', 'Requests that failed (model error, bad output, lost job, ...).'],
   ['timeouts', 'inferq_timeouts_total', 'Requests whose caller stopped waiting after timeoutMs.'],
@@ -209,16 +210,25 @@ const SHARED_COUNTERS: ReadonlyArray<[field: string, name: string, help: string]
 const escapeLabel = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
 const fmt = (n: number) => (n === Infinity ? '+Inf' : n === -Infinity ? '-Inf' : Number.isNaN(n) ? 'NaN' : String(n));
 
-/** The snapshot in the Prometheus text format; every series is labelled `model`. */
+/**
+ * The snapshot in the Prometheus text format; every series is labelled
+ * `model`. Counters and the latency histogram only, plus gauges of what is
+ * (cache size, queue depth): ratios, averages and percentiles are for PromQL
+ * to compute over a window (`rate()`, `histogram_quantile()`), since an
+ * all-time ratio barely moves after a day and a percentile of no data is not
+ * 0. This is the one endpoint that serves the queue's job counts; absent when
+ * BullMQ could not be read. docs/metrics.md lists every series.
+ */
 export function formatPrometheus(s: ModelSnapshot): string {
   const model = `model="${escapeLabel(s.model)}"`;
   const out: string[] = [];
   const head = (name: string, type: 'counter' | 'gauge' | 'histogram', help: string) => out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
   const line = (name: string, value: number, labels = '') => out.push(`${name}{${model}${labels}} ${fmt(value)}`);
+  const counter = (field: string) => (field === 'cache_lookups' ? (s.counters.cache_hits ?? 0) + (s.counters.cache_misses ?? 0) : (s.counters[field] ?? 0));
 
   for (const [field, name, help] of SHARED_COUNTERS) {
     head(name, 'counter', help);
-    line(name, s.counters[field] ?? 0);
+    line(name, counter(field));
   }
   head('inferq_model_seconds_total', 'counter', 'Time spent in the model, seconds, over all batches of every worker.');
   line('inferq_model_seconds_total', (s.counters.model_time_sum_ms ?? 0) / 1000);
@@ -233,14 +243,6 @@ export function formatPrometheus(s: ModelSnapshot): string {
   line('inferq_latency_seconds_sum', (s.counters.latency_sum_ms ?? 0) / 1000);
   line('inferq_latency_seconds_count', cumulative);
 
-  head('inferq_latency_quantile_seconds', 'gauge', 'Latency percentiles since the last stats reset, estimated from the histogram, seconds.');
-  line('inferq_latency_quantile_seconds', s.stats.p50LatencyMs / 1000, ',quantile="0.5"');
-  line('inferq_latency_quantile_seconds', s.stats.p95LatencyMs / 1000, ',quantile="0.95"');
-  line('inferq_latency_quantile_seconds', s.stats.p99LatencyMs / 1000, ',quantile="0.99"');
-  head('inferq_cache_hit_ratio', 'gauge', 'cache_hits / (cache_hits + cache_misses) since the last stats reset, 0..1.');
-  line('inferq_cache_hit_ratio', s.stats.cacheHitRate);
-  head('inferq_batch_size_avg', 'gauge', 'Inputs per model call since the last stats reset (items / batches).');
-  line('inferq_batch_size_avg', s.stats.avgBatchSize);
   head('inferq_cache_entries', 'gauge', 'Entries in the result cache.');
   line('inferq_cache_entries', s.cacheEntries);
   head('inferq_cache_bytes', 'gauge', 'Bytes of the result cache (output JSON plus key, per entry).');

@@ -8,20 +8,31 @@
  *   `GET /events` server-sent events, one `DashboardEvent` (JSON) a second,
  *   and `GET /snapshot.json` the latest event.
  *
+ * Every request passes `HttpAccess` first (Host header, bearer token; see
+ * core/http-access.ts and docs/http-endpoints.md). With a token, the
+ * dashboard's page may be opened once as `/?token=<token>`: it answers with a
+ * session cookie and a redirect to `/`, so the token leaves the address bar
+ * and the page's EventSource (which cannot send headers) is let in by the
+ * cookie.
+ *
  * Rates, latency percentiles, batch size and hit rate of an event are over
  * the last `DASHBOARD_WINDOW_S` seconds (differences of the shared counters
  * and histogram); the `All` fields are since the last stats reset.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { LatencyHistogram, LATENCY_BUCKET_BOUNDS_MS } from '@inferq/core';
+import { HttpAccess, LatencyHistogram, LATENCY_BUCKET_BOUNDS_MS, createLogger, throttledLog, type HttpAccessOptions, type Logger } from '@inferq/core';
 import { dashboardPage } from './dashboard-page.js';
 import { PROMETHEUS_CONTENT_TYPE, formatPrometheus, type ModelReader, type ModelSnapshot, type QueueState, type SeenWorker } from './model-snapshot.js';
+import { SseBroadcaster, type SseLimits } from './sse-broadcaster.js';
 
 export interface ServeOptions {
   port: number;
   /** Default `127.0.0.1`. */
   host?: string;
+  /** Host check and bearer token (docs/http-endpoints.md). Default: loopback names only, no token. */
+  access?: HttpAccessOptions;
+  logger?: Logger;
 }
 
 export interface RunningServer {
@@ -31,17 +42,19 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-type Handler = (req: IncomingMessage, res: ServerResponse, path: string) => void;
+type Handler = (req: IncomingMessage, res: ServerResponse, path: string, access: HttpAccess) => void;
 
-async function listen(handler: Handler, o: ServeOptions, path: string): Promise<{ server: Server; port: number; url: string }> {
+/** Throws ConfigError (before listening) when the access options are refused, e.g. beyond loopback without a token. */
+async function listen(handler: Handler, o: ServeOptions, path: string, component: string, logger: Logger): Promise<{ server: Server; port: number; url: string }> {
+  const host = o.host ?? '127.0.0.1';
+  const access = new HttpAccess(host, o.access ?? {}, component, logger);
   const server = createServer((req, res) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD' }).end();
       return;
     }
-    handler(req, res, new URL(req.url ?? '/', 'http://x').pathname);
+    handler(req, res, new URL(req.url ?? '/', 'http://x').pathname, access);
   });
-  const host = o.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(o.port, host, () => {
@@ -68,17 +81,25 @@ const text = (res: ServerResponse, status: number, body: string) => res.writeHea
 
 /** `inferq metrics`: the model's shared stats at `/metrics`, read at each scrape. */
 export async function serveMetrics(reader: ModelReader, o: ServeOptions): Promise<RunningServer> {
+  const logger = createLogger('metrics', o.logger).child({ model: reader.model });
+  const logReadError = throttledLog(logger, 'warn');
   const { server, port, url } = await listen(
-    (_req, res, path) => {
+    (req, res, path, access) => {
+      if (!access.admit(req, res)) return;
       if (path === '/') return text(res, 200, `inferq shared metrics of model '${reader.model}': GET /metrics\n`);
       if (path !== '/metrics') return text(res, 404, 'not found\n');
       reader.snapshot().then(
         (s) => res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE }).end(formatPrometheus(s)),
-        (err: unknown) => text(res, 503, `${(err as Error).message}\n`),
+        (err: unknown) => {
+          logReadError({ err }, 'a scrape could not read the model in Redis; answered 503');
+          text(res, 503, `${(err as Error).message}\n`);
+        },
       );
     },
     o,
     '/metrics',
+    'inferq metrics',
+    logger,
   );
   return { url, port, close: () => closeServer(server) };
 }
@@ -184,12 +205,15 @@ export class DashboardFeed {
 }
 
 /** `inferq dashboard`: the page, its event stream (one event a second to every open page) and the latest event as JSON. */
-export async function serveDashboard(reader: ModelReader, o: ServeOptions & { intervalMs?: number }): Promise<RunningServer> {
+export async function serveDashboard(reader: ModelReader, o: ServeOptions & SseLimits & { intervalMs?: number }): Promise<RunningServer> {
+  const logger = createLogger('dashboard', o.logger).child({ model: reader.model });
   const feed = new DashboardFeed();
-  const subscribers = new Set<ServerResponse>();
+  const streams = new SseBroadcaster({ maxSubscribers: o.maxSubscribers, maxBufferedBytes: o.maxBufferedBytes, drainTimeoutMs: o.drainTimeoutMs }, logger);
   let last: DashboardEvent | undefined;
   let ticking = false;
   const page = dashboardPage(reader.model);
+  // Cookies are shared by every port of a host: one name per dashboard, set once the port is known.
+  let cookieName = 'inferq_dashboard';
 
   const tick = async () => {
     if (ticking) return; // a slow Redis: skip a second rather than pile reads up
@@ -210,15 +234,21 @@ export async function serveDashboard(reader: ModelReader, o: ServeOptions & { in
         event = { model: reader.model, at: Date.now(), ok: false, error: (err as Error).message };
       }
       last = event;
-      const data = `data: ${JSON.stringify(event)}\n\n`;
-      for (const res of subscribers) res.write(data);
+      streams.broadcast(`data: ${JSON.stringify(event)}\n\n`);
     } finally {
       ticking = false;
     }
   };
 
   const { server, port, url } = await listen(
-    (req, res, path) => {
+    (req, res, path, access) => {
+      const token = path === '/' ? new URL(req.url ?? '/', 'http://x').searchParams.get('token') : null;
+      if (token !== null && access.tokenRequired && access.hostAllowed(req.headers.host) && access.tokenMatches(token)) {
+        // The page opened with its token: trade it for a cookie, and take it out of the address bar (and history).
+        res.writeHead(303, { location: './', 'set-cookie': access.sessionCookie(cookieName) as string, 'cache-control': 'no-store' }).end();
+        return;
+      }
+      if (!access.admit(req, res, { cookieName })) return;
       if (path === '/') {
         res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end(page);
         return;
@@ -228,15 +258,14 @@ export async function serveDashboard(reader: ModelReader, o: ServeOptions & { in
         return;
       }
       if (path !== '/events') return text(res, 404, 'not found\n');
-      res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
-      res.write('retry: 2000\n\n');
-      if (last) res.write(`data: ${JSON.stringify(last)}\n\n`);
-      subscribers.add(res);
-      req.on('close', () => subscribers.delete(res));
+      streams.subscribe(req, res, last ? `data: ${JSON.stringify(last)}\n\n` : undefined);
     },
     o,
     '/',
+    'inferq dashboard',
+    logger,
   );
+  cookieName = `inferq_dashboard_${port}`;
   const timer = setInterval(() => void tick(), o.intervalMs ?? 1000);
   void tick();
   return {
@@ -244,8 +273,7 @@ export async function serveDashboard(reader: ModelReader, o: ServeOptions & { in
     port,
     async close() {
       clearInterval(timer);
-      for (const res of subscribers) res.end();
-      subscribers.clear();
+      streams.closeAll();
       await closeServer(server);
     },
   };

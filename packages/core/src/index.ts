@@ -92,6 +92,7 @@ export { createLogger, throttledLog, type Logger } from './logger.js';
 // For @inferq/client, @inferq/worker and model adapters (no stability promise).
 export { settledWithin } from './settled-within.js';
 export { packageVersion } from './package-version.js';
+export { HttpAccess, isLoopbackHost, type HttpAccessOptions, type AdmitOptions } from './http-access.js';
 export { checkRedis, redactRedisUrl, type RedisCheckOptions, type RedisRole } from './redis-check.js';
 export { errorFromWire } from './errors.js';
 export { parseConfig } from './config.js';

@@ -2,6 +2,9 @@
  * `inferq dashboard` in a real browser: headless Chromium (puppeteer-core,
  * Debian's `chromium`) loads the page while a worker serves a client that
  * generates load, and the numbers on the page change as the load goes on.
+ * The dashboard runs with a token (INFERQ_HTTP_TOKEN): the browser opens
+ * `/?token=`, is redirected to `/` with a session cookie, and the page's
+ * event stream is let in by that cookie.
  * Skipped, saying why, when no Chromium binary is found (`pnpm test`
  * installs Debian's chromium when it runs as root with apt-get).
  *
@@ -59,7 +62,8 @@ describe('inferq dashboard', () => {
     closers.push(() => client.close());
 
     // The dashboard and the browser start before the load, which keeps both cores busy.
-    dashboard = spawnNode(CLIENT_CLI, ['dashboard', '--model', model, '--port', '0', '--redis', redis.url, '--prefix', prefix]);
+    const token = 'browser-test-token';
+    dashboard = spawnNode(CLIENT_CLI, ['dashboard', '--model', model, '--port', '0', '--redis', redis.url, '--prefix', prefix], { INFERQ_HTTP_TOKEN: token });
     const launching = puppeteer.launch({
       executablePath: chromium as string,
       headless: true,
@@ -89,7 +93,9 @@ describe('inferq dashboard', () => {
 
     const page = await browser.newPage();
     await page.setViewport({ width: 1280, height: 820, deviceScaleFactor: 1 });
-    await page.goto(url, { waitUntil: 'domcontentloaded', timeout: 15_000 });
+    expect((await page.goto(url, { waitUntil: 'domcontentloaded', timeout: 15_000 }))?.status()).toBe(401);
+    await page.goto(`${url}?token=${token}`, { waitUntil: 'domcontentloaded', timeout: 15_000 });
+    expect(page.url()).toBe(url); // the token left the address bar
     expect(await page.title()).toBe(`inferq · ${model}`);
     // Live once an event arrived; the rates need two events.
     await page.waitForSelector('#status.live', { timeout: 15_000 });

@@ -28,3 +28,4 @@ export {
 export { TcpProxy } from './tcp-proxy.js';
 export { parsePrometheusText, type PromSample, type PromText } from './prometheus-text.js';
 export { findChromiumBinary, HOW_TO_GET_CHROMIUM } from './chromium.js';
+export { findPromtool, promtoolCheckMetrics, promtoolCheckExpressions, HOW_TO_GET_PROMTOOL, type PromtoolResult } from './promtool.js';

@@ -9,7 +9,8 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, type ConfigIssue } from '@inferq/core';
 
-type Kind = 'int' | 'bool' | 'string' | 'enum';
+/** `list`: a repeatable flag, or its env variable comma-separated. */
+type Kind = 'int' | 'bool' | 'string' | 'enum' | 'list';
 
 interface CliOption {
   flag: string;
@@ -53,7 +54,10 @@ export const WORKER_CLI_OPTIONS: readonly CliOption[] = [
   { flag: 'connect-timeout-ms', env: 'INFERQ_CONNECT_TIMEOUT_MS', kind: 'int', target: 'connectTimeoutMs', help: 'longest wait for a usable Redis at start (default 10000)' },
   { flag: 'worker-id', env: 'INFERQ_WORKER_ID', kind: 'string', target: 'workerId', help: 'id shown in results and logs' },
   { flag: 'metrics-port', env: 'INFERQ_METRICS_PORT', kind: 'int', target: 'metricsPort', help: 'serve Prometheus metrics of this process at /metrics on this port, 0 = any free one (default off)' },
-  { flag: 'metrics-host', env: 'INFERQ_METRICS_HOST', kind: 'string', target: 'metricsHost', help: 'address of the metrics server (default 127.0.0.1)' },
+  { flag: 'metrics-host', env: 'INFERQ_METRICS_HOST', kind: 'string', target: 'metricsHost', help: 'address of the metrics server (default 127.0.0.1; beyond loopback needs --auth-token)' },
+  { flag: 'auth-token', env: 'INFERQ_HTTP_TOKEN', kind: 'string', target: 'http.authToken', help: 'metrics server: require Authorization: Bearer <token> (not for /healthz, /readyz)' },
+  { flag: 'allow-host', env: 'INFERQ_HTTP_ALLOW_HOSTS', kind: 'list', target: 'http.allowHosts', help: 'metrics server: a Host name accepted besides its address, repeatable (env: comma-separated)' },
+  { flag: 'insecure-no-auth', env: 'INFERQ_HTTP_INSECURE_NO_AUTH', kind: 'bool', target: 'http.insecureNoAuth', help: 'metrics server: serve beyond loopback without --auth-token' },
   { flag: 'log-level', env: 'INFERQ_LOG_LEVEL', kind: 'enum', values: LOG_LEVELS, target: 'logLevel', help: `${LOG_LEVELS.join(' | ')} (default info)` },
 ];
 
@@ -68,8 +72,8 @@ export type ParsedWorkerCli =
   | {
       help: false;
       version: false;
-      /** Values by target (`config.maxBatchSize`, `lockDurationMs`, ...). */
-      values: Map<string, string | number | boolean>;
+      /** Values by target (`config.maxBatchSize`, `lockDurationMs`, ...); `list` options give string arrays. */
+      values: Map<string, string | number | boolean | string[]>;
       /** The option as the user wrote it, by target: `--max-batch-size` or `INFERQ_MAX_BATCH_SIZE`. */
       sources: Map<string, string>;
     };
@@ -77,9 +81,13 @@ export type ParsedWorkerCli =
 const TRUE = ['1', 'true', 'yes', 'on'];
 const FALSE = ['0', 'false', 'no', 'off'];
 
-function convert(o: CliOption, raw: string): { value: string | number | boolean } | { problem: string } {
+function convert(o: CliOption, raw: string): { value: string | number | boolean | string[] } | { problem: string } {
   const v = raw.trim();
   switch (o.kind) {
+    case 'list': {
+      const items = v.split(',').map((x) => x.trim());
+      return items.some((x) => x === '') ? { problem: `must be names separated by commas, got '${raw}'` } : { value: items };
+    }
     case 'int':
       return /^-?\d+$/.test(v) && Number.isSafeInteger(Number(v)) ? { value: Number(v) } : { problem: `must be an integer, got '${raw}'` };
     case 'bool':
@@ -97,7 +105,7 @@ function convert(o: CliOption, raw: string): { value: string | number | boolean 
 
 /** Parses flags and env by the one table; throws one ConfigError naming every bad option as written. */
 export function parseWorkerCli(argv: readonly string[], env: NodeJS.ProcessEnv): ParsedWorkerCli {
-  const options = Object.fromEntries(WORKER_CLI_OPTIONS.map((o) => [o.flag, { type: 'string' as const }]));
+  const options = Object.fromEntries(WORKER_CLI_OPTIONS.map((o) => [o.flag, { type: 'string' as const, multiple: o.kind === 'list' }]));
   let parsed: ReturnType<typeof parseArgs>;
   try {
     parsed = parseArgs({ args: [...argv], options: { ...options, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'v' } }, strict: true, allowNegative: false });
@@ -107,11 +115,12 @@ export function parseWorkerCli(argv: readonly string[], env: NodeJS.ProcessEnv):
   }
   if (parsed.values.help) return { help: true, version: false };
   if (parsed.values.version) return { help: false, version: true };
-  const values = new Map<string, string | number | boolean>();
+  const values = new Map<string, string | number | boolean | string[]>();
   const sources = new Map<string, string>();
   const issues: ConfigIssue[] = [];
   for (const o of WORKER_CLI_OPTIONS) {
-    const fromFlag = parsed.values[o.flag];
+    const given = parsed.values[o.flag];
+    const fromFlag = Array.isArray(given) ? given.join(',') : given;
     const fromEnv = o.env !== undefined ? env[o.env] : undefined;
     const raw = typeof fromFlag === 'string' ? fromFlag : fromEnv !== undefined && fromEnv !== '' ? fromEnv : undefined;
     if (raw === undefined) continue;

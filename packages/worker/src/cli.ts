@@ -7,9 +7,10 @@
  * `REDIS_URL` (default redis://127.0.0.1:6379). SIGTERM/SIGINT stop
  * gracefully: the batches in hand finish, no new jobs are taken.
  * Prints one line `READY <worker id>` on stdout once it takes jobs; with
- * `--metrics-port`, first `METRICS <url>` once its /metrics server listens.
+ * `--metrics-port`, first `METRICS <url>` once its /metrics server listens
+ * (also `/healthz` and `/readyz`; docs/http-endpoints.md).
  */
-import { ConfigError, InferqError, createLogger, packageVersion, redisFromCli, type OptimizationConfigInput, type Quantization, type RedisConnectionInput } from '@inferq/core';
+import { ConfigError, InferqError, createLogger, packageVersion, redisFromCli, type OptimizationConfigInput, type Quantization } from '@inferq/core';
 import { InferenceWorker } from './inference-worker.js';
 import type { InferenceWorkerOptions } from './worker-options.js';
 import { BUILTIN_MODELS, loadModelModule } from './model-module-loader.js';
@@ -42,7 +43,7 @@ async function main(): Promise<void> {
   const config: Record<string, unknown> = {};
   const options: Record<string, unknown> = { redis: 'redis://127.0.0.1:6379', model };
   for (const [target, value] of values) {
-    if (target === 'module' || target === 'logLevel' || target === 'model' || target === 'metricsPort' || target === 'metricsHost' || target === 'redisCluster') continue;
+    if (target === 'module' || target === 'logLevel' || target === 'model' || target === 'metricsPort' || target === 'metricsHost' || target === 'redisCluster' || target.startsWith('http.')) continue;
     if (target.startsWith('config.')) config[target.slice('config.'.length)] = value;
     else options[target] = value;
   }
@@ -85,11 +86,14 @@ async function main(): Promise<void> {
     // Loaded only when asked for: prom-client stays out of a plain worker's start-up.
     const { WorkerMetrics } = await import('./worker-metrics.js');
     const host = (values.get('metricsHost') as string | undefined) ?? '127.0.0.1';
-    metrics = new WorkerMetrics({ redis: options.redis as RedisConnectionInput, queueShards: (options.queueShards as number | undefined) ?? 1, model, prefix: (options.prefix as string | undefined) ?? 'inferq', workerId: worker.id, port: metricsPort, host, logger });
+    const access = { authToken: values.get('http.authToken') as string | undefined, allowHosts: values.get('http.allowHosts') as string[] | undefined, insecureNoAuth: values.get('http.insecureNoAuth') as boolean | undefined };
+    const served = worker;
+    metrics = new WorkerMetrics({ model, workerId: worker.id, port: metricsPort, host, access, health: () => served.health(), logger });
     try {
       const { url } = await metrics.listen();
       process.stdout.write(`METRICS ${url}\n`);
     } catch (err) {
+      if (err instanceof ConfigError) throw err; // --auth-token, --allow-host: it names them
       throw new ConfigError('inferq-worker', [{ field: sources.get('metricsPort') ?? '--metrics-port', message: `cannot serve metrics on ${host}:${metricsPort}: ${(err as Error).message}` }]);
     }
   }

@@ -7,6 +7,7 @@
 export { InferenceWorker, type WorkerJobResult } from './inference-worker.js';
 export { WORKER_DEFAULTS, type InferenceWorkerOptions } from './worker-options.js';
 export type { BatchReport } from './batch-pipeline.js';
+export { HEALTH_DEFAULTS, type WorkerHealth, type HealthOptions } from './worker-health.js';
 export { loadModelModule, BUILTIN_MODELS, ONNX_PACKAGE } from './model-module-loader.js';
 export {
   ErrorCode,

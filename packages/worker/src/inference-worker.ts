@@ -49,6 +49,7 @@ import { ConvictedInputs } from './convicted-inputs.js';
 import { ModelGate } from './model-gate.js';
 import { ModelRunner } from './model-runner.js';
 import { resolveWorkerOptions, type InferenceWorkerOptions, type ResolvedWorkerOptions } from './worker-options.js';
+import { assessHealth, type HealthOptions, type WorkerHealth } from './worker-health.js';
 
 /** Longest wait of each shutdown step past `stopTimeoutMs` (forced close, stats flush, each connection). */
 const STEP_BOUND_MS = 1000;
@@ -81,6 +82,10 @@ export class InferenceWorker<I = unknown, O = unknown> {
   private heldJobs: number[] = [];
   /** Model calls past modelTimeoutMs that have not returned. */
   private stuckCalls = 0;
+  /** When every model slot became stuck; undefined while one is free (for `health()`). */
+  private stuckSince: number | undefined;
+  /** When the command connection was lost; undefined while it is up (for `health()`). */
+  private redisDownSince: number | undefined;
   /** Crash isolation (off with maxCrashes 0), and the jobs it is running: while any, no new job is taken. */
   private isolation: CrashIsolation | undefined;
   /** Inputs the fleet convicted of crashing the worker process (with crash isolation on). */
@@ -134,6 +139,8 @@ export class InferenceWorker<I = unknown, O = unknown> {
       throw err;
     }
     this.cmd = cmd;
+    cmd.on('close', () => (this.redisDownSince ??= Date.now()));
+    cmd.on('ready', () => (this.redisDownSince = undefined));
     // What this worker serves, for clients' in-process caches (a change drops them).
     const served = `${opts.modelVersion}/${opts.config.quantization}`;
     await Promise.all(this.shards.map((shard) => cmd.set(shard.served, served))).catch((err: unknown) => logger.warn({ err }, 'publishing the served model version failed'));
@@ -253,6 +260,26 @@ export class InferenceWorker<I = unknown, O = unknown> {
   }
 
   /**
+   * Live (a restart would not help) and ready (takes jobs now), with the
+   * reasons when not; no I/O. The contract is in worker-health.ts; a
+   * worker's `--metrics-port` serves it at `/healthz` and `/readyz`.
+   */
+  health(options: HealthOptions = {}): WorkerHealth {
+    return assessHealth(
+      {
+        state: this.state,
+        stuckCalls: this.stuckCalls,
+        slots: this.opts.config.numWorkers,
+        stuckSince: this.stuckSince,
+        redisStatus: this.cmd?.status,
+        redisDownSince: this.redisDownSince,
+        now: Date.now(),
+      },
+      options,
+    );
+  }
+
+  /**
    * Every step is bounded, whatever Redis does: BullMQ's own close can hang
    * for good (right after a Redis restart its blocking connection waits for
    * an 'end' event that never comes, and `close(true)` returns that same
@@ -334,6 +361,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
     const wasBlocked = this.stuckCalls >= this.opts.config.numWorkers;
     this.stuckCalls = stuck;
     const blocked = stuck >= this.opts.config.numWorkers;
+    if (blocked !== wasBlocked) this.stuckSince = blocked ? Date.now() : undefined;
     // BullMQ's pause stops fetching at once (concurrency cannot go below 1 job).
     if (blocked && !wasBlocked) {
       this.logger.error({ stuck }, 'every model slot is stuck past modelTimeoutMs; taking no new jobs until the model returns');

@@ -1,60 +1,61 @@
 /**
  * `WorkerMetrics`: Prometheus metrics of ONE worker process, served over
- * HTTP at `/metrics` (prom-client, its own registry). `inferq-worker
- * --metrics-port <port>` starts one; in code, pass `observe` as the worker's
- * `onBatch`:
+ * HTTP at `/metrics` (prom-client, its own registry), with the worker's
+ * `/healthz` and `/readyz` beside them when given its `health`.
+ * `inferq-worker --metrics-port <port>` starts one; in code, pass `observe`
+ * as the worker's `onBatch`:
  *
- *   const metrics = new WorkerMetrics({ redis, model, workerId: 'w1', port: 9464 });
+ *   const metrics = new WorkerMetrics({ model, workerId: 'w1', port: 9464, health: () => worker.health() });
  *   const worker = new InferenceWorker({ ..., workerId: 'w1', onBatch: (r) => metrics.observe(r) });
  *   await metrics.listen(); await worker.start();
  *
  * Counters count what this process observed since it started (a restart
  * starts them at 0, which Prometheus' `rate()` handles); the numbers shared by
- * every process of a model are in Redis (`inferq metrics`, `readStats`).
- * `inferq_queue_jobs` is the exception: BullMQ's job counts of the model's
- * queue, read from Redis at each scrape, the same in every process.
- * Every series carries the labels `model` and `worker` (the worker id).
+ * every process of a model are in Redis (`inferq metrics`, `readStats`),
+ * among them the queue's job counts (`inferq_queue_jobs`), which a worker
+ * does not serve: N workers serving one queue's depth made `sum()` count it
+ * N times. Every series carries the labels `model` and `worker` (the worker
+ * id). Requests pass `HttpAccess` (Host header, bearer token), except that
+ * the health endpoints need no token, so that a kubelet's probe works
+ * without a secret in the pod spec (docs/http-endpoints.md).
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Queue } from 'bullmq';
-import type { RedisOptions } from 'ioredis';
-import type { RedisClient } from '@inferq/core';
-import type { RedisConnectionInput } from '@inferq/core';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { DEFAULT_PREFIX, createLogger, createRedis, settledWithin, throttledLog, type Logger } from '@inferq/core';
-import { shardKeys } from '@inferq/core/protocol';
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { HttpAccess, createLogger, settledWithin, throttledLog, type HttpAccessOptions, type Logger } from '@inferq/core';
 import type { BatchReport } from './batch-pipeline.js';
+import type { WorkerHealth } from './worker-health.js';
 
 export interface WorkerMetricsOptions {
-  /** Redis of the model's queue (for `inferq_queue_jobs`): URL or ioredis options. */
-  redis: RedisConnectionInput;
-  /** The model's queue shards (job counts are summed over them). Default 1. */
-  queueShards?: number;
   model: string;
-  /** Key prefix. Default `inferq`. */
-  prefix?: string;
   /** The worker's id: the `worker` label. */
   workerId: string;
   /** TCP port of the HTTP server; 0 = any free port (see `listen()`'s answer). */
   port: number;
-  /** Address to listen on. Default `127.0.0.1` (give `0.0.0.0` for a Prometheus on another host). */
+  /** Address to listen on. Default `127.0.0.1` (give `0.0.0.0` for a Prometheus on another host, with `access.authToken`). */
   host?: string;
+  /** Host check and bearer token (docs/http-endpoints.md). Default: loopback names only, no token. */
+  access?: HttpAccessOptions;
+  /** The worker's health (`() => worker.health()`): served at `/healthz` and `/readyz`. Default none (404). */
+  health?: () => WorkerHealth;
   /** prom-client's process metrics (`process_cpu_seconds_total`, `nodejs_heap_size_used_bytes`, ...). Default true. */
   processMetrics?: boolean;
   logger?: Logger;
 }
 
-/** BullMQ states counted in `inferq_queue_jobs`. */
-export const QUEUE_JOB_STATES = ['wait', 'active', 'delayed', 'prioritized', 'failed'] as const;
-
-/** Longest a scrape waits for the queue's job counts before answering without them. */
-const QUEUE_READ_BOUND_MS = 2000;
+/**
+ * prom-client default metrics dropped: gauges named `_total`, which
+ * `promtool check metrics` rejects (a `_total` name promises a counter);
+ * `sum(nodejs_active_handles)` etc. give the same numbers.
+ */
+const DROPPED_DEFAULT_METRICS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 
 export class WorkerMetrics {
   readonly registry = new Registry();
   private readonly o: WorkerMetricsOptions;
   private readonly log: Logger;
+  /** A failing probe is asked every few seconds: one line per interval is enough. */
+  private readonly logProbe: (obj: Record<string, unknown>, msg: string) => void;
   private readonly requests: Counter;
   private readonly items: Counter;
   private readonly cacheHits: Counter;
@@ -67,12 +68,11 @@ export class WorkerMetrics {
   private readonly batchSize: Histogram;
   private readonly modelSeconds: Histogram;
   private server: Server | undefined;
-  private redis: RedisClient | undefined;
-  private queues: Queue[] | undefined;
 
   constructor(options: WorkerMetricsOptions) {
     this.o = options;
     this.log = createLogger('metrics', options.logger).child({ model: options.model, worker: options.workerId });
+    this.logProbe = throttledLog(this.log, 'warn', 30_000);
     const registers = [this.registry];
     this.registry.setDefaultLabels({ model: options.model, worker: options.workerId });
     const counter = (name: string, help: string) => new Counter({ name, help, registers });
@@ -97,23 +97,10 @@ export class WorkerMetrics {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers,
     });
-    const logQueueError = throttledLog(this.log, 'warn');
-    const readJobCounts = () => this.jobCounts();
-    new Gauge({
-      name: 'inferq_queue_jobs',
-      help: "Jobs (request envelopes, up to maxEnvelopeItems requests each) in the model's BullMQ queue, by state; read from Redis at each scrape, shared by every process.",
-      labelNames: ['state'] as const,
-      registers,
-      collect: async function (this: Gauge<'state'>) {
-        this.reset();
-        const counts = await readJobCounts().catch((err: unknown) => {
-          logQueueError({ err }, 'reading the queue job counts failed; scraped without them');
-          return undefined;
-        });
-        if (counts) for (const state of QUEUE_JOB_STATES) this.set({ state }, counts[state] ?? 0);
-      },
-    });
-    if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    if (options.processMetrics ?? true) {
+      collectDefaultMetrics({ register: this.registry });
+      for (const name of DROPPED_DEFAULT_METRICS) this.registry.removeSingleMetric(name);
+    }
   }
 
   /** Adds one batch report (`InferenceWorkerOptions.onBatch`). */
@@ -141,14 +128,22 @@ export class WorkerMetrics {
   /** Starts the HTTP server; resolves with its address once it listens (rejects if the port is taken). */
   async listen(): Promise<{ port: number; url: string }> {
     if (this.server) throw new Error('WorkerMetrics is already listening.');
+    const host = this.o.host ?? '127.0.0.1';
+    // Before listening: a refused configuration (beyond loopback, no token) throws ConfigError here.
+    const access = new HttpAccess(host, this.o.access ?? {}, 'inferq-worker metrics', this.log);
+    const health = this.o.health;
     const server = createServer((req, res) => {
       const path = (req.url ?? '/').split('?')[0];
       if (req.method !== 'GET' && req.method !== 'HEAD') {
         res.writeHead(405, { allow: 'GET, HEAD' }).end();
         return;
       }
+      const probe = health !== undefined && (path === '/healthz' || path === '/readyz');
+      if (!access.admit(req, res, { token: !probe })) return;
+      if (probe) return this.answerProbe(res, path === '/healthz' ? 'live' : 'ready', health);
       if (path !== '/metrics') {
-        res.writeHead(path === '/' ? 200 : 404, { 'content-type': 'text/plain; charset=utf-8' }).end(path === '/' ? 'inferq worker metrics: GET /metrics\n' : 'not found\n');
+        const index = `inferq worker metrics: GET /metrics${health ? ', /healthz, /readyz' : ''}\n`;
+        res.writeHead(path === '/' ? 200 : 404, { 'content-type': 'text/plain; charset=utf-8' }).end(path === '/' ? index : 'not found\n');
         return;
       }
       this.registry.metrics().then(
@@ -159,7 +154,6 @@ export class WorkerMetrics {
         },
       );
     });
-    const host = this.o.host ?? '127.0.0.1';
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.o.port, host, () => {
@@ -173,45 +167,26 @@ export class WorkerMetrics {
     return { port, url: `http://${shown}:${port}/metrics` };
   }
 
-  /** Stops the server and closes the queue connection (bounded). */
+  /** 200 or 503 by `live` or `ready`, the whole health as JSON either way (a probe's failure log shows why). */
+  private answerProbe(res: ServerResponse, which: 'live' | 'ready', health: () => WorkerHealth): void {
+    let h: WorkerHealth;
+    try {
+      h = health();
+    } catch (err) {
+      this.log.error({ err }, 'the health callback threw; answered not live and not ready');
+      h = { live: false, ready: false, reasons: [`health check failed: ${(err as Error).message}`] };
+    }
+    if (!h[which]) this.logProbe({ which, reasons: h.reasons }, `health probe: not ${which}`);
+    res.writeHead(h[which] ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify({ ...h, model: this.o.model, worker: this.o.workerId }));
+  }
+
+  /** Stops the server (bounded). */
   async close(): Promise<void> {
     const server = this.server;
     this.server = undefined;
     if (server) {
       server.closeAllConnections();
       await settledWithin(new Promise<void>((r) => server.close(() => r())), 1000);
-    }
-    const queues = this.queues;
-    const redis = this.redis;
-    this.queues = undefined;
-    this.redis = undefined;
-    if (queues) await settledWithin(Promise.all(queues.map((q) => q.close())), 1000);
-    if (redis && !(await settledWithin(redis.quit(), 1000))) redis.disconnect();
-  }
-
-  private async jobCounts(): Promise<Record<string, number>> {
-    if (!this.queues) {
-      const redis = createRedis(this.o.redis, { connectionName: `inferq:worker-metrics:${this.o.model}` });
-      redis.on('error', () => undefined); // a failed read reports it
-      this.redis = redis;
-      this.queues = shardKeys(this.o.model, this.o.prefix ?? DEFAULT_PREFIX, this.o.queueShards ?? 1).map((keys) => {
-        const queue = new Queue(keys.queueName, { connection: redis, prefix: keys.queuePrefix });
-        queue.on('error', () => undefined);
-        return queue;
-      });
-    }
-    const queues = this.queues;
-    let timer: NodeJS.Timeout | undefined;
-    const bound = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${QUEUE_READ_BOUND_MS} ms`)), QUEUE_READ_BOUND_MS);
-    });
-    try {
-      const counts = await Promise.race([Promise.all(queues.map((q) => q.getJobCounts(...QUEUE_JOB_STATES))), bound]);
-      const sum: Record<string, number> = {};
-      for (const c of counts) for (const [state, n] of Object.entries(c)) sum[state] = (sum[state] ?? 0) + n;
-      return sum;
-    } finally {
-      clearTimeout(timer);
     }
   }
 }
