@@ -20,7 +20,7 @@
  * count its clients and workers recorded).
  */
 import { parseArgs } from 'node:util';
-import { MODEL_NAME_PATTERN, createRedis, readStats, redisFromCli, resetStats } from '@inferq/core';
+import { MODEL_NAME_PATTERN, createRedis, readStats, redactUrlsIn, redisFromCli, resetStats } from '@inferq/core';
 import { MAX_QUEUE_SHARDS, clearShardCaches, readShardCount, setShardCount, shardKeys } from '@inferq/core/protocol';
 import { formatStatsTable } from './stats-table.js';
 import { ModelReader } from './model-snapshot.js';
@@ -119,7 +119,7 @@ async function main(): Promise<number> {
         return 0;
       }
       default:
-        console.error(`inferq: unknown command '${command}'.\n${HELP}`);
+        console.error(redactUrlsIn(`inferq: unknown command '${command}'.\n${HELP}`));
         return 2;
     }
   } finally {
@@ -130,7 +130,8 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (err: unknown) => {
-    console.error(`inferq: ${(err as Error).message}`);
+    // Masked: a URL typo, an argument error or a Redis reply may quote the URL and its password.
+    console.error(redactUrlsIn(`inferq: ${err instanceof Error ? err.message : String(err)}`));
     process.exit(1);
   },
 );

@@ -76,6 +76,7 @@ export { DEFAULT_PREFIX, MODEL_NAME_PATTERN, modelKeys, type ModelKeys } from '.
 export {
   createRedis,
   describeRedis,
+  redisUrlProblem,
   countKeys,
   isCluster,
   isClusterInput,
@@ -87,10 +88,11 @@ export {
   type CreateRedisOptions,
 } from './redis-connection.js';
 export { createLogger, throttledLog, type Logger } from './logger.js';
+export { REDACTED, redactError, redactRedisUrl, redactSecrets, redactUrlsIn } from './secret-redaction.js';
 
 // For @inferq/client, @inferq/worker and model adapters (no stability promise).
 export { settledWithin } from './settled-within.js';
-export { checkRedis, redactRedisUrl, type RedisCheckOptions, type RedisRole } from './redis-check.js';
+export { checkRedis, type RedisCheckOptions, type RedisRole } from './redis-check.js';
 export { errorFromWire } from './errors.js';
 export { parseConfig } from './config.js';
 export { keyFromCanonicalInput } from './cache-key.js';
