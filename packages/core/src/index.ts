@@ -27,6 +27,7 @@ export {
   ProtocolError,
   QueueFullError,
   QueueShardsMismatchError,
+  ShardCountInvalidError,
   isErrorCode,
   type ConfigIssue,
   type InferqErrorOptions,

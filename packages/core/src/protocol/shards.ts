@@ -9,9 +9,22 @@
  * the queue drain, then `inferq set-shards` (which refuses while any shard
  * holds work).
  */
-import { ErrorCode, InferqError, QueueShardsMismatchError, RedisUnavailableError } from '../errors.js';
+import { ErrorCode, InferqError, QueueShardsMismatchError, RedisUnavailableError, ShardCountInvalidError } from '../errors.js';
 import { countKeys, type RedisClient } from '../redis-connection.js';
-import { DEFAULT_PREFIX, shardCountKey, shardKeys as shardKeysOf, type ModelKeys } from './keys.js';
+import { DEFAULT_PREFIX, MAX_QUEUE_SHARDS, shardCountKey, shardKeys as shardKeysOf, type ModelKeys } from './keys.js';
+
+/**
+ * The shard count a GET of the key returned: undefined when none is
+ * recorded; a ShardCountInvalidError when the key holds anything but an
+ * integer 1..MAX_QUEUE_SHARDS in plain digits (`Number()` would take
+ * ' 3', '3.0' or '' and turn 'garbage' into NaN).
+ */
+export function parseShardCount(raw: string | null, model: string, prefix: string = DEFAULT_PREFIX): number | undefined {
+  if (raw === null) return undefined;
+  const n = /^[1-9][0-9]{0,2}$/.test(raw) ? Number(raw) : NaN;
+  if (!(n >= 1 && n <= MAX_QUEUE_SHARDS)) throw new ShardCountInvalidError(model, shardCountKey(model, prefix), raw, MAX_QUEUE_SHARDS);
+  return n;
+}
 
 /**
  * Records `shards` for the model when none is recorded; rejects with
@@ -20,24 +33,24 @@ import { DEFAULT_PREFIX, shardCountKey, shardKeys as shardKeysOf, type ModelKeys
  */
 export async function agreeOnShards(redis: RedisClient, model: string, prefix: string, shards: number): Promise<void> {
   const key = shardCountKey(model, prefix);
-  let recorded: number;
+  let raw: string | null;
   try {
-    recorded = Number(await redis.get(key));
-    if (recorded === 0) {
+    raw = await redis.get(key);
+    if (raw === null) {
       await redis.set(key, String(shards), 'NX');
-      recorded = Number(await redis.get(key));
+      raw = await redis.get(key);
     }
   } catch (err) {
     throw new RedisUnavailableError(`Reading the queue shard count of model '${model}' failed: ${(err as Error).message}`, { cause: err, details: { model } });
   }
-  // A count deleted in between (set-shards) reads as 0: take ours.
-  if (recorded !== 0 && recorded !== shards) throw new QueueShardsMismatchError(model, shards, recorded);
+  // A count deleted in between (set-shards) reads as none: take ours.
+  const recorded = parseShardCount(raw, model, prefix);
+  if (recorded !== undefined && recorded !== shards) throw new QueueShardsMismatchError(model, shards, recorded);
 }
 
-/** The model's recorded shard count; 1 when none is recorded (a model that never ran sharded). */
+/** The model's recorded shard count; 1 when none is recorded (a model that never ran sharded). Rejects an invalid one (ShardCountInvalidError). */
 export async function readShardCount(redis: RedisClient, model: string, prefix: string = DEFAULT_PREFIX): Promise<number> {
-  const n = Number(await redis.get(shardCountKey(model, prefix)));
-  return Number.isInteger(n) && n >= 1 ? n : 1;
+  return parseShardCount(await redis.get(shardCountKey(model, prefix)), model, prefix) ?? 1;
 }
 
 /**
@@ -62,7 +75,11 @@ export async function clearShardCaches(redis: RedisClient, shards: readonly Mode
  * empty, but a running one keeps consuming the old shards).
  */
 export async function setShardCount(redis: RedisClient, model: string, prefix: string, shards: number): Promise<void> {
-  const current = await readShardCount(redis, model, prefix);
+  // An invalid recorded count is what set-shards repairs: its jobs are looked for in the one-shard layout.
+  const current = await readShardCount(redis, model, prefix).catch((err: unknown) => {
+    if (err instanceof ShardCountInvalidError) return 1;
+    throw err;
+  });
   const shardList = shardKeysOf(model, prefix, current);
   let jobs = 0;
   for (const k of shardList) {
