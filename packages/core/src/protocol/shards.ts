@@ -7,11 +7,13 @@
  * refused with INFERQ_QUEUE_SHARDS_MISMATCH before it takes or sends work.
  * Changing the count of a running model: stop its clients and workers, let
  * the queue drain, then `inferq set-shards` (which refuses while any shard
- * holds work).
+ * holds work or any client or worker is alive).
  */
 import { ErrorCode, InferqError, QueueShardsMismatchError, RedisUnavailableError, ShardCountInvalidError } from '../errors.js';
 import { countKeys, type RedisClient } from '../redis-connection.js';
-import { DEFAULT_PREFIX, MAX_QUEUE_SHARDS, shardCountKey, shardKeys as shardKeysOf, type ModelKeys } from './keys.js';
+import { callScript } from '../lua-scripts.js';
+import { DEFAULT_PREFIX, MAX_QUEUE_SHARDS, modelKeys as modelKeysOf, shardCountKey, shardKeys as shardKeysOf, type ModelKeys } from './keys.js';
+import { WORKER_BEAT_TTL_MS, liveWorkers } from './worker-registry.js';
 
 /**
  * The shard count a GET of the key returned: undefined when none is
@@ -69,10 +71,11 @@ export async function clearShardCaches(redis: RedisClient, shards: readonly Mode
 
 /**
  * Records a new shard count for a model, refused (INFERQ_QUEUE_SHARDS_MISMATCH)
- * while any current shard holds a job (waiting, running, delayed, paused) or a
- * client is alive: requests in the old shards would never be found. Workers
- * must be stopped by the operator first (they hold no state once the queue is
- * empty, but a running one keeps consuming the old shards).
+ * while any current shard holds a job (waiting, running, delayed, paused), a
+ * client is alive or a worker is: requests in the old shards would never be
+ * found, and a running worker keeps consuming the old shards. The workers
+ * are checked and the count set in one script (shards-set-2.lua), so a
+ * worker starting at that moment either is seen or reads the new count.
  */
 export async function setShardCount(redis: RedisClient, model: string, prefix: string, shards: number): Promise<void> {
   // An invalid recorded count is what set-shards repairs: its jobs are looked for in the one-shard layout.
@@ -89,12 +92,15 @@ export async function setShardCount(redis: RedisClient, model: string, prefix: s
   }
   // A client beats in every shard: count shard 0's heartbeats.
   const alive = await countKeys(redis, `${(shardList[0] as ModelKeys).root}:client:*`);
-  if (jobs > 0 || alive > 0) {
-    throw new InferqError(
+  const refuse = (workers: readonly string[]) =>
+    new InferqError(
       ErrorCode.QUEUE_SHARDS_MISMATCH,
-      `Model '${model}' still has ${jobs} job(s) and ${alive} live client(s) in its ${current} shard(s); stop its clients and workers and let the queue drain before changing queueShards.`,
-      { details: { model, jobs, clients: alive, queueShards: current } },
+      `Model '${model}' still has ${jobs} job(s) and ${alive} live client(s) in its ${current} shard(s), and ${workers.length} live worker(s)${workers.length > 0 ? ` (${workers.join(', ')})` : ''}; ` +
+        `stop its clients and workers and let the queue drain before changing queueShards. A worker killed without stopping stays listed until its heartbeat expires (${WORKER_BEAT_TTL_MS / 1000} s).`,
+      { details: { model, jobs, clients: alive, workers, queueShards: current } },
     );
-  }
-  await redis.set(shardCountKey(model, prefix), String(shards));
+  if (jobs > 0 || alive > 0) throw refuse(await liveWorkers(redis, model, prefix));
+  const { workers: workersKey } = modelKeysOf(model, prefix);
+  const live = (await callScript(redis, 'shards-set', [workersKey, shardCountKey(model, prefix)], [String(shards)])) as string[];
+  if (live.length > 0) throw refuse(live);
 }
