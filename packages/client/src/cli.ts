@@ -12,7 +12,8 @@
  * `metrics` and `dashboard` print `METRICS <url>` / `DASHBOARD <url>` and
  * serve until SIGINT/SIGTERM; `--port 0` takes any free port.
  *   inferq set-shards --model <name> --shards <n>
- *                                            change the model's queueShards (refused while any shard holds work)
+ *                                            change the model's queueShards (refused while any shard holds work
+ *                                            or any client or worker of the model is alive)
  *
  * `--redis <url>` or `REDIS_URL` (default redis://127.0.0.1:6379), or
  * `--redis-cluster host:port,...` or `REDIS_CLUSTER_NODES` for a Redis

@@ -145,6 +145,9 @@ function copyError(err: Error, depth: number, seen: WeakMap<object, unknown>): E
   if (typeof err.stack === 'string') define('stack', redactUrlsIn(err.stack));
   if (Object.prototype.hasOwnProperty.call(err, 'name')) define('name', err.name);
   if ('cause' in err && err.cause !== undefined) define('cause', copy(err.cause, depth + 1, seen, false));
+  // AggregateError (and ioredis' cluster errors built on it) keeps its errors in a non-enumerable field.
+  const errors = (err as { errors?: unknown }).errors;
+  if (Array.isArray(errors) && !Object.prototype.propertyIsEnumerable.call(err, 'errors')) define('errors', copy(errors, depth + 1, seen, false));
   const record = err as unknown as Record<string, unknown>;
   for (const key of Object.keys(record)) {
     if (key === 'cause') continue;

@@ -1,4 +1,5 @@
 import { Writable } from 'node:stream';
+import { inspect } from 'node:util';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { createLogger, describeRedis, redactSecrets, redactUrlsIn, redisUrlProblem } from '../src/index.js';
@@ -40,6 +41,9 @@ describe('secret redaction', () => {
     expect(copy.redis).toEqual({ host: 'h', username: 'user', password: '***', tls: { key: '***', passphrase: '***', cert: 'C' } });
     expect(copy.key).toBe('cache-key');
     expect(auth.command.args).toEqual(['user', 'pw1']);
+    const agg = redactSecrets(new AggregateError([Object.assign(new Error('node down'), { command: { name: 'auth', args: ['pw7'] } })], 'all nodes failed'));
+    expect(inspect(agg, { depth: 10 })).toContain('node down');
+    expect(inspect(agg, { depth: 10 })).not.toContain('pw7');
   });
 
   it("redacts through a user's own pino logger, keeping the user's own log formatter", () => {
