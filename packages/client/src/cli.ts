@@ -17,7 +17,8 @@
  * (or `--insecure-no-auth`). `dashboard --max-subscribers <n>` (default 32)
  * bounds its event streams. See docs/http-endpoints.md.
  *   inferq set-shards --model <name> --shards <n>
- *                                            change the model's queueShards (refused while any shard holds work)
+ *                                            change the model's queueShards (refused while any shard holds work
+ *                                            or any client or worker of the model is alive)
  *
  * `--redis <url>` or `REDIS_URL` (default redis://127.0.0.1:6379), or
  * `--redis-cluster host:port,...` or `REDIS_CLUSTER_NODES` for a Redis
@@ -25,7 +26,7 @@
  * count its clients and workers recorded).
  */
 import { parseArgs } from 'node:util';
-import { MODEL_NAME_PATTERN, createRedis, describeRedis, packageVersion, readStats, redactRedisUrl, redisFromCli, resetStats } from '@inferq/core';
+import { MODEL_NAME_PATTERN, createRedis, describeRedis, packageVersion, readStats, redactRedisUrl, redactUrlsIn, redisFromCli, resetStats } from '@inferq/core';
 import { MAX_QUEUE_SHARDS, clearShardCaches, readShardCount, setShardCount, shardKeys } from '@inferq/core/protocol';
 import { formatStatsTable } from './stats-table.js';
 import { modelHasKeys } from './model-presence.js';
@@ -155,7 +156,7 @@ async function main(): Promise<number> {
         return 0;
       }
       default:
-        console.error(`inferq: unknown command '${command}'.\n${HELP}`);
+        console.error(redactUrlsIn(`inferq: unknown command '${command}'.\n${HELP}`));
         return 2;
     }
   } finally {
@@ -166,7 +167,8 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (err: unknown) => {
-    console.error(`inferq: ${(err as Error).message}`);
+    // Masked: a URL typo, an argument error or a Redis reply may quote the URL and its password.
+    console.error(redactUrlsIn(`inferq: ${err instanceof Error ? err.message : String(err)}`));
     process.exit(1);
   },
 );

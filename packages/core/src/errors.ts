@@ -214,6 +214,25 @@ export class QueueShardsMismatchError extends InferqError {
   }
 }
 
+/**
+ * The model's shard count key holds something that is not a shard count
+ * (written by hand or by another program): every client and worker of the
+ * model stops on it, so the message names the key, its value and the fix.
+ * Same code as a mismatch: the process does not start, and the operator's
+ * remedy is the same command.
+ */
+export class ShardCountInvalidError extends InferqError {
+  constructor(model: string, key: string, value: string, maxShards: number) {
+    const shown = JSON.stringify(value.length > 64 ? `${value.slice(0, 64)}...` : value);
+    super(
+      ErrorCode.QUEUE_SHARDS_MISMATCH,
+      `Model '${model}': Redis key ${key} holds ${shown}, which is not a queue shard count (an integer 1..${maxShards}); inferq did not write it. ` +
+        `Record the count the model's clients and workers use with 'inferq set-shards --model ${model} --shards <n>', or delete the key (DEL ${key}) and the next client or worker to start records its own.`,
+      { details: { model, key, value, reason: 'invalid' } },
+    );
+  }
+}
+
 export class ProtocolError extends InferqError {
   constructor(message: string, options: InferqErrorOptions = {}) {
     super(ErrorCode.PROTOCOL_ERROR, message, options);

@@ -27,6 +27,7 @@ export {
   ProtocolError,
   QueueFullError,
   QueueShardsMismatchError,
+  ShardCountInvalidError,
   isErrorCode,
   isInferqError,
   type ConfigIssue,
@@ -74,9 +75,11 @@ export { canonicalJson, type CanonicalJsonLimits } from './canonical-json.js';
 export { readStats, resetStats, type InferenceStats } from './stats-reader.js';
 export { LATENCY_BUCKET_BOUNDS_MS } from './latency-histogram.js';
 export { DEFAULT_PREFIX, MODEL_NAME_PATTERN, modelKeys, type ModelKeys } from './protocol/keys.js';
+export { liveWorkers } from './protocol/worker-registry.js';
 export {
   createRedis,
   describeRedis,
+  redisUrlProblem,
   countKeys,
   isCluster,
   isClusterInput,
@@ -88,12 +91,13 @@ export {
   type CreateRedisOptions,
 } from './redis-connection.js';
 export { createLogger, throttledLog, type Logger } from './logger.js';
+export { REDACTED, redactError, redactRedisUrl, redactSecrets, redactUrlsIn } from './secret-redaction.js';
 
 // For @inferq/client, @inferq/worker and model adapters (no stability promise).
 export { settledWithin } from './settled-within.js';
 export { packageVersion } from './package-version.js';
 export { HttpAccess, isLoopbackHost, type HttpAccessOptions, type AdmitOptions } from './http-access.js';
-export { checkRedis, redactRedisUrl, type RedisCheckOptions, type RedisRole } from './redis-check.js';
+export { checkRedis, type RedisCheckOptions, type RedisRole } from './redis-check.js';
 export { errorFromWire } from './errors.js';
 export { parseConfig } from './config.js';
 export { keyFromCanonicalInput } from './cache-key.js';

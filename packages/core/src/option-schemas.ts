@@ -5,9 +5,14 @@
  */
 import { z } from 'zod';
 import type { Logger } from './logger.js';
+import { redisUrlProblem } from './redis-connection.js';
 import { KEY_PREFIX_PATTERN, KEY_PREFIX_RULE, MODEL_NAME_PATTERN } from './protocol/keys.js';
 
-const RedisUrlSchema = z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL');
+// The problem is said without the URL: a password must not reach a configuration error.
+const RedisUrlSchema = z.string().superRefine((url, ctx) => {
+  const problem = redisUrlProblem(url);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
 
 /** `redis://` / `rediss://` URL, an ioredis options object, or `{ cluster: [nodes], options? }` for a Redis Cluster. */
 export const RedisConnectionSchema = z.union([

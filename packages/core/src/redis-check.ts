@@ -26,6 +26,7 @@ import { createHash } from 'node:crypto';
 import type { RedisClient } from './redis-connection.js';
 import { ErrorCode, InferqError, RedisUnavailableError } from './errors.js';
 import type { Logger } from './logger.js';
+import { redactError, redactRedisUrl } from './secret-redaction.js';
 
 export type RedisRole = 'client' | 'worker';
 
@@ -75,10 +76,6 @@ function probes(role: RedisRole, key: string): Probe[] {
   return list;
 }
 
-/** The URL with any password replaced by `***`. */
-export function redactRedisUrl(url: string): string {
-  return url.replace(/^(rediss?:\/\/[^:@/]*:)[^@/]*@/, '$1***@');
-}
 
 /** The reason behind a connection error, from its code or message. */
 function classify(err: Error | undefined): { code: ErrorCode; reason: string } {
@@ -125,8 +122,8 @@ export async function checkRedis(redis: RedisClient, o: RedisCheckOptions): Prom
         ? `${o.what}: Redis at ${target} refused the credentials (${failure.message}). Check the password or ACL user in the URL or the 'redis' options.`
         : `${o.what}: Redis at ${target} is not usable (${reason}: ${failure.message}) after ${o.timeoutMs} ms.`;
     throw code === ErrorCode.REDIS_AUTH_FAILED
-      ? new InferqError(code, message, { cause: failure, details: { target, reason } })
-      : new RedisUnavailableError(message, { cause: failure, details: { target, reason } });
+      ? new InferqError(code, message, { cause: redactError(failure), details: { target, reason } })
+      : new RedisUnavailableError(message, { cause: redactError(failure), details: { target, reason } });
   }
   const list = probes(o.role, o.probeKey);
   const pipeline = redis.pipeline();
@@ -145,7 +142,7 @@ export async function checkRedis(redis: RedisClient, o: RedisCheckOptions): Prom
   try {
     replies = ((await pipeline.exec()) ?? []) as Array<[Error | null, unknown]>;
   } catch (err) {
-    throw new RedisUnavailableError(`${o.what}: probing Redis at ${target} failed: ${(err as Error).message}`, { cause: err, details: { target } });
+    throw new RedisUnavailableError(`${o.what}: probing Redis at ${target} failed: ${(err as Error).message}`, { cause: redactError(err), details: { target } });
   }
   const missing = new Set<string>();
   let other: Error | undefined;
@@ -167,8 +164,8 @@ export async function checkRedis(redis: RedisClient, o: RedisCheckOptions): Prom
   if (other) {
     const { code } = classify(other);
     throw code === ErrorCode.REDIS_AUTH_FAILED
-      ? new InferqError(code, `${o.what}: Redis at ${target} refused the credentials (${other.message}).`, { cause: other, details: { target } })
-      : new RedisUnavailableError(`${o.what}: Redis at ${target} failed a start-up probe: ${other.message}`, { cause: other, details: { target } });
+      ? new InferqError(code, `${o.what}: Redis at ${target} refused the credentials (${other.message}).`, { cause: redactError(other), details: { target } })
+      : new RedisUnavailableError(`${o.what}: Redis at ${target} failed a start-up probe: ${other.message}`, { cause: redactError(other), details: { target } });
   }
   const memory = String(replies[memoryAt]?.[1] ?? '');
   const maxmemoryPolicy = /maxmemory_policy:(\S+)/.exec(memory)?.[1];

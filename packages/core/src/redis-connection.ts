@@ -12,6 +12,8 @@
  */
 import { createRequire } from 'node:module';
 import type { Cluster, ClusterNode, ClusterOptions, Redis, RedisOptions } from 'ioredis';
+import { ConfigError } from './errors.js';
+import { redactRedisUrl } from './secret-redaction.js';
 
 // ioredis is CommonJS; require() loads it with ~40 % less CPU than an ES
 // `import`, which makes Node's ES module loader translate each of its files
@@ -73,9 +75,9 @@ export function createRedis(input: RedisConnectionInput, options: CreateRedisOpt
   if (options.sendOnce) extra.autoResendUnfulfilledCommands = false;
   if (isClusterInput(input)) return createCluster(input, extra);
   if (typeof input === 'string') {
-    if (!/^rediss?:\/\//.test(input)) {
-      throw new TypeError(`Redis URL must start with redis:// or rediss://, got '${input}'.`);
-    }
+    const problem = redisUrlProblem(input);
+    // The URL is shown masked: a typo in the scheme is no reason to print the password.
+    if (problem) throw new ConfigError('Redis connection', [{ field: 'redis', message: `${problem}, got '${redactRedisUrl(input)}'` }]);
     return new ioredis.Redis(input, extra);
   }
   return new ioredis.Redis({ ...input, ...extra });
@@ -118,10 +120,26 @@ export function redisOptionsFrom(input: string | RedisOptions): RedisOptions {
   return opts;
 }
 
-/** Where a connection input points, for messages: the URL, or host:port of the options (passwords never shown). */
+/**
+ * What is wrong with a Redis URL, or undefined. Besides the scheme: a raw
+ * `/`, `?` or `#` in the user:password part ends the host part early in
+ * ioredis' parser, which then connects to (and looks up in DNS) a piece of
+ * the password as a host name. A raw `@` is parsed right (the last `@`
+ * ends the password) and is allowed.
+ */
+export function redisUrlProblem(url: string): string | undefined {
+  if (!/^rediss?:\/\//.test(url)) return 'must be a redis:// or rediss:// URL';
+  const rest = url.slice(url.indexOf('//') + 2);
+  const at = rest.lastIndexOf('@');
+  if (at !== -1 && /[/?#]/.test(rest.slice(0, at))) return "the user:password part holds a raw '/', '?' or '#': percent-encode it (%2F, %3F, %23)";
+  return undefined;
+}
+
+/** Where a connection input points, for messages: the URL or host:port, its password masked whole. */
 export function describeRedis(input: RedisConnectionInput): string {
-  if (isClusterInput(input)) return `cluster ${input.cluster.map((n) => n.replace(/\/\/[^@/]*@/, '//')).join(',')}`;
-  if (typeof input === 'string') return input;
+  // Seed nodes may be written `user:password@host:port`, with no scheme.
+  if (isClusterInput(input)) return `cluster ${input.cluster.map((n) => (/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(n) ? redactRedisUrl(n) : redactRedisUrl(`redis://${n}`).slice('redis://'.length))).join(',')}`;
+  if (typeof input === 'string') return redactRedisUrl(input);
   return `${input.tls ? 'rediss' : 'redis'}://${input.host ?? '127.0.0.1'}:${input.port ?? 6379}`;
 }
 

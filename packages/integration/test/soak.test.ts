@@ -320,7 +320,8 @@ describe('soak', () => {
         // marker, the cache's lru / val / bytes (no cache:exp: no cache TTL) and the two stats hashes. With a TTL: the
         // done bitmap of every job (one per job, kept 10 min after it ran so a re-run skips what was settled),
         // the pending list of each client's last inbox take (5 min; close() leaves it), the killed client's
-        // inbox (5 min; results of its jobs kept arriving after it died) and BullMQ's stalled-check key.
+        // inbox (5 min; results of its jobs kept arriving after it died), BullMQ's stalled-check key and the
+        // registry of the live workers (5 s, renewed while they run).
         const required = [keys.cacheLru, keys.cacheVal, keys.cacheBytes, keys.stats, keys.statsLatency];
         const stays = new Set([...baseline, ...required, ...['id', 'events', 'marker'].map((s) => `${root}:${s}`)]);
         const replacementId = (await replacement.waitForLine(/^ID /, 1000)).slice(3);
@@ -344,7 +345,7 @@ describe('soak', () => {
           } else if (suffix === `inbox:${killedId}`) {
             left.killedInbox.push(suffix);
             if (ttl > INBOX_TTL_MS) left.badTtl.push(`${suffix} ${ttl}`);
-          } else if (suffix !== 'stalled-check') left.other.push(`${suffix} (ttl ${ttl}${suffix.startsWith('inbox:') || suffix.startsWith('client:') ? `, client ${owner(suffix)}` : ''})`);
+          } else if (suffix !== 'stalled-check' && suffix !== 'workers') left.other.push(`${suffix} (ttl ${ttl}${suffix.startsWith('inbox:') || suffix.startsWith('client:') ? `, client ${owner(suffix)}` : ''})`);
         });
 
         // ---- Stats add up.

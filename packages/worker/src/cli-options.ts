@@ -7,7 +7,7 @@
  * worker's own option schema, whose errors are renamed to the same names.
  */
 import { parseArgs } from 'node:util';
-import { ConfigError, type ConfigIssue } from '@inferq/core';
+import { ConfigError, redactUrlsIn, type ConfigIssue } from '@inferq/core';
 
 /** `list`: a repeatable flag, or its env variable comma-separated. */
 type Kind = 'int' | 'bool' | 'string' | 'enum' | 'list';
@@ -111,7 +111,7 @@ export function parseWorkerCli(argv: readonly string[], env: NodeJS.ProcessEnv):
     parsed = parseArgs({ args: [...argv], options: { ...options, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'v' } }, strict: true, allowNegative: false });
   } catch (err) {
     // Unknown flags, missing values, `--x -5` (write `--x=-5`): a user error, said as such.
-    throw new ConfigError('inferq-worker', [{ field: 'arguments', message: (err as Error).message.replace(/\. To specify.*$/s, '') + ' (a negative number is written --flag=-5)' }]);
+    throw new ConfigError('inferq-worker', [{ field: 'arguments', message: redactUrlsIn((err as Error).message.replace(/\. To specify.*$/s, '')) + ' (a negative number is written --flag=-5)' }]);
   }
   if (parsed.values.help) return { help: true, version: false };
   if (parsed.values.version) return { help: false, version: true };
@@ -126,7 +126,8 @@ export function parseWorkerCli(argv: readonly string[], env: NodeJS.ProcessEnv):
     if (raw === undefined) continue;
     const source = typeof fromFlag === 'string' ? `--${o.flag}` : (o.env as string);
     const c = convert(o, raw);
-    if ('problem' in c) issues.push({ field: source, message: c.problem });
+    // A value echoed in a message is masked: a URL given to the wrong option must not print its password.
+    if ('problem' in c) issues.push({ field: source, message: redactUrlsIn(c.problem) });
     else {
       values.set(o.target, c.value);
       sources.set(o.target, source);

@@ -10,7 +10,7 @@
  * `--metrics-port`, first `METRICS <url>` once its /metrics server listens
  * (also `/healthz` and `/readyz`; docs/http-endpoints.md).
  */
-import { ConfigError, InferqError, createLogger, packageVersion, redisFromCli, type OptimizationConfigInput, type Quantization } from '@inferq/core';
+import { ConfigError, InferqError, createLogger, packageVersion, redactError, redactUrlsIn, redisFromCli, type OptimizationConfigInput, type Quantization } from '@inferq/core';
 import { InferenceWorker } from './inference-worker.js';
 import type { InferenceWorkerOptions } from './worker-options.js';
 import { BUILTIN_MODELS, loadModelModule } from './model-module-loader.js';
@@ -102,7 +102,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  if (err instanceof ConfigError || err instanceof InferqError) console.error(`inferq-worker: ${err.message}`);
-  else console.error('inferq-worker failed:', err);
+  // Masked: a URL typo or a refused AUTH (whose error carries the password it sent) must not print the password.
+  if (err instanceof ConfigError || err instanceof InferqError) console.error(redactUrlsIn(`inferq-worker: ${err.message}`));
+  else console.error('inferq-worker failed:', redactError(err));
   process.exit(1);
 });

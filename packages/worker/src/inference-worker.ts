@@ -47,6 +47,7 @@ import { BatchPipeline, settleItem, workItem, type BatchOutcome, type BatchRepor
 import { CrashIsolation, maxStalledCountFor } from './crash-isolation.js';
 import { ConvictedInputs } from './convicted-inputs.js';
 import { ModelGate } from './model-gate.js';
+import { WorkerHeartbeat } from './worker-heartbeat.js';
 import { ModelRunner } from './model-runner.js';
 import { resolveWorkerOptions, type InferenceWorkerOptions, type ResolvedWorkerOptions } from './worker-options.js';
 import { assessHealth, type HealthOptions, type WorkerHealth } from './worker-health.js';
@@ -93,6 +94,8 @@ export class InferenceWorker<I = unknown, O = unknown> {
   private isolating = 0;
   private clockTimer: NodeJS.Timeout | undefined;
   private reclaimTimer: NodeJS.Timeout | undefined;
+  /** This worker's entry in the model's registry of live workers (what set-shards checks). */
+  private heartbeat: WorkerHeartbeat | undefined;
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   private stopping: Promise<void> | undefined;
 
@@ -130,9 +133,13 @@ export class InferenceWorker<I = unknown, O = unknown> {
         probeKey: `${keys.root}:probe:${this.id}`,
         logger,
       });
+      // Listed before agreeing on the count: set-shards either sees this worker or ran before it read the count.
+      this.heartbeat = new WorkerHeartbeat(cmd, keys.workers, this.id, logger);
+      await this.heartbeat.start();
       await agreeOnShards(cmd, opts.model, opts.prefix, opts.queueShards);
     } catch (err) {
       logger.error({ err }, 'Redis is not usable; the worker does not start');
+      await this.heartbeat?.stop();
       cmd.disconnect();
       this.state = 'stopped';
       await settledWithin(opts.module.close?.() ?? Promise.resolve(), STEP_BOUND_MS * 5);
@@ -308,6 +315,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
     await this.batcher?.stop({ timeoutMs: 1000 });
     if (!(await settledWithin(this.stats?.close() ?? Promise.resolve(), STEP_BOUND_MS))) logger.warn('flushing stats did not finish in time; dropped');
     if (!(await settledWithin(this.opts.module.close?.() ?? Promise.resolve(), STEP_BOUND_MS * 5))) logger.warn('the model did not close in time');
+    await this.heartbeat?.stop(); // bounded by itself
     for (const conn of [this.cmd, this.bullConnection]) {
       if (conn && !(await settledWithin(conn.quit(), STEP_BOUND_MS))) conn.disconnect();
     }

@@ -17,4 +17,5 @@ export * from './client-tick.js';
 export * from './inbox.js';
 export * from './queue-room.js';
 export * from './shards.js';
+export * from './worker-registry.js';
 export * from './model-contract.js';

@@ -10,13 +10,15 @@
  * master. A request goes to the shard of its cache key, so its flight, its
  * cache entry and the settle that writes both stay together.
  *
- * Model-wide keys (all shards): `inferq:{m}:stats`, `inferq:{m}:stats:latency`
- * and `inferq:{m}:shards` (the shard count every client and worker must agree on).
+ * Model-wide keys (all shards): `inferq:{m}:stats`, `inferq:{m}:stats:latency`,
+ * `inferq:{m}:shards` (the shard count every client and worker must agree on)
+ * and `inferq:{m}:workers` (the live workers, which `inferq set-shards` checks).
  * The rest is per shard, `<root>` being `inferq:{<shard tag>}`:
  *
  * | key                            | type | holds                                                        |
  * |--------------------------------|------|--------------------------------------------------------------|
  * | inferq:{m}:shards              | STR  | the model's queueShards (set by the first client or worker)  |
+ * | inferq:{m}:workers             | ZSET | live workers: worker id -> expiry (ms, Redis TIME), beat 1/s |
  * | inferq:{m}:stats               | HASH | counters (requests, cache_hits, ...)                         |
  * | inferq:{m}:stats:latency       | HASH | latency histogram buckets                                    |
  * | <root>:cache:lru               | ZSET | cache key -> last access (µs, Redis TIME)                    |
@@ -70,6 +72,8 @@ export interface ModelKeys {
   readonly served: string;
   /** Model-wide: fingerprints (cache keys) of inputs convicted of crashing the worker process -> crashes. */
   readonly convicted: string;
+  /** Model-wide: the live workers, worker id -> heartbeat expiry (see worker-registry.ts). */
+  readonly workers: string;
   /** BullMQ queue prefix and name: BullMQ builds `<prefix>:<name>:<suffix>`. */
   readonly queuePrefix: string;
   readonly queueName: string;
@@ -165,6 +169,7 @@ function keysOf(root: string, modelRoot: string, prefix: string, queueName: stri
     convicted: `${modelRoot}:convicted`,
     room: `${modelRoot}:room`,
     roomLeases: `${modelRoot}:room:leases`,
+    workers: `${modelRoot}:workers`,
     cacheEpoch: `${root}:cache:epoch`,
     served: `${root}:served`,
     queuePrefix: prefix,

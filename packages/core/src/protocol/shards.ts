@@ -7,11 +7,26 @@
  * refused with INFERQ_QUEUE_SHARDS_MISMATCH before it takes or sends work.
  * Changing the count of a running model: stop its clients and workers, let
  * the queue drain, then `inferq set-shards` (which refuses while any shard
- * holds work).
+ * holds work or any client or worker is alive).
  */
-import { ErrorCode, InferqError, QueueShardsMismatchError, RedisUnavailableError } from '../errors.js';
+import { ErrorCode, InferqError, QueueShardsMismatchError, RedisUnavailableError, ShardCountInvalidError } from '../errors.js';
 import { countKeys, type RedisClient } from '../redis-connection.js';
-import { DEFAULT_PREFIX, shardCountKey, shardKeys as shardKeysOf, type ModelKeys } from './keys.js';
+import { callScript } from '../lua-scripts.js';
+import { DEFAULT_PREFIX, MAX_QUEUE_SHARDS, modelKeys as modelKeysOf, shardCountKey, shardKeys as shardKeysOf, type ModelKeys } from './keys.js';
+import { WORKER_BEAT_TTL_MS, liveWorkers } from './worker-registry.js';
+
+/**
+ * The shard count a GET of the key returned: undefined when none is
+ * recorded; a ShardCountInvalidError when the key holds anything but an
+ * integer 1..MAX_QUEUE_SHARDS in plain digits (`Number()` would take
+ * ' 3', '3.0' or '' and turn 'garbage' into NaN).
+ */
+export function parseShardCount(raw: string | null, model: string, prefix: string = DEFAULT_PREFIX): number | undefined {
+  if (raw === null) return undefined;
+  const n = /^[1-9][0-9]{0,2}$/.test(raw) ? Number(raw) : NaN;
+  if (!(n >= 1 && n <= MAX_QUEUE_SHARDS)) throw new ShardCountInvalidError(model, shardCountKey(model, prefix), raw, MAX_QUEUE_SHARDS);
+  return n;
+}
 
 /**
  * Records `shards` for the model when none is recorded; rejects with
@@ -20,24 +35,24 @@ import { DEFAULT_PREFIX, shardCountKey, shardKeys as shardKeysOf, type ModelKeys
  */
 export async function agreeOnShards(redis: RedisClient, model: string, prefix: string, shards: number): Promise<void> {
   const key = shardCountKey(model, prefix);
-  let recorded: number;
+  let raw: string | null;
   try {
-    recorded = Number(await redis.get(key));
-    if (recorded === 0) {
+    raw = await redis.get(key);
+    if (raw === null) {
       await redis.set(key, String(shards), 'NX');
-      recorded = Number(await redis.get(key));
+      raw = await redis.get(key);
     }
   } catch (err) {
     throw new RedisUnavailableError(`Reading the queue shard count of model '${model}' failed: ${(err as Error).message}`, { cause: err, details: { model } });
   }
-  // A count deleted in between (set-shards) reads as 0: take ours.
-  if (recorded !== 0 && recorded !== shards) throw new QueueShardsMismatchError(model, shards, recorded);
+  // A count deleted in between (set-shards) reads as none: take ours.
+  const recorded = parseShardCount(raw, model, prefix);
+  if (recorded !== undefined && recorded !== shards) throw new QueueShardsMismatchError(model, shards, recorded);
 }
 
-/** The model's recorded shard count; 1 when none is recorded (a model that never ran sharded). */
+/** The model's recorded shard count; 1 when none is recorded (a model that never ran sharded). Rejects an invalid one (ShardCountInvalidError). */
 export async function readShardCount(redis: RedisClient, model: string, prefix: string = DEFAULT_PREFIX): Promise<number> {
-  const n = Number(await redis.get(shardCountKey(model, prefix)));
-  return Number.isInteger(n) && n >= 1 ? n : 1;
+  return parseShardCount(await redis.get(shardCountKey(model, prefix)), model, prefix) ?? 1;
 }
 
 /**
@@ -56,13 +71,18 @@ export async function clearShardCaches(redis: RedisClient, shards: readonly Mode
 
 /**
  * Records a new shard count for a model, refused (INFERQ_QUEUE_SHARDS_MISMATCH)
- * while any current shard holds a job (waiting, running, delayed, paused) or a
- * client is alive: requests in the old shards would never be found. Workers
- * must be stopped by the operator first (they hold no state once the queue is
- * empty, but a running one keeps consuming the old shards).
+ * while any current shard holds a job (waiting, running, delayed, paused), a
+ * client is alive or a worker is: requests in the old shards would never be
+ * found, and a running worker keeps consuming the old shards. The workers
+ * are checked and the count set in one script (shards-set-2.lua), so a
+ * worker starting at that moment either is seen or reads the new count.
  */
 export async function setShardCount(redis: RedisClient, model: string, prefix: string, shards: number): Promise<void> {
-  const current = await readShardCount(redis, model, prefix);
+  // An invalid recorded count is what set-shards repairs: its jobs are looked for in the one-shard layout.
+  const current = await readShardCount(redis, model, prefix).catch((err: unknown) => {
+    if (err instanceof ShardCountInvalidError) return 1;
+    throw err;
+  });
   const shardList = shardKeysOf(model, prefix, current);
   let jobs = 0;
   for (const k of shardList) {
@@ -72,12 +92,15 @@ export async function setShardCount(redis: RedisClient, model: string, prefix: s
   }
   // A client beats in every shard: count shard 0's heartbeats.
   const alive = await countKeys(redis, `${(shardList[0] as ModelKeys).root}:client:*`);
-  if (jobs > 0 || alive > 0) {
-    throw new InferqError(
+  const refuse = (workers: readonly string[]) =>
+    new InferqError(
       ErrorCode.QUEUE_SHARDS_MISMATCH,
-      `Model '${model}' still has ${jobs} job(s) and ${alive} live client(s) in its ${current} shard(s); stop its clients and workers and let the queue drain before changing queueShards.`,
-      { details: { model, jobs, clients: alive, queueShards: current } },
+      `Model '${model}' still has ${jobs} job(s) and ${alive} live client(s) in its ${current} shard(s), and ${workers.length} live worker(s)${workers.length > 0 ? ` (${workers.join(', ')})` : ''}; ` +
+        `stop its clients and workers and let the queue drain before changing queueShards. A worker killed without stopping stays listed until its heartbeat expires (${WORKER_BEAT_TTL_MS / 1000} s).`,
+      { details: { model, jobs, clients: alive, workers, queueShards: current } },
     );
-  }
-  await redis.set(shardCountKey(model, prefix), String(shards));
+  if (jobs > 0 || alive > 0) throw refuse(await liveWorkers(redis, model, prefix));
+  const { workers: workersKey } = modelKeysOf(model, prefix);
+  const live = (await callScript(redis, 'shards-set', [workersKey, shardCountKey(model, prefix)], [String(shards)])) as string[];
+  if (live.length > 0) throw refuse(live);
 }
