@@ -169,10 +169,10 @@ describe('errors', () => {
     expect(Date.now() - t0).toBeGreaterThanOrEqual(140);
     // No per-request listener or timer. The request owned its flight, so the client tracks it
     // until the flight closes in Redis (waiters elsewhere may depend on its job): then nothing is left.
-    const internals = client as unknown as { flights: Map<string, unknown>; flightsByKey: Map<string, unknown> };
-    for (let i = 0; i < 100 && internals.flights.size > 0; i++) await new Promise((r) => setTimeout(r, 100));
-    expect(internals.flights.size).toBe(0);
-    expect(internals.flightsByKey.size).toBe(0);
+    const table = (client as unknown as { table: { byId: Map<string, unknown>; byKey: Map<string, unknown> } }).table;
+    for (let i = 0; i < 100 && table.byId.size > 0; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(table.byId.size).toBe(0);
+    expect(table.byKey.size).toBe(0);
   });
 
   it('bad input is rejected before anything is written to Redis', async () => {

@@ -542,7 +542,7 @@ async function checkOwnedFlights(real: Real): Promise<void> {
         if (!id || !own) continue;
         const owner = real.clients.find((c) => c.id === own);
         if (!owner) continue; // a killed client's flight: its waiters take it over
-        const tracked = (owner as unknown as { flights: Map<string, { state: string }> }).flights.get(id);
+        const tracked = (owner as unknown as { table: { get(id: string): { state: string } | undefined } }).table.get(id);
         if (!tracked || tracked.state === 'settled' || tracked.state === 'waiter' || tracked.state === 'new') out.add(`${k} id=${id} own=${own} state=${tracked?.state ?? 'untracked'}`);
       }
       return out;
