@@ -172,7 +172,7 @@ function slug(heading: string): string {
 function anchorsOf(md: string): Set<string> {
   const out = new Set<string>();
   const counts = new Map<string, number>();
-  for (const m of withoutCode(md).matchAll(/^#{1,6}\s+(.+)$/gm)) {
+  for (const m of withoutFences(md).matchAll(/^#{1,6}\s+(.+)$/gm)) {
     const base = slug(m[1]!);
     const n = counts.get(base) ?? 0;
     counts.set(base, n + 1);
@@ -181,8 +181,13 @@ function anchorsOf(md: string): Set<string> {
   return out;
 }
 
+function withoutFences(md: string): string {
+  return md.replace(/^```[\s\S]*?^```/gm, '');
+}
+
+/** Without code: a link-like text in code is not a link. */
 function withoutCode(md: string): string {
-  return md.replace(/^```[\s\S]*?^```/gm, '').replace(/`[^`\n]*`/g, '');
+  return withoutFences(md).replace(/`[^`\n]*`/g, '');
 }
 
 describe('the README and docs', () => {
