@@ -137,7 +137,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
       // Listed before agreeing on the count: set-shards either sees this worker or ran before it read the count.
       this.heartbeat = new WorkerHeartbeat(cmd, keys.workers, this.id, logger);
       await this.heartbeat.start();
-      await agreeOnShards(cmd, opts.model, opts.prefix, opts.queueShards);
+      await agreeOnShards(cmd, opts.model, opts.prefix, opts.queueShards, 'worker');
     } catch (err) {
       logger.error({ err }, 'Redis is not usable; the worker does not start');
       await this.heartbeat?.stop();
