@@ -46,6 +46,7 @@ import {
 import { BatchPipeline, settleItem, workItem, type BatchOutcome, type BatchReport, type WorkItem } from './batch-pipeline.js';
 import { CrashIsolation, maxStalledCountFor } from './crash-isolation.js';
 import { ConvictedInputs } from './convicted-inputs.js';
+import { checkInputKeys, unkeyed } from './input-binding.js';
 import { ModelGate } from './model-gate.js';
 import { WorkerHeartbeat } from './worker-heartbeat.js';
 import { ModelRunner } from './model-runner.js';
@@ -136,7 +137,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
       // Listed before agreeing on the count: set-shards either sees this worker or ran before it read the count.
       this.heartbeat = new WorkerHeartbeat(cmd, keys.workers, this.id, logger);
       await this.heartbeat.start();
-      await agreeOnShards(cmd, opts.model, opts.prefix, opts.queueShards);
+      await agreeOnShards(cmd, opts.model, opts.prefix, opts.queueShards, 'worker');
     } catch (err) {
       logger.error({ err }, 'Redis is not usable; the worker does not start');
       await this.heartbeat?.stop();
@@ -427,6 +428,12 @@ export class InferenceWorker<I = unknown, O = unknown> {
         answerNow.push(settleItem(it, failurePayload(err, this.id)));
       }
       items = [];
+    }
+    if (items.length > 0) {
+      // The worker, not the client, binds a result to its input: a key that is not the input's is refused.
+      const { bound, forged } = checkInputKeys(items, { model: this.opts.model, modelVersion, quantization: config.quantization }, this.logger);
+      for (const { item, err } of forged) answerNow.push(settleItem(unkeyed(item), failurePayload(err, this.id)));
+      items = bound;
     }
     if (answerNow.length > 0) {
       await execSettle(cmd, keys, answerNow, this.settleOptions(), this.waiters);

@@ -17,13 +17,17 @@
   KEYS[3+nJ+2w-1]        flight HASH      of joined flight w = 1..nW
   KEYS[3+nJ+2w]          heartbeat STRING of that flight's owner, as last known
   KEYS[3+nJ+2nW+o]       flight HASH      of owned flight o = 1..nO
-  KEYS[#KEYS-1]          epoch STRING     <root>:cache:epoch (bumped by every clearCache)
-  KEYS[#KEYS]            served STRING    <root>:served (model version and quantization the workers serve)
   ARGV[1]                heartbeat TTL in ms
   ARGV[2]                client id
   ARGV[3], [4], [5]      nJ, nW, nO
   ARGV[6+3(w-1)+0..2]    joined flight w: our request id, the flight id we joined, our deadline (epoch ms)
   ARGV[6+3nW+2(o-1)+0..1] owned flight o: its id (our request id), our deadline (epoch ms)
+  ARGV[#ARGV-1]          epoch STRING     <root>:cache:epoch (bumped by every clearCache), read only
+  ARGV[#ARGV]            served STRING    <root>:served (model version and quantization the workers
+                                          serve), read only
+  The last two are read without being declared in KEYS: the client role may read them but not
+  write them (docs/acl/inferq-client.acl), and EVALSHA needs write permission on every declared
+  key. They share the shard's hash tag, so on Redis Cluster they are in the script's slot.
 
   Returns: {now (Redis time, epoch ms), unread result elements (inbox + pending), cache epoch (or ''),
   served model (or ''), replies...} with,
@@ -36,7 +40,7 @@
 -- @include flight.lua
 
 local nJ, nW, nO = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-if nJ == nil or nW == nil or nO == nil or #KEYS ~= 5 + nJ + 2 * nW + nO or #ARGV ~= 5 + 3 * nW + 2 * nO then
+if nJ == nil or nW == nil or nO == nil or #KEYS ~= 3 + nJ + 2 * nW + nO or #ARGV ~= 7 + 3 * nW + 2 * nO then
   return redis.error_reply('ERR client-tick: malformed arguments')
 end
 for w = 1, nW do
@@ -54,7 +58,7 @@ local t = redis.call('TIME')
 local nowMs = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local client = ARGV[2]
 redis.call('SET', KEYS[1], nowMs, 'PX', ARGV[1])
-local out = { nowMs, redis.call('LLEN', KEYS[2]) + redis.call('LLEN', KEYS[3]), redis.call('GET', KEYS[#KEYS - 1]) or '', redis.call('GET', KEYS[#KEYS]) or '' }
+local out = { nowMs, redis.call('LLEN', KEYS[2]) + redis.call('LLEN', KEYS[3]), redis.call('GET', ARGV[#ARGV - 1]) or '', redis.call('GET', ARGV[#ARGV]) or '' }
 
 -- Records a later deadline of ours in the flight (and its TTL).
 local function extend(flightKey, field, deadline)

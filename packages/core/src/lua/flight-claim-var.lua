@@ -1,19 +1,25 @@
 --[[
-  Client side of a tick of cached requests: for each request, read the cache (a hit marks the entry
-  most recently used); on a miss, open a flight for its cache key and own it (the caller enqueues
-  the request), or, when a flight is open, join it as a waiter: the flight's settle will push its
-  outcome to our inbox. One round trip for the tick. Every argument is checked before the first
-  write, so a bad argument leaves nothing half done.
+  Client side of a tick of cached requests: for each request, read the cache (a hit is recorded in
+  the hits ZSET, which a worker folds into the recency order before it evicts: includes/lru-hits.lua);
+  on a miss, open a flight for its cache key and own it (the caller enqueues the request), or, when
+  a flight is open, join it as a waiter: the flight's settle will push its outcome to our inbox.
+  One round trip for the tick. Every argument is checked before the first write, so a bad argument
+  leaves nothing half done.
 
-  KEYS[1]          recency ZSET  <root>:cache:lru
-  KEYS[2]          value HASH    <root>:cache:val
-  KEYS[3]          expiry ZSET   <root>:cache:exp
-  KEYS[4]          bytes STRING  <root>:cache:bytes (an expired entry read is removed, its bytes too)
-  KEYS[4+i]        flight HASH   <root>:flight:<cache key of request i>   (i = 1..n)
+  Runs under the client role (docs/acl/inferq-client.acl), which may read the cache but not write
+  it: the value HASH and the expiry ZSET are read without being declared in KEYS (EVALSHA needs
+  write permission on every declared key; both share the shard's hash tag, so on Redis Cluster
+  they are in the script's slot), and an expired entry is a miss left for a worker to remove.
+
+  KEYS[1]          hits ZSET     <root>:cache:hits (cache key -> time of its last hit, us)
+  KEYS[1+i]        flight HASH   <root>:flight:<cache key of request i>   (i = 1..n)
   ARGV[1]          client id (a waiter's inbox is <root>:inbox:<client id>)
-  ARGV[3i-1]       cache key of request i
-  ARGV[3i]         request id of request i
-  ARGV[3i+1]       deadline of request i: Redis time, epoch ms (clamped to now + FLIGHT_MAX_MS)
+  ARGV[2]          value HASH    <root>:cache:val, read only (not declared: see above)
+  ARGV[3]          expiry ZSET   <root>:cache:exp, read only (not declared)
+  ARGV[4]          most members the hits ZSET keeps (>= 1; the oldest hits go first)
+  ARGV[3i+2]       cache key of request i
+  ARGV[3i+3]       request id of request i
+  ARGV[3i+4]       deadline of request i: Redis time, epoch ms (clamped to now + FLIGHT_MAX_MS)
 
   Idempotent per request id: a call sent again after a lost reply (ioredis resends unanswered
   commands on reconnect) finds the flight it opened and answers {2} again, never joins it.
@@ -23,31 +29,41 @@
     {2}                    this request now owns the flight: the caller must enqueue it
     {3, flight id, owner}  joined the flight of request `flight id`, owned by client `owner`
 ]]
--- @include lru-get.lua
+-- @include lru-hits.lua
 -- @include flight.lua
 
-local n = #KEYS - 4
-if n < 0 or #ARGV ~= 1 + 3 * n then
-  return redis.error_reply('ERR flight-claim: expected 3 ARGV per request after the client id')
+local n = #KEYS - 1
+local cap = tonumber(ARGV[4])
+if n < 0 or #ARGV ~= 4 + 3 * n or cap == nil or cap < 1 then
+  return redis.error_reply('ERR flight-claim: expected the client id, the cache keys, the hits cap and 3 ARGV per request')
 end
 local client = ARGV[1]
 local cacheKeys, deadlines = {}, {}
 for i = 1, n do
-  cacheKeys[i] = ARGV[3 * i - 1]
-  local dl = tonumber(ARGV[3 * i + 1])
-  if dl == nil or dl ~= dl or dl == math.huge or dl == -math.huge or ARGV[3 * i] == '' then
+  cacheKeys[i] = ARGV[3 * i + 2]
+  local dl = tonumber(ARGV[3 * i + 4])
+  if dl == nil or dl ~= dl or dl == math.huge or dl == -math.huge or ARGV[3 * i + 3] == '' then
     return redis.error_reply('ERR flight-claim: request ' .. i .. ' has a bad request id or deadline')
   end
   deadlines[i] = math.floor(dl)
 end
 
-local c = lru_open(KEYS[1], KEYS[2], KEYS[3], KEYS[4], 0, 0, 0)
--- One bulk read (and recency touch) for the whole tick.
-local values = lru_get_many(c, cacheKeys)
+local t = redis.call('TIME')
+local nowUs = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local c = { nowMs = math.floor(nowUs / 1000) }
+-- One bulk read for the whole tick; its hits are recorded for the workers' recency order.
+local values = lru_peek_many(ARGV[2], ARGV[3], c.nowMs, cacheKeys)
+local hits = {}
+for i = 1, n do
+  if values[i] then
+    hits[#hits + 1] = cacheKeys[i]
+  end
+end
+lru_record_hits(KEYS[1], nowUs, hits, cap)
 local out = {}
 for i = 1, n do
-  local requestId = ARGV[3 * i]
-  local flightKey = KEYS[4 + i]
+  local requestId = ARGV[3 * i + 3]
+  local flightKey = KEYS[1 + i]
   local deadline = flight_deadline(c.nowMs, deadlines[i])
   if values[i] then
     out[i] = { 1, values[i] }

@@ -22,10 +22,13 @@
   KEYS[2]              value HASH     <root>:cache:val
   KEYS[3]              expiry ZSET    <root>:cache:exp
   KEYS[4]              bytes STRING   <root>:cache:bytes (sum of the cached entries' sizes)
-  KEYS[4+j]            inbox LIST     <root>:inbox:<client id>, j = 1..m (each client once): the
+  KEYS[5]              hits ZSET      <root>:cache:hits: clients' cache hits, folded into the
+                                      recency ZSET before anything is written or evicted
+                                      (includes/lru-hits.lua: clients may not write the cache)
+  KEYS[5+j]            inbox LIST     <root>:inbox:<client id>, j = 1..m (each client once): the
                                       items' clients and every client that may wait on their flights
-  KEYS[4+m+f]          flight HASH    <root>:flight:<cache key>, f = 1..nf
-  KEYS[4+m+nf+d]       done STRING    <root>:done:<job id> (a bitmap), d = 1..nd
+  KEYS[5+m+f]          flight HASH    <root>:flight:<cache key>, f = 1..nf
+  KEYS[5+m+nf+d]       done STRING    <root>:done:<job id> (a bitmap), d = 1..nd
   KEYS[#KEYS]          room ZSET      <model root>:room, the queue ledger (room mode 1 only)
   ARGV[1]              cache max size (entries)
   ARGV[2]              cache TTL in ms (0 = none)
@@ -53,9 +56,12 @@
        or {-1, client id, ...} when those waiters' inboxes were not declared (nothing written)
 ]]
 -- @include lru-put.lua
+-- @include lru-hits.lua
 -- @include lru-expire.lua
 -- @include flight.lua
 
+-- KEYS before the inboxes: the four cache keys and the hits ZSET.
+local C = 5
 local m, nf = tonumber(ARGV[5]), tonumber(ARGV[6])
 local maxBytes = tonumber(ARGV[8])
 local roomMode = tonumber(ARGV[9])
@@ -63,7 +69,7 @@ local n = #ARGV - 9
 if m == nil or nf == nil or maxBytes == nil or maxBytes < 1 or (roomMode ~= 0 and roomMode ~= 1 and roomMode ~= 2) then
   return redis.error_reply('ERR settle: malformed arguments')
 end
-local nd = #KEYS - 4 - m - nf - (roomMode == 1 and 1 or 0)
+local nd = #KEYS - C - m - nf - (roomMode == 1 and 1 or 0)
 
 -- Each item is one argument (fewer arguments: less work for the client library and for Redis
 -- per item): "<j> <f> <d> <index> <q> <request id>\n<payload>\n<cache entry>".
@@ -120,7 +126,7 @@ local function bitfield(command, d, items, op)
         args[#args + 1] = 1
       end
     end
-    local r = redis.call(command, KEYS[4 + m + nf + d], unpack(args))
+    local r = redis.call(command, KEYS[C + m + nf + d], unpack(args))
     for k = 1, #r do
       replies[#replies + 1] = r[k]
     end
@@ -155,12 +161,12 @@ end
 -- Pass 2, still read-only: every waiter's inbox must be a declared key.
 local declared = {}
 for j = 1, m do
-  declared[KEYS[4 + j]] = true
+  declared[KEYS[C + j]] = true
 end
 local waitersOf, missing, seen = {}, { -1 }, {}
 for _, i in ipairs(live) do
   if F[i] > 0 then
-    local waiters = flight_waiters(KEYS[4 + m + F[i]], RID[i])
+    local waiters = flight_waiters(KEYS[C + m + F[i]], RID[i])
     waitersOf[i] = waiters
     for _, w in ipairs(waiters or {}) do
       if not declared[ARGV[4] .. w[1]] and not seen[w[1]] then
@@ -179,6 +185,8 @@ end
 local evicted, tooLarge = 0, 0
 if #cacheKeys > 0 then
   local c = lru_open(KEYS[1], KEYS[2], KEYS[3], KEYS[4], tonumber(ARGV[1]), maxBytes, tonumber(ARGV[2]))
+  -- Clients' hits first: eviction below must see every entry's latest use.
+  lru_fold_hits(c, KEYS[5])
   if c.ttlMs > 0 then
     lru_purge_expired(c, 64)
   end
@@ -189,9 +197,9 @@ end
 local outbox = flight_out()
 local served = 0
 for _, i in ipairs(live) do
-  flight_add(outbox, KEYS[4 + J[i]], RID[i], PAY[i])
+  flight_add(outbox, KEYS[C + J[i]], RID[i], PAY[i])
   if waitersOf[i] then
-    served = served + flight_serve(outbox, KEYS[4 + m + F[i]], waitersOf[i], PAY[i], ARGV[4])
+    served = served + flight_serve(outbox, KEYS[C + m + F[i]], waitersOf[i], PAY[i], ARGV[4])
   end
 end
 flight_flush(outbox, ARGV[3])
@@ -202,7 +210,7 @@ for d, items in pairs(by_bitmap(live)) do
   bitfield('BITFIELD', d, items, 'SET')
 end
 for d = 1, nd do
-  redis.call('PEXPIRE', KEYS[4 + m + nf + d], ARGV[7])
+  redis.call('PEXPIRE', KEYS[C + m + nf + d], ARGV[7])
 end
 
 -- Places in the queue ledger, given back once: only items settled now (their bit was not set).

@@ -28,12 +28,24 @@ export type ClaimOutcome =
 /** Requests per script call: bounds how long one call holds Redis. */
 const CHUNK = 256;
 
-export async function claimFlights(redis: RedisClient, keys: ModelKeys, client: string, requests: readonly ClaimRequest[]): Promise<ClaimOutcome[]> {
+/**
+ * Most cache keys the hits ZSET holds between two folds by a worker (the
+ * oldest hits go first past it). Honest clients add one member per cache
+ * entry hit, so a cap at least the cache's size (per shard) loses none.
+ */
+export const DEFAULT_HITS_CAP = 65_536;
+
+/**
+ * Runs under the client role: the cache is read, never written (a hit is
+ * recorded in `cacheHits`, which workers fold into the recency order).
+ */
+export async function claimFlights(redis: RedisClient, keys: ModelKeys, client: string, requests: readonly ClaimRequest[], hitsCap: number = DEFAULT_HITS_CAP): Promise<ClaimOutcome[]> {
   const out: ClaimOutcome[] = [];
   for (let start = 0; start < requests.length; start += CHUNK) {
     const chunk = requests.slice(start, start + CHUNK);
-    const redisKeys: string[] = [keys.cacheLru, keys.cacheVal, keys.cacheExp, keys.cacheBytes];
-    const args: string[] = [client];
+    // The value and expiry keys go as arguments: declared keys need write permission (flight-claim-var.lua).
+    const redisKeys: string[] = [keys.cacheHits];
+    const args: string[] = [client, keys.cacheVal, keys.cacheExp, String(hitsCap)];
     for (const r of chunk) {
       redisKeys.push(keys.flight(r.key));
       args.push(r.key, r.id, String(Math.round(r.deadline)));

@@ -56,7 +56,8 @@ export async function runClientTick(redis: RedisClient, keys: ModelKeys, t: Tick
     redisKeys.push(keys.flight(o.key));
     args.push(o.flightId, String(Math.round(o.deadline)));
   }
-  redisKeys.push(keys.cacheEpoch, keys.served);
+  // Read only, so passed as arguments: declared keys need write permission (client-tick-var.lua).
+  args.push(keys.cacheEpoch, keys.served);
   const reply = (await callScript(redis, 'client-tick', redisKeys, args)) as unknown[];
   let i = 4;
   const jobs = t.jobs.map(() => Number(reply[i++]) as JobState);

@@ -17,7 +17,8 @@
  *
  * | key                            | type | holds                                                        |
  * |--------------------------------|------|--------------------------------------------------------------|
- * | inferq:{m}:shards              | STR  | the model's queueShards (set by the first client or worker)  |
+ * | inferq:{m}:shards              | STR  | the model's queueShards (recorded by the first worker)       |
+ * | inferq:{m}:shards:proposed     | STR  | the count of the first client that started before any worker |
  * | inferq:{m}:workers             | ZSET | live workers: worker id -> expiry (ms, Redis TIME), beat 1/s |
  * | inferq:{m}:stats               | HASH | counters (requests, cache_hits, ...)                         |
  * | inferq:{m}:stats:latency       | HASH | latency histogram buckets                                    |
@@ -25,6 +26,8 @@
  * | <root>:cache:val               | HASH | cache key -> output JSON                                     |
  * | <root>:cache:exp               | ZSET | cache key -> expiry (ms), only with a TTL                    |
  * | <root>:cache:bytes             | STR  | bytes held: sum of value + key lengths                       |
+ * | <root>:cache:hits              | ZSET | cache key -> time of a client's hit (µs), folded into lru    |
+ * |                                |      | by workers (clients may not write the cache)                 |
  * | <root>:flight:<cache key>      | HASH | one single flight: id, own, dl, w:<waiter>...                |
  * | <root>:inbox:<client>          | LIST | results for one client process                               |
  * | <root>:inbox:<client>:pending  | LIST | results handed out, not yet acknowledged                     |
@@ -59,6 +62,8 @@ export interface ModelKeys {
   readonly cacheExp: string;
   /** The cache's size in bytes (STRING integer): the sum of each entry's value and key lengths. */
   readonly cacheBytes: string;
+  /** Cache key -> time of its last hit by a client (µs): clients may not write the recency ZSET, workers fold this into it. */
+  readonly cacheHits: string;
   /** Model-wide (every shard's keys name the same stats hashes). */
   readonly stats: string;
   readonly statsLatency: string;
@@ -107,6 +112,15 @@ export function modelKeys(model: string, prefix: string = DEFAULT_PREFIX): Model
 /** The model-wide key holding the model's shard count. */
 export function shardCountKey(model: string, prefix: string = DEFAULT_PREFIX): string {
   return `${prefix}:{${model}}:shards`;
+}
+
+/**
+ * The model-wide key where a client that starts before any worker records
+ * the shard count it was configured with: clients may not write the count
+ * itself (docs/acl), and a worker starting later must agree with them.
+ */
+export function shardProposalKey(model: string, prefix: string = DEFAULT_PREFIX): string {
+  return `${prefix}:{${model}}:shards:proposed`;
 }
 
 /** The keys of each shard of a model, shard 0 first. One shard: `[modelKeys(model, prefix)]`. */
@@ -164,6 +178,7 @@ function keysOf(root: string, modelRoot: string, prefix: string, queueName: stri
     cacheVal: `${root}:cache:val`,
     cacheExp: `${root}:cache:exp`,
     cacheBytes: `${root}:cache:bytes`,
+    cacheHits: `${root}:cache:hits`,
     stats: `${modelRoot}:stats`,
     statsLatency: `${modelRoot}:stats:latency`,
     convicted: `${modelRoot}:convicted`,

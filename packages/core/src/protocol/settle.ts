@@ -5,9 +5,9 @@
  * a worker can add the batch's stats to the same round trip. Each client's
  * inbox key is passed once, and its results arrive as one list element.
  *
- * Used by a worker for every batch, by a worker for a job that failed for
- * good, and by a client for flights it owns but cannot have computed
- * (`releaseFlights`).
+ * Used by a worker for every batch and for a job that failed for good. A
+ * client gives up flights it owns but cannot have computed with
+ * `releaseFlights` (its own script: the client role may not write the cache).
  *
  * Every key the script writes is declared (Redis Cluster's rule), including
  * the inboxes of other clients waiting on the items' flights, which only the
@@ -18,8 +18,7 @@
  */
 import type { ChainableCommander } from 'ioredis';
 import type { RedisClient } from '../redis-connection.js';
-import { OPTIMIZATION_DEFAULTS } from '../config.js';
-import { pipelineScript } from '../lua-scripts.js';
+import { callScript, pipelineScript } from '../lua-scripts.js';
 import type { ModelKeys } from './keys.js';
 import { releaseRoom } from './queue-room.js';
 
@@ -213,7 +212,7 @@ function appendSettleCall(pipeline: ChainableCommander, keys: ModelKeys, call: S
   pipelineScript(
     pipeline,
     'settle',
-    [keys.cacheLru, keys.cacheVal, keys.cacheExp, keys.cacheBytes, ...inboxKeys, ...flightKeys, ...doneKeys, ...(roomMode === 1 ? [(o.room as { key: string }).key] : [])],
+    [keys.cacheLru, keys.cacheVal, keys.cacheExp, keys.cacheBytes, keys.cacheHits, ...inboxKeys, ...flightKeys, ...doneKeys, ...(roomMode === 1 ? [(o.room as { key: string }).key] : [])],
     [
       String(o.maxSize),
       String(o.cacheTtlMs),
@@ -243,15 +242,37 @@ export async function execSettle(redis: RedisClient, keys: ModelKeys, items: rea
  * failed, or its job failed for good): their waiters get `payload` now, and
  * the flights close, so the next identical request computes instead of
  * waiting for a job that does not exist.
+ *
+ * Runs under the client role, which may not write the cache: its own script
+ * (`flight-release-var.lua`) declares only inboxes and flights, where the
+ * settle script declares the cache keys it may write.
  */
-export function releaseFlights(
+export async function releaseFlights(
   redis: RedisClient,
   keys: ModelKeys,
   client: string,
   flights: ReadonlyArray<{ id: string; key: string }>,
   payload: string,
+  known?: WaiterClients,
 ): Promise<void> {
-  const items: SettleItem[] = flights.map((f) => ({ requestId: f.id, client, cacheKey: f.key, payload }));
-  // Nothing is cached here (no item has a cacheValue): the cache bounds are only well-formed.
-  return execSettle(redis, keys, items, { maxSize: 1, maxBytes: OPTIMIZATION_DEFAULTS.cacheMaxBytes, cacheTtlMs: 0, inboxTtlMs: 60_000, doneTtlMs: 60_000 });
+  for (let start = 0; start < flights.length; start += CHUNK) {
+    const chunk = flights.slice(start, start + CHUNK);
+    let clients = [...new Set([client, ...(known?.list() ?? [])])];
+    for (let sends = 1; ; sends++) {
+      const reply = (await callScript(
+        redis,
+        'flight-release',
+        [...clients.map((c) => keys.inbox(c)), ...chunk.map((f) => keys.flight(f.key))],
+        [String(clients.length), keys.inboxPrefix, String(RELEASE_INBOX_TTL_MS), payload, ...chunk.map((f) => f.id)],
+      )) as unknown[];
+      if (Number(reply[0]) !== -1) break;
+      const missing = reply.slice(1).map(String);
+      if (sends >= MAX_SENDS) throw new Error(`flight-release: waiters kept joining (${missing.length} new clients on send ${sends})`);
+      known?.note(missing);
+      clients = [...clients, ...missing];
+    }
+  }
 }
+
+/** TTL given to the inboxes a release pushes to (as the settle of a worker's default). */
+const RELEASE_INBOX_TTL_MS = 60_000;
