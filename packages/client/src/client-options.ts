@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import type { RedisOptions } from 'ioredis';
 import type { RedisClient } from '@inferq/core';
-import { MAX_QUEUE_SHARDS } from '@inferq/core/protocol';
+import { DEFAULT_TENANT, MAX_QUEUE_SHARDS, TENANT_PATTERN } from '@inferq/core/protocol';
 import type { RedisConnectionInput } from '@inferq/core';
 import {
   DEFAULT_PREFIX,
@@ -81,6 +81,14 @@ export interface InferenceClientOptions<I = unknown> {
    * typed error naming the cause. Default 10000.
    */
   connectTimeoutMs?: number;
+  /**
+   * The tenant this client's requests belong to: a fairness label (when the
+   * model's queue is contended, each tenant with requests waiting is owed a
+   * share of its bound by weight; caps and weights are the operator's, see
+   * `inferq tenants`), not an authentication boundary. 1-64 letters, digits,
+   * '.', '_', '-'. Default `default`.
+   */
+  tenant?: string;
   /** A pino logger; default one named `inferq:client`. */
   logger?: Logger;
 }
@@ -112,6 +120,7 @@ const OptionsSchema = z
           .strict(),
       ])
       .default(false),
+    tenant: z.string().regex(TENANT_PATTERN, "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit").default(DEFAULT_TENANT),
     logger: LoggerSchema.optional(),
   })
   .strict();
@@ -131,6 +140,7 @@ export interface ResolvedClientOptions {
   statsFlushIntervalMs: number;
   connectTimeoutMs: number;
   localCache: { maxEntries: number; maxBytes: number; ttlMs: number } | false;
+  tenant: string;
   logger: Logger | undefined;
 }
 
@@ -160,6 +170,7 @@ export function resolveClientOptions(input: InferenceClientOptions<unknown>): Re
     statsFlushIntervalMs: o.statsFlushIntervalMs,
     connectTimeoutMs: o.connectTimeoutMs,
     localCache: o.localCache,
+    tenant: o.tenant,
     logger: o.logger,
   });
 }

@@ -185,11 +185,10 @@ export class InferenceClient<I = unknown, O = unknown> {
       });
       return { keys, queue, blocking, inbox, monitor };
     });
-    // Places in the queue ledger are leased: renewed every tick while this client may hold any.
-    if (this.opts.config.maxQueueLength > 0) {
-      this.leaseTimer = setInterval(() => this.sendPath.renewRoomLease(), CLIENT_TICK_MS);
-      this.leaseTimer.unref();
-    }
+    // Every tick: the operator's queue limits read again (a change needs no restart), and the lease
+    // on this client's places in the queue ledger renewed once it holds any.
+    this.leaseTimer = setInterval(() => this.sendPath.admissionTick(), CLIENT_TICK_MS);
+    this.leaseTimer.unref();
     this.usable = this.check();
     // check() logs its failure; whoever needs Redis awaits `usable` and gets it then.
     this.usable.catch(() => undefined);
@@ -217,6 +216,7 @@ export class InferenceClient<I = unknown, O = unknown> {
         logger: this.logger,
       });
       await agreeOnShards(this.cmd, this.opts.model, this.opts.prefix, this.opts.queueShards);
+      await this.sendPath.refreshLimits();
     } catch (err) {
       const e = err as InferqError;
       this.logger.error({ err: e }, 'Redis is not usable');

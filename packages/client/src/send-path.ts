@@ -39,7 +39,10 @@ import {
   releaseFlights,
   releaseRoom,
   reserveRoom,
+  Admission,
+  DEFAULT_TENANT,
   type ClaimOutcome,
+  type RoomReservation,
   type RedisClock,
   type RequestEnvelope,
   type RequestItem,
@@ -104,7 +107,10 @@ export class SendPath {
    * results arrived since (`room`: each answer frees a place, which those
    * requests ask Redis for).
    */
-  private full: { until: number; max: number; retryAfterMs: number; queued: number; room: number } | undefined;
+  private full: { until: number; max: number; retryAfterMs: number; details: Record<string, unknown>; room: number } | undefined;
+  /** The operator's limits as last read (`refreshLimits`): the model's bound and this tenant's cap (0 = none). */
+  private limits = { maxQueueLength: 0, tenantCap: 0 };
+  private limitsKnown = false;
   /** Once it reserved anything, this client renews its lease on queue places every tick. */
   private reservedAny = false;
   private readonly logQueueFull: ReturnType<typeof throttledLog>;
@@ -230,19 +236,32 @@ export class SendPath {
   }
 
   /**
-   * Stage 2 (only under maxQueueLength): admission to the model's queue
-   * ledger. What does not fit is refused at once (nothing is written for it),
-   * the rest goes on to the enqueue stage. A stage of its own, two calls in
-   * flight: a refusal waits for its own round trip, not behind an add in flight.
+   * Stage 2 (only when the model's queue is bounded): admission to the
+   * model's queue ledger, fair between tenants. What does not fit is refused
+   * at once (nothing is written for it), the rest goes on to the enqueue
+   * stage. A stage of its own, two calls in flight: a refusal waits for its
+   * own round trip, not behind an add in flight.
    */
   private async admit(flights: Flight[]): Promise<void> {
     const live = this.takeToSend(flights);
     if (live.length === 0) return;
-    const max = this.o.opts.config.maxQueueLength;
-    let r: { length: number; admitted: boolean[] };
+    try {
+      await this.o.whenUsable(); // the limits are read with the start-up check
+    } catch (err) {
+      this.unsend(live);
+      await this.giveUp(live, err, 'Redis not usable');
+      return;
+    }
+    if (!this.bounded()) {
+      // No bound after all (the limits were not known when these were routed): straight on.
+      for (const f of live) this.enqueueStage.push(f);
+      return;
+    }
+    const tenant = this.o.opts.tenant;
+    let r: RoomReservation;
     try {
       // One model-wide ledger: the bound is the model's whatever the number of shards.
-      r = await reserveRoom(this.o.cmd, this.o.keys, this.o.client, live.map((f) => f.id), max);
+      r = await reserveRoom(this.o.cmd, this.o.keys, { client: this.o.client, tenant, requestIds: live.map((f) => f.id), clientBound: this.o.opts.config.maxQueueLength });
     } catch (err) {
       // A reservation whose reply was lost holds its place until the resend (same request id:
       // admitted again, not counted twice) or this client's lease ends.
@@ -256,25 +275,54 @@ export class SendPath {
     const refused: Flight[] = [];
     this.reservedAny = true;
     const gone: Flight[] = [];
+    let capped = false;
     live.forEach((f, i) => {
+      const d = r.decisions[i];
       if (f.state !== 'enqueuing') {
         // Answered or failed meanwhile (close(), a late result): a place it was given goes back.
-        if (r.admitted[i]) gone.push(f);
-      } else if (r.admitted[i]) {
+        if (d === Admission.ADMITTED) gone.push(f);
+      } else if (d === Admission.ADMITTED) {
         f.room = true;
         this.enqueueStage.push(f);
-      } else refused.push(f);
+      } else {
+        if (d === Admission.REFUSED_CAP) capped = true;
+        refused.push(f);
+      }
     });
     if (gone.length > 0) void this.releaseRoom(gone, 'answered while its admission was in Redis');
     if (refused.length > 0) {
-      const excess = r.length + refused.length + live.length - refused.length - max;
+      const limit = capped ? r.cap : r.bound;
+      const excess = Math.max(1, (capped ? r.count : r.length) + live.length - limit);
       // A hint from this client's own recent pace of answers; a second when it has none.
       const rate = this.o.table.answeredPerSecond();
       const retryAfterMs = Math.min(30_000, Math.max(50, rate > 0 ? Math.ceil((1000 * excess) / rate) : 1000));
-      this.full = { until: Date.now() + Math.min(FULL_TRUST_MS, retryAfterMs), max, retryAfterMs, queued: r.length, room: 0 };
+      const details = { model: this.o.opts.model, queued: r.length, tenant, share: r.share, tenantQueued: r.count, reason: capped ? 'cap' : 'full', ...(capped ? { cap: r.cap } : {}) };
+      this.full = { until: Date.now() + Math.min(FULL_TRUST_MS, retryAfterMs), max: r.bound, retryAfterMs, details, room: 0 };
       this.unsend(refused);
-      this.refuse(refused, new QueueFullError(max, retryAfterMs, { model: this.o.opts.model, queued: r.length }));
+      this.refuse(refused, new QueueFullError(r.bound, retryAfterMs, details));
     }
+  }
+
+  /** Whether the model's queue is bounded for this client: the operator's bound, its own, or a cap on its tenant. */
+  private bounded(): boolean {
+    return this.limits.maxQueueLength > 0 || this.limits.tenantCap > 0 || this.o.opts.config.maxQueueLength > 0;
+  }
+
+  /**
+   * Reads the operator's limits (the model's bound and this tenant's cap):
+   * at start and every tick, so a change needs no restart of clients.
+   */
+  async refreshLimits(): Promise<void> {
+    const tenant = this.o.opts.tenant;
+    const [bound, cap] = await Promise.all([this.o.cmd.hget(this.o.keys.limits, 'maxQueueLength'), this.o.cmd.hget(this.o.keys.tenants, `${tenant}|maxQueued`)]);
+    const n = (v: string | null) => (Number.isInteger(Number(v)) && Number(v) > 0 ? Number(v) : 0);
+    const next = { maxQueueLength: n(bound), tenantCap: n(cap) };
+    if (next.maxQueueLength !== this.limits.maxQueueLength || next.tenantCap !== this.limits.tenantCap) {
+      this.o.logger.info({ ...next, tenant, known: this.limitsKnown }, "the model's queue limits changed");
+      this.full = undefined;
+    }
+    this.limits = next;
+    this.limitsKnown = true;
   }
 
   /** Requests refused for a full queue: nothing of them is (or stays) in Redis. */
@@ -290,7 +338,8 @@ export class SendPath {
    * costs no round trip and no wait behind other admissions.
    */
   toQueue(f: Flight): void {
-    if (this.o.opts.config.maxQueueLength <= 0) {
+    // Until the limits are known (the start-up check reads them), admission decides after reading them.
+    if (this.limitsKnown && !this.bounded()) {
       this.enqueueStage.push(f);
       return;
     }
@@ -300,7 +349,7 @@ export class SendPath {
       if (left > 0 && full.room > 0) {
         full.room--;
       } else if (left > 0) {
-        this.refuse([f], new QueueFullError(full.max, Math.max(1, full.retryAfterMs - (FULL_TRUST_MS - left)), { model: this.o.opts.model, queued: full.queued, cached: true }));
+        this.refuse([f], new QueueFullError(full.max, Math.max(1, full.retryAfterMs - (FULL_TRUST_MS - left)), { ...full.details, cached: true }));
         return;
       } else this.full = undefined;
     }
@@ -376,6 +425,7 @@ export class SendPath {
         client: this.o.client,
         modelVersion: this.o.opts.modelVersion,
         quantization: this.o.opts.config.quantization,
+        ...(this.o.opts.tenant !== DEFAULT_TENANT ? { tenant: this.o.opts.tenant } : {}),
         items,
       });
     }
@@ -530,12 +580,14 @@ export class SendPath {
   }
 
   /** Renews this client's lease on its places in the queue ledger (and reclaims dead clients' places). */
-  renewRoomLease(): void {
+  /** Every tick: the operator's limits read again, and this client's lease on its queue places renewed. */
+  admissionTick(): void {
     if (this.o.stopped()) return;
+    this.refreshLimits().catch((err: unknown) => this.o.logger.warn({ err }, "reading the model's queue limits failed; retrying next tick"));
     // Once it reserved anything: a request whose callers gave up is no longer tracked here, yet its
     // place stays held until a worker answers its job, so the lease must live as long as this client.
     if (!this.reservedAny) return;
-    reserveRoom(this.o.cmd, this.o.keys, this.o.client, [], this.o.opts.config.maxQueueLength).catch((err: unknown) =>
+    reserveRoom(this.o.cmd, this.o.keys, { client: this.o.client, tenant: this.o.opts.tenant }).catch((err: unknown) =>
       this.o.logger.warn({ err }, 'renewing the lease on queue places failed; retrying next tick'),
     );
   }
@@ -555,7 +607,7 @@ export class SendPath {
    */
   private async releaseRoom(flights: Flight[], why: string): Promise<void> {
     for (const f of flights) f.room = false;
-    await releaseRoom(this.o.cmd, this.o.keys.room, flights.map((f) => f.id)).catch((err: unknown) =>
+    await releaseRoom(this.o.cmd, this.o.keys, this.o.opts.tenant, flights.map((f) => f.id)).catch((err: unknown) =>
       this.o.logger.warn({ err, requests: flights.length, why }, 'giving back queue places failed; they go back when this client stops'),
     );
   }

@@ -43,8 +43,11 @@ export const OptimizationConfigSchema = z
     /** Most batches running at once per process. 1..256, default 4. */
     numWorkers: z.number().int().min(1).max(256).default(OPTIMIZATION_DEFAULTS.numWorkers),
     /**
-     * Most requests of a model enqueued and not yet answered, counted in Redis across every client;
-     * past it `infer` rejects at once with INFERQ_QUEUE_FULL and writes nothing. 0 = no limit (default).
+     * Most requests of a model enqueued and not yet answered, counted in Redis across every client
+     * and shard; past it `infer` rejects at once with INFERQ_QUEUE_FULL and writes nothing, and
+     * tenants share it fairly. The bound is the operator's: a worker records its value in Redis
+     * (`inferq:{m}:limits`) and every client applies it, re-read every second; a client's own
+     * value can only lower it for that client. 0 = none of its own (default).
      */
     maxQueueLength: z.number().int().min(0).max(1_000_000_000).default(OPTIMIZATION_DEFAULTS.maxQueueLength),
   })

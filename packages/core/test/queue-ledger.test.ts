@@ -52,7 +52,7 @@ describe('queue ledger', () => {
     await fc.assert(
       fc.asyncProperty(fc.array(cmdArb, { minLength: 1, maxLength: 25 }), async (cmds) => {
         const keys = modelKeys('ledger', redis.newPrefix());
-        const settle: SettleOptions = { maxSize: 10, maxBytes: 1 << 20, cacheTtlMs: 0, inboxTtlMs: 60_000, doneTtlMs: 60_000, room: { key: keys.room, inScript } };
+        const settle: SettleOptions = { maxSize: 10, maxBytes: 1 << 20, cacheTtlMs: 0, inboxTtlMs: 60_000, doneTtlMs: 60_000, room: { keys, inScript } };
         const held = new Set<string>();
         const done = new Set<string>();
         const dead = new Set<number>();
@@ -70,8 +70,8 @@ describe('queue ledger', () => {
               }
               return false;
             });
-            const r = await reserveRoom(conn, keys, CLIENTS[c.client] as string, ids, MAX);
-            expect(r.admitted).toEqual(expected);
+            const r = await reserveRoom(conn, keys, { client: CLIENTS[c.client] as string, requestIds: ids, clientBound: MAX });
+            expect(r.decisions.map((d) => d === 1)).toEqual(expected);
           } else if (c.kind === 'settle') {
             // The item of request `req` in job `job` (a re-run of the same job, or a resend's new job).
             const rid = id(c.client, c.req);
@@ -85,7 +85,7 @@ describe('queue ledger', () => {
           } else if (c.kind === 'release') {
             const ids = c.reqs.map((r) => id(c.client, r));
             for (const x of ids) held.delete(x);
-            await releaseRoom(conn, keys.room, ids);
+            await releaseRoom(conn, keys, 'default', ids);
           } else {
             // Dies: its lease is past (as if its TTL ran out with no renewal).
             dead.add(c.client);
@@ -100,12 +100,12 @@ describe('queue ledger', () => {
 
   it('a resend of an admitted request holds one place; its two settles give it back once', async () => {
     const keys = modelKeys('resend', redis.newPrefix());
-    const settle: SettleOptions = { maxSize: 10, maxBytes: 1 << 20, cacheTtlMs: 0, inboxTtlMs: 60_000, doneTtlMs: 60_000, room: { key: keys.room, inScript: true } };
+    const settle: SettleOptions = { maxSize: 10, maxBytes: 1 << 20, cacheTtlMs: 0, inboxTtlMs: 60_000, doneTtlMs: 60_000, room: { keys, inScript: true } };
     await conn.zadd(keys.room, ...Array.from({ length: 1000 }, (_, i) => [0, `seed-${i}.0`]).flat());
     const rid = 'cl-1-ab.7';
     for (let resend = 0; resend < 4; resend++) {
       // Admitted again on each resend (DEADLINE_EXCEEDED, a lost job): one place at most.
-      expect((await reserveRoom(conn, keys, 'cl-1-ab', [rid], 5000)).admitted).toEqual([true]);
+      expect((await reserveRoom(conn, keys, { client: 'cl-1-ab', requestIds: [rid], clientBound: 5000 })).decisions).toEqual([1]);
       expect(await conn.zcard(keys.room)).toBe(1001);
       // The job's settle, and a re-run of the same job after a lost lock.
       for (let run = 0; run < 2; run++) {

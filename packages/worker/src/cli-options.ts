@@ -38,6 +38,7 @@ export const WORKER_CLI_OPTIONS: readonly CliOption[] = [
   { flag: 'quantization', env: 'INFERQ_QUANTIZATION', kind: 'enum', values: ['FP32', 'FP16', 'INT8'], target: 'config.quantization', help: 'FP32 | FP16 | INT8 (default FP32)' },
   { flag: 'enable-caching', env: 'INFERQ_ENABLE_CACHING', kind: 'bool', target: 'config.enableCaching', help: 'true | false (default true)' },
   { flag: 'cache-max-size', env: 'INFERQ_CACHE_MAX_SIZE', kind: 'int', target: 'config.cacheMaxSize', help: 'most cache entries (default 1000)' },
+  { flag: 'max-queue-length', env: 'INFERQ_MAX_QUEUE_LENGTH', kind: 'int', target: 'config.maxQueueLength', help: "the model's queue bound, recorded in Redis for every client; shared fairly by tenants (default: leave the recorded one)" },
   { flag: 'cache-max-bytes', env: 'INFERQ_CACHE_MAX_BYTES', kind: 'int', target: 'config.cacheMaxBytes', help: 'most cache bytes (default 268435456)' },
   { flag: 'inbox-ttl-ms', env: 'INFERQ_INBOX_TTL_MS', kind: 'int', target: 'inboxTtlMs', help: "TTL of a client's inbox, refreshed on each result (default 300000)" },
   { flag: 'cache-ttl-ms', env: 'INFERQ_CACHE_TTL_MS', kind: 'int', target: 'cacheTtlMs', help: 'TTL of cache entries, 0 = none' },

@@ -39,6 +39,7 @@ import {
   execSettle,
   failurePayload,
   reserveRoom,
+  setMaxQueueLength,
   type RequestEnvelope,
   type SettleItem,
   type SettleOptions,
@@ -147,6 +148,10 @@ export class InferenceWorker<I = unknown, O = unknown> {
       throw err;
     }
     this.cmd = cmd;
+    // The model's queue bound is the operator's: recorded where every client reads it.
+    if (opts.config.maxQueueLength > 0) {
+      await setMaxQueueLength(cmd, keys, opts.config.maxQueueLength).catch((err: unknown) => logger.warn({ err }, 'recording maxQueueLength failed'));
+    }
     cmd.on('close', () => (this.redisDownSince ??= Date.now()));
     cmd.on('ready', () => (this.redisDownSince = undefined));
     // What this worker serves, for clients' in-process caches (a change drops them).
@@ -162,7 +167,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
     // Places in the queue ledger held by clients that died: reclaimed by any admission, and here, so
     // that they go back within seconds even when no client is admitting anything.
     this.reclaimTimer = setInterval(() => {
-      reserveRoom(cmd, keys, '', [], 1).then(
+      reserveRoom(cmd, keys, { client: '' }).then(
         (r) => {
           if (r.reclaimed > 0) logger.warn({ reclaimed: r.reclaimed }, 'gave back the queue places of clients that died before enqueuing');
         },
@@ -390,7 +395,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
     // Each shard holds its part of the cache: cacheMaxSize and cacheMaxBytes are split evenly.
     const n = this.shards.length;
     // The queue ledger is model-wide: the settle script writes it unless it lives in another slot.
-    const room = { key: this.keys.room, inScript: n === 1 || !(this.cmd && isCluster(this.cmd)) };
+    const room = { keys: this.keys, inScript: n === 1 || !(this.cmd && isCluster(this.cmd)) };
     return { maxSize: Math.ceil(opts.config.cacheMaxSize / n), maxBytes: Math.ceil(opts.config.cacheMaxBytes / n), cacheTtlMs: opts.cacheTtlMs, inboxTtlMs: opts.inboxTtlMs, doneTtlMs, room };
   }
 
@@ -412,9 +417,9 @@ export class InferenceWorker<I = unknown, O = unknown> {
       const err = new ProtocolError(`Request item ${bad.index} of job ${jobId} is malformed: ${bad.reason}.`, { details: { jobId } });
       this.logger.error({ err, jobId, requestId: bad.id }, 'malformed request item');
       // Done for good: its place in the queue ledger (if it held one) goes back in the same settle.
-      if (bad.id !== undefined) answerNow.push({ requestId: bad.id, client: env.client, job: { id: jobId, index: bad.index }, payload: failurePayload(err, this.id), counted: raw[bad.index]?.q === 1 });
+      if (bad.id !== undefined) answerNow.push({ requestId: bad.id, client: env.client, job: { id: jobId, index: bad.index }, payload: failurePayload(err, this.id), counted: raw[bad.index]?.q === 1, tenant: env.tenant });
     }
-    let items: WorkItem[] = env.items.map((it) => workItem(it, env.client, jobId, shard));
+    let items: WorkItem[] = env.items.map((it) => workItem(it, env.client, env.tenant, jobId, shard));
     const { modelVersion, config } = this.opts;
     if (env.modelVersion !== modelVersion || env.quantization !== config.quantization) {
       // Never computed, never cached: one precision's outputs must not land under the other's keys.
@@ -505,7 +510,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
     const payload = failurePayload(err, this.id);
     // Items an earlier attempt answered are skipped by their done bits: no second answer, no second
     // release of their places in the queue ledger.
-    const settles: SettleItem[] = env.items.map((it) => settleItem(workItem(it, env.client, jobId, shard), payload));
+    const settles: SettleItem[] = env.items.map((it) => settleItem(workItem(it, env.client, env.tenant, jobId, shard), payload));
     await execSettle(cmd, keys, settles, this.settleOptions(), this.waiters).catch((e: unknown) =>
       this.logger.error({ err: e, jobId }, 'could not tell the callers of a failed job; they learn it from their own checks'),
     );

@@ -29,7 +29,8 @@
                                       items' clients and every client that may wait on their flights
   KEYS[5+m+f]          flight HASH    <root>:flight:<cache key>, f = 1..nf
   KEYS[5+m+nf+d]       done STRING    <root>:done:<job id> (a bitmap), d = 1..nd
-  KEYS[#KEYS]          room ZSET      <model root>:room, the queue ledger (room mode 1 only)
+  KEYS[#KEYS-1]        room ZSET      <model root>:room, the queue ledger (room mode 1 only)
+  KEYS[#KEYS]          counts HASH    <model root>:room:counts, places held per tenant (room mode 1 only)
   ARGV[1]              cache max size (entries)
   ARGV[2]              cache TTL in ms (0 = none)
   ARGV[3]              inbox TTL in ms
@@ -39,20 +40,22 @@
   ARGV[7]              TTL of the done bitmaps, in ms
   ARGV[8]              cache max bytes (value bytes + key bytes over all entries); an output
                        larger than this by itself is not cached (its callers still get it)
-  ARGV[9]              room mode: 0 = no item is counted, 1 = give places back here (KEYS[#KEYS]),
-                       2 = return the request ids to give back
-  ARGV[9+i]            item i, one argument: "<j> <f> <d> <index> <q> <request id>\n<payload>\n<entry>" with
+  ARGV[9]              room mode: 0 = no item is counted, 1 = give places back here (the last two
+                       KEYS), 2 = return the places to give back
+  ARGV[10]             T, the number of tenants named by the items' q
+  ARGV[10+k]           tenant k, k = 1..T
+  ARGV[10+T+i]         item i, one argument: "<j> <f> <d> <index> <q> <request id>\n<payload>\n<entry>" with
                          j      index of its client's inbox key (1..m)
                          f      index of the flight it owns, or 0
                          d      index of its job's done bitmap, or 0 (no at-most-once check)
                          index  its index in the job's envelope (bit offset in the bitmap)
-                         q      1 when it holds a place in the queue ledger, else 0
+                         q      k > 0 when it holds a place in the queue ledger (tenant k), else 0
                          payload  result payload (JSON, never a raw newline) for its callers
                          entry  cache key and output to cache, "<cache key> <output JSON>", or ''
 
   Returns: {entries evicted, waiters served, items skipped as already settled,
             outputs not cached for being larger than the cache max bytes,
-            places given back (mode 1; else 0), request ids to give back (mode 2)...}
+            places given back (mode 1; else 0), "<tenant> <request id>" to give back (mode 2)...}
        or {-1, client id, ...} when those waiters' inboxes were not declared (nothing written)
 ]]
 -- @include lru-put.lua
@@ -65,28 +68,34 @@ local C = 5
 local m, nf = tonumber(ARGV[5]), tonumber(ARGV[6])
 local maxBytes = tonumber(ARGV[8])
 local roomMode = tonumber(ARGV[9])
-local n = #ARGV - 9
-if m == nil or nf == nil or maxBytes == nil or maxBytes < 1 or (roomMode ~= 0 and roomMode ~= 1 and roomMode ~= 2) then
+local nt = tonumber(ARGV[10])
+if m == nil or nf == nil or maxBytes == nil or maxBytes < 1 or nt == nil or (roomMode ~= 0 and roomMode ~= 1 and roomMode ~= 2) then
   return redis.error_reply('ERR settle: malformed arguments')
 end
-local nd = #KEYS - C - m - nf - (roomMode == 1 and 1 or 0)
+local TENANT = {}
+for k = 1, nt do
+  TENANT[k] = ARGV[10 + k]
+end
+local A = 10 + nt
+local n = #ARGV - A
+local nd = #KEYS - C - m - nf - (roomMode == 1 and 2 or 0)
 
 -- Each item is one argument (fewer arguments: less work for the client library and for Redis
 -- per item): "<j> <f> <d> <index> <q> <request id>\n<payload>\n<cache entry>".
 local J, F, D, IDX, Q, RID, PAY, ENT = {}, {}, {}, {}, {}, {}, {}, {}
 for i = 1, n do
-  local s = ARGV[9 + i]
+  local s = ARGV[A + i]
   local nl1 = string.find(s, '\n', 1, true)
   local nl2 = nl1 and string.find(s, '\n', nl1 + 1, true)
   local j, f, d, idx, q, rid
   if nl2 then
-    j, f, d, idx, q, rid = string.match(string.sub(s, 1, nl1 - 1), '^(%d+) (%d+) (%d+) (%d+) ([01]) (%S+)$')
+    j, f, d, idx, q, rid = string.match(string.sub(s, 1, nl1 - 1), '^(%d+) (%d+) (%d+) (%d+) (%d+) (%S+)$')
   end
-  j, f, d = tonumber(j), tonumber(f), tonumber(d)
-  if not rid or j < 1 or j > m or f > nf or d > nd then
+  j, f, d, q = tonumber(j), tonumber(f), tonumber(d), tonumber(q)
+  if not rid or j < 1 or j > m or f > nf or d > nd or q > nt then
     return redis.error_reply('ERR settle: malformed item ' .. i)
   end
-  J[i], F[i], D[i], IDX[i], Q[i], RID[i] = j, f, d, tonumber(idx), q == '1', rid
+  J[i], F[i], D[i], IDX[i], Q[i], RID[i] = j, f, d, tonumber(idx), q, rid
   PAY[i] = string.sub(s, nl1 + 1, nl2 - 1)
   ENT[i] = string.sub(s, nl2 + 1)
 end
@@ -213,22 +222,34 @@ for d = 1, nd do
   redis.call('PEXPIRE', KEYS[C + m + nf + d], ARGV[7])
 end
 
--- Places in the queue ledger, given back once: only items settled now (their bit was not set).
+-- Places in the queue ledger, given back once: only items settled now (their bit was not set),
+-- grouped by tenant so each tenant's count goes down by exactly what left the ledger.
 local reply = { evicted, served, skipped, tooLarge, 0 }
-local counted = {}
+local byTenant = {}
 for _, i in ipairs(live) do
-  if Q[i] then
-    counted[#counted + 1] = RID[i]
+  local q = Q[i]
+  if q > 0 then
+    local ids = byTenant[q]
+    if ids == nil then
+      ids = {}
+      byTenant[q] = ids
+    end
+    ids[#ids + 1] = RID[i]
   end
 end
-if #counted > 0 then
+for q, ids in pairs(byTenant) do
   if roomMode == 1 then
-    for s0 = 1, #counted, 500 do
-      reply[5] = reply[5] + redis.call('ZREM', KEYS[#KEYS], unpack(counted, s0, math.min(s0 + 499, #counted)))
+    local gone = 0
+    for s0 = 1, #ids, 500 do
+      gone = gone + redis.call('ZREM', KEYS[#KEYS - 1], unpack(ids, s0, math.min(s0 + 499, #ids)))
     end
+    if gone > 0 and redis.call('HINCRBY', KEYS[#KEYS], TENANT[q], -gone) <= 0 then
+      redis.call('HDEL', KEYS[#KEYS], TENANT[q])
+    end
+    reply[5] = reply[5] + gone
   elseif roomMode == 2 then
-    for _, id in ipairs(counted) do
-      reply[#reply + 1] = id
+    for _, id in ipairs(ids) do
+      reply[#reply + 1] = TENANT[q] .. ' ' .. id
     end
   end
 end

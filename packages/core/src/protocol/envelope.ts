@@ -14,6 +14,7 @@
  */
 import { QUANTIZATIONS, type Quantization } from '../config.js';
 import { WIRE_ID_PATTERN } from './identity.js';
+import { DEFAULT_TENANT, TENANT_PATTERN } from './queue-room.js';
 
 export const ENVELOPE_VERSION = 2;
 
@@ -43,6 +44,8 @@ export interface RequestEnvelope {
   client: string;
   modelVersion: string;
   quantization: Quantization;
+  /** The client's tenant (fair shares of the queue, stats); absent = `default`. */
+  tenant?: string;
   items: RequestItem[];
 }
 
@@ -59,7 +62,7 @@ export interface BadEnvelopeItem {
 }
 
 export type DecodedEnvelope =
-  | { ok: true; client: string; modelVersion: string; quantization: Quantization; items: EnvelopeItem[]; bad: BadEnvelopeItem[] }
+  | { ok: true; client: string; modelVersion: string; quantization: Quantization; tenant: string; items: EnvelopeItem[]; bad: BadEnvelopeItem[] }
   | { ok: false; reason: string };
 
 const CACHE_KEY_PATTERN = /^[0-9a-f]{64}$/;
@@ -80,6 +83,8 @@ export function decodeEnvelope(data: unknown): DecodedEnvelope {
   if (typeof env.modelVersion !== 'string') return { ok: false, reason: 'modelVersion missing' };
   if (!QUANTIZATIONS.includes(env.quantization as Quantization)) return { ok: false, reason: 'quantization missing or unknown' };
   if (!Array.isArray(env.items)) return { ok: false, reason: 'items is not an array' };
+  if (env.tenant !== undefined && (typeof env.tenant !== 'string' || !TENANT_PATTERN.test(env.tenant))) return { ok: false, reason: 'tenant malformed' };
+  const tenant = (env.tenant as string | undefined) ?? DEFAULT_TENANT;
   const items: EnvelopeItem[] = [];
   const bad: BadEnvelopeItem[] = [];
   env.items.forEach((value: unknown, index) => {
@@ -95,5 +100,5 @@ export function decodeEnvelope(data: unknown): DecodedEnvelope {
     if (raw.q === 1) item.q = 1;
     items.push(item);
   });
-  return { ok: true, client: env.client, modelVersion: env.modelVersion, quantization: env.quantization as Quantization, items, bad };
+  return { ok: true, client: env.client, modelVersion: env.modelVersion, quantization: env.quantization as Quantization, tenant, items, bad };
 }

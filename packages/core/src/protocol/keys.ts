@@ -37,6 +37,10 @@
  * | inferq:{m}:room                | ZSET | the queue ledger: one member per request admitted, not yet   |
  * |                                |      | answered (maxQueueLength bounds its ZCARD)                   |
  * | inferq:{m}:room:leases         | ZSET | client id -> lease expiry: a dead client's places go back    |
+ * | inferq:{m}:room:counts         | HASH | tenant -> places it holds in the ledger                      |
+ * | inferq:{m}:room:clients        | HASH | client id -> its tenant (for a dead client's places)         |
+ * | inferq:{m}:limits              | HASH | maxQueueLength: the operator's bound (set by workers, CLI)   |
+ * | inferq:{m}:tenants             | HASH | `<tenant>|weight`, `<tenant>|maxQueued` (operator, CLI)       |
  * | <root>:cache:epoch             | STR  | bumped by every clearCache (clients' local caches follow)    |
  * | <root>:served                  | STR  | `<modelVersion>/<quantization>` the workers serve            |
  * | <root>:<bullmq keys>           | -    | the shard's BullMQ queue (prefix inferq, name {<shard tag>}) |
@@ -71,6 +75,14 @@ export interface ModelKeys {
   readonly room: string;
   /** Model-wide: client id -> lease expiry of its places in the ledger. */
   readonly roomLeases: string;
+  /** Model-wide: tenant -> places it holds in the ledger. */
+  readonly roomCounts: string;
+  /** Model-wide: client id -> its tenant, for giving back a dead client's places. */
+  readonly roomClients: string;
+  /** Model-wide: the operator's limits (`maxQueueLength`), set by workers and `inferq limits`. */
+  readonly limits: string;
+  /** Model-wide: tenants' weights and caps (`<tenant>|weight`, `<tenant>|maxQueued`), set by `inferq tenants`. */
+  readonly tenants: string;
   /** Bumped by every clearCache: in-process caches of clients drop their entries when it changes. */
   readonly cacheEpoch: string;
   /** `<modelVersion>/<quantization>` the workers serve (set by each worker at start). */
@@ -184,6 +196,10 @@ function keysOf(root: string, modelRoot: string, prefix: string, queueName: stri
     convicted: `${modelRoot}:convicted`,
     room: `${modelRoot}:room`,
     roomLeases: `${modelRoot}:room:leases`,
+    roomCounts: `${modelRoot}:room:counts`,
+    roomClients: `${modelRoot}:room:clients`,
+    limits: `${modelRoot}:limits`,
+    tenants: `${modelRoot}:tenants`,
     workers: `${modelRoot}:workers`,
     cacheEpoch: `${root}:cache:epoch`,
     served: `${root}:served`,

@@ -20,7 +20,7 @@ import type { ChainableCommander } from 'ioredis';
 import type { RedisClient } from '../redis-connection.js';
 import { callScript, pipelineScript } from '../lua-scripts.js';
 import type { ModelKeys } from './keys.js';
-import { releaseRoom } from './queue-room.js';
+import { DEFAULT_TENANT, releaseRoom } from './queue-room.js';
 
 export interface SettleItem {
   requestId: string;
@@ -36,6 +36,8 @@ export interface SettleItem {
   cacheValue?: string;
   /** The request holds a place in the model's queue ledger (admitted under maxQueueLength): settling it gives the place back, once. */
   counted?: boolean;
+  /** The tenant whose place it holds (with `counted`; default `default`). */
+  tenant?: string;
 }
 
 export interface SettleOptions {
@@ -55,7 +57,7 @@ export interface SettleOptions {
    * slot); on a cluster with several shards the script names the request ids
    * settled and `settleReplies` gives their places back in a second call.
    */
-  room?: { key: string; inScript: boolean };
+  room?: { keys: Pick<ModelKeys, 'room' | 'roomCounts'>; inScript: boolean };
 }
 
 /** Items per script call: bounds how long one call holds Redis. */
@@ -165,7 +167,15 @@ export async function settleReplies(
       // The ledger is in another slot (cluster, several shards): give the places back now. A failure
       // rejects like a failed delivery (the job is retried; its settle names nothing twice, but the
       // ids of a retried call are given back again, which is harmless: release is idempotent).
-      reply.released += await releaseRoom(redis, o.room.key, reply.toRelease);
+      const byTenant = new Map<string, string[]>();
+      for (const entry of reply.toRelease) {
+        const sep = entry.indexOf(' ');
+        const tenant = entry.slice(0, sep);
+        let ids = byTenant.get(tenant);
+        if (!ids) byTenant.set(tenant, (ids = []));
+        ids.push(entry.slice(sep + 1));
+      }
+      for (const [tenant, ids] of byTenant) reply.released += await releaseRoom(redis, o.room.keys, tenant, ids);
     }
     out.push(reply);
   }
@@ -180,7 +190,7 @@ function appendSettleCall(pipeline: ChainableCommander, keys: ModelKeys, call: S
   const flightKeys: string[] = [];
   const doneKeys: string[] = [];
   const itemArgs: string[] = [];
-  let anyCounted = false;
+  const tenantIndex = new Map<string, number>();
   for (const c of call.clients) {
     if (inboxIndex.has(c)) continue;
     inboxKeys.push(keys.inbox(c));
@@ -203,16 +213,22 @@ function appendSettleCall(pipeline: ChainableCommander, keys: ModelKeys, call: S
       }
     }
     const cacheEntry = it.cacheKey !== undefined && it.cacheValue !== undefined ? `${it.cacheKey} ${it.cacheValue}` : '';
-    if (it.counted) anyCounted = true;
+    let q = 0;
+    if (it.counted) {
+      const tenant = it.tenant ?? DEFAULT_TENANT;
+      q = tenantIndex.get(tenant) ?? 0;
+      if (q === 0) tenantIndex.set(tenant, (q = tenantIndex.size + 1));
+    }
     // One argument per item (the script's header): JSON payloads and cache entries hold no raw newline.
-    itemArgs.push(`${j} ${f} ${d} ${it.job?.index ?? 0} ${it.counted ? 1 : 0} ${it.requestId}\n${it.payload}\n${cacheEntry}`);
+    itemArgs.push(`${j} ${f} ${d} ${it.job?.index ?? 0} ${q} ${it.requestId}\n${it.payload}\n${cacheEntry}`);
   }
   // Room mode (the script's header): 0 nothing counted, 1 the ledger is written here, 2 named for the caller.
-  const roomMode = !anyCounted || !o.room ? 0 : o.room.inScript ? 1 : 2;
+  const roomMode = tenantIndex.size === 0 || !o.room ? 0 : o.room.inScript ? 1 : 2;
+  const roomKeys = roomMode === 1 ? [(o.room as NonNullable<SettleOptions['room']>).keys.room, (o.room as NonNullable<SettleOptions['room']>).keys.roomCounts] : [];
   pipelineScript(
     pipeline,
     'settle',
-    [keys.cacheLru, keys.cacheVal, keys.cacheExp, keys.cacheBytes, keys.cacheHits, ...inboxKeys, ...flightKeys, ...doneKeys, ...(roomMode === 1 ? [(o.room as { key: string }).key] : [])],
+    [keys.cacheLru, keys.cacheVal, keys.cacheExp, keys.cacheBytes, keys.cacheHits, ...inboxKeys, ...flightKeys, ...doneKeys, ...roomKeys],
     [
       String(o.maxSize),
       String(o.cacheTtlMs),
@@ -223,6 +239,8 @@ function appendSettleCall(pipeline: ChainableCommander, keys: ModelKeys, call: S
       String(o.doneTtlMs),
       String(o.maxBytes),
       String(roomMode),
+      String(tenantIndex.size),
+      ...tenantIndex.keys(),
       ...itemArgs,
     ],
   );
