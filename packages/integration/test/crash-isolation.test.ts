@@ -16,6 +16,7 @@ import { InferenceClient } from '@inferq/client';
 import { startTestRedis, startWorkerProcess, type SpawnedProcess, type TestRedis } from '@inferq/testkit';
 
 const MODEL_MODULE = fileURLToPath(new URL('./fixtures/crash-model.mjs', import.meta.url));
+const LATENT_MODULE = fileURLToPath(new URL('./fixtures/latent-model.mjs', import.meta.url));
 /** The code a crashing input is answered with (a stable wire code). */
 const MODEL_CRASHED = 'INFERQ_MODEL_CRASHED';
 type In = { x: number; crash?: boolean };
@@ -47,7 +48,7 @@ interface Fleet {
  * Supervised worker processes: one that dies is started again (at most
  * `maxRestarts` times in all), the way a process supervisor would.
  */
-function fleet(o: { prefix: string; model: string; args: string[]; env: NodeJS.ProcessEnv; maxRestarts: number }): Fleet {
+function fleet(o: { prefix: string; model: string; args: string[]; env: NodeJS.ProcessEnv; maxRestarts: number; module?: string; onStart?: (p: SpawnedProcess) => void }): Fleet {
   const all: SpawnedProcess[] = [];
   const deaths: Fleet['deaths'] = [];
   const onDeath: Array<() => void> = [];
@@ -55,8 +56,9 @@ function fleet(o: { prefix: string; model: string; args: string[]; env: NodeJS.P
   let stopping = false;
   let restarts = 0;
   const launch = (): Promise<void> => {
-    const started = startWorkerProcess({ redisUrl: redis.url, model: o.model, module: MODEL_MODULE, prefix: o.prefix, args: o.args, env: o.env }).then((p) => {
+    const started = startWorkerProcess({ redisUrl: redis.url, model: o.model, module: o.module ?? MODEL_MODULE, prefix: o.prefix, args: o.args, env: o.env }).then((p) => {
       all.push(p);
+      o.onStart?.(p);
       void p.exited.then(({ code, signal }) => {
         if (stopping) return;
         deaths.push({ pid: p.pid, code, signal, at: Date.now() });
@@ -205,5 +207,47 @@ describe('crash isolation', () => {
 
     await workers.stop();
     for (const p of workers.all) expect(p.child.exitCode !== null || p.child.signalCode !== null, `worker ${p.pid} ended`).toBe(true);
+  }, 60_000);
+
+  it('a model with latent state cannot frame an innocent input: conviction needs a kill of a fresh process', async () => {
+    // Input A ({ corrupt: true }) is answered but corrupts its process's model; the next call there
+    // dies. Each fresh worker is corrupted by A before it re-runs the innocent input D's job, so D is
+    // alone in the model every time a worker dies. Before: D convicted (INFERQ_MODEL_CRASHED, 24 h).
+    const prefix = redis.newPrefix();
+    const model = 'latent';
+    const dir = mkdtempSync(join(tmpdir(), 'inferq-latent-'));
+    const log = join(dir, 'model.log');
+    const a = new InferenceClient<In & { corrupt?: boolean }, Out>({ redis: redis.url, model, prefix });
+    cleanups.push(() => a.close({ timeoutMs: 100 }));
+    // Every worker that starts is corrupted at once by a fresh A (its first call).
+    let corruptions = 0;
+    const corruptNext = () => {
+      corruptions++;
+      void a.infer({ x: 1000 + corruptions, corrupt: true }, { useCache: false, timeoutMs: 20_000 }).catch(() => undefined);
+    };
+    const workers = fleet({
+      prefix,
+      model,
+      module: LATENT_MODULE,
+      args: ['--lock-duration-ms', '1000', '--stalled-interval-ms', '1000', '--batch-timeout-ms', '5', '--stop-timeout-ms', '1000'],
+      env: { MODEL_LOG: log, INFERQ_LOG_LEVEL: 'warn' },
+      maxRestarts: 8,
+      onStart: () => corruptNext(),
+    });
+    cleanups.push(() => workers.stop());
+    await workers.add();
+    for (let i = 0; i < 200 && corruptions > 0 && !modelLog(log).some((s) => s.input.x === 1001); i++) await sleep(20);
+    await sleep(100);
+    const t0 = Date.now();
+    const d = await a.infer({ x: 7 }, { useCache: false, timeoutMs: 45_000 }).then(
+      (r) => `y=${r.output.y}`,
+      (e: unknown) => (e as InferqError).code,
+    );
+    const deaths = workers.deaths.length;
+    console.log('latent state:', JSON.stringify({ d, ms: Date.now() - t0, deaths, corruptions }));
+    // The innocent input gets its own output; nobody is convicted.
+    expect(d).toBe('y=49');
+    expect(await redis.connect().hlen(modelKeys(model, prefix).convicted)).toBe(0);
+    expect(deaths).toBeGreaterThanOrEqual(1);
   }, 60_000);
 });
