@@ -152,7 +152,7 @@ describe('crash isolation', () => {
     const poisonA = aOut[4]!;
     expect(describeOutcome(poisonA)).toBe(MODEL_CRASHED);
     expect(describeOutcome(poisonB)).toBe(MODEL_CRASHED);
-    expect((poisonA as PromiseRejectedResult).reason.message).toMatch(/worker process died/);
+    expect((poisonA as PromiseRejectedResult).reason.message).toMatch(/killed the model's process 2 times alone in the model .*a fresh process whose first model call it was/);
     // Everything else: its own output.
     aOut.forEach((o, i) => {
       if (i !== 4) expect(describeOutcome(o), `a[${i}]`).toBe(`y=${aInputs[i]!.x ** 2}`);
@@ -160,10 +160,13 @@ describe('crash isolation', () => {
     bInputs.forEach((inp, i) => expect(describeOutcome(bOut[i]!), `b[${i}]`).toBe(`y=${inp.x ** 2}`));
     expect(settledMs).toBeLessThan(40_000);
 
-    // The poison entered the model 1 + maxCrashes (2) times: once in an ordinary batch, then twice alone.
+    // The poison entered the model 3 times: once in an ordinary batch, once alone in a worker, then
+    // alone in a fresh probe process as its first call (the proof): 2 worker deaths, 1 probe death.
     const poisonCalls = modelLog(log).filter((s) => s.input.crash === true);
     expect(poisonCalls.map((s) => s.batch).slice(1)).toEqual([1, 1]);
-    expect(workers.deaths.length).toBe(3);
+    expect(workers.deaths.length).toBe(2);
+    const workerPids = new Set(workers.all.map((p) => p.pid));
+    expect(workerPids.has((poisonCalls[2] as { pid: number }).pid)).toBe(false); // the probe is no worker
     // Logged before the answer, with the job and the item; and the innocent job B was re-run alone too.
     // (The answer came through Redis; the log line through a pipe, which the test may read a moment later.)
     type LogLine = { msg: string; jobId?: string; crashes?: number; err?: { code?: string } };

@@ -9,7 +9,7 @@
  * 100 fresh requests. Before: no worker exited, and 0 of 100 fresh requests
  * were answered in 30 s.
  */
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -71,9 +71,23 @@ describe('a fleet whose model slots all hang', () => {
     const c = new InferenceClient<In, Out>({ redis: redis.url, model, prefix });
     cleanups.push(() => c.close({ timeoutMs: 100 }));
 
-    // Two hanging inputs: one in each worker's only slot (the second waits behind the first otherwise).
-    const hung = [1, 2].map((x) => c.infer({ x, hang: true }, { useCache: false, timeoutMs: 40_000 }).then(() => 'ok', (e: unknown) => (e as InferqError).code));
-    await new Promise((r) => setTimeout(r, MODEL_TIMEOUT_MS + 500)); // both slots stuck now
+    // Hanging inputs until both workers' only slots are taken (the model log names the process of each
+    // call): a worker fetches more jobs than its slot takes, so which one runs the next is not fixed.
+    const log = join(dir, 'model.log');
+    const hangPids = () =>
+      new Set(
+        (existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean) : [])
+          .map((l) => JSON.parse(l) as { pid: number; input: In })
+          .filter((l) => l.input.hang)
+          .map((l) => l.pid),
+      );
+    const hung: Array<Promise<string>> = [];
+    for (let i = 0; i < 8 && hangPids().size < 2; i++) {
+      hung.push(c.infer({ x: i + 1, hang: true }, { useCache: false, timeoutMs: 40_000 }).then(() => 'ok', (e: unknown) => (e as InferqError).code));
+      for (let w = 0; w < 10 && hangPids().size < Math.min(2, hung.length); w++) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(hangPids().size).toBe(2);
+    await new Promise((r) => setTimeout(r, MODEL_TIMEOUT_MS + 200)); // both slots stuck past modelTimeoutMs now
 
     const t0 = Date.now();
     const fresh = await Promise.allSettled(Array.from({ length: 100 }, (_, i) => c.infer({ x: 10 + i }, { useCache: false, timeoutMs: 30_000 }).then((r) => ({ ...r, at: Date.now() }))));
@@ -85,6 +99,7 @@ describe('a fleet whose model slots all hang', () => {
       lastAnsweredMs: lastMs,
       stuckBoundMs: STUCK_BOUND_MS,
       exits: exits.map((e) => ({ code: e.code, afterMs: e.at - t0 })),
+      hangingSent: hung.length,
       hung: hungCodes,
     };
     console.log('stuck fleet:', JSON.stringify(summary));
