@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { modelKeys, readStats, type InferqError } from '@inferq/core';
 import { InferenceClient } from '@inferq/client';
-import { startTestRedis, startWorkerProcess, type SpawnedProcess, type TestRedis } from '@inferq/testkit';
+import { CLIENT_CLI, spawnNode, startTestRedis, startWorkerProcess, type SpawnedProcess, type TestRedis } from '@inferq/testkit';
 
 const MODEL_MODULE = fileURLToPath(new URL('./fixtures/crash-model.mjs', import.meta.url));
 const LATENT_MODULE = fileURLToPath(new URL('./fixtures/latent-model.mjs', import.meta.url));
@@ -207,6 +207,21 @@ describe('crash isolation', () => {
     await sleep(1_500);
     expect(workers.deaths.length).toBe(deathsBefore);
     expect(modelLog(log).filter((s) => s.input.crash === true)).toHaveLength(poisonCalls.length);
+
+    // The operator lists the conviction and pardons it (inferq convicted).
+    const cli = async (...args: string[]) => {
+      const p = spawnNode(CLIENT_CLI, ['convicted', '--model', model, '--prefix', prefix, '--redis', redis.url, ...args]);
+      const { code } = await p.exited;
+      return { code, out: p.lines.join('\n') };
+    };
+    const listed = await cli('--json');
+    expect(listed.code).toBe(0);
+    const rows = (JSON.parse(listed.out) as { convicted: Array<{ cacheKey: string; deaths: number }> }).convicted;
+    expect(rows).toHaveLength(1);
+    expect(rows[0]!.deaths).toBe(2);
+    expect((await cli('--pardon', rows[0]!.cacheKey)).code).toBe(0);
+    expect(await conn.hlen(modelKeys(model, prefix).convicted)).toBe(0);
+    expect((await cli('--pardon', rows[0]!.cacheKey)).code).toBe(1);
 
     await workers.stop();
     for (const p of workers.all) expect(p.child.exitCode !== null || p.child.signalCode !== null, `worker ${p.pid} ended`).toBe(true);
