@@ -9,7 +9,8 @@ Compares, in one run on one Redis with the same load: plain BullMQ, BullMQ +
 batching, inferq and a minimal Redis list queue (the floor), with a no-op and
 the default ONNX model, plus inferq with a 50 % repeat workload and caching on;
 then inferq alone at low load (1 in flight; 50 req/s open loop) and in
-overload (1x and 5x what its workers serve, maxQueueLength set); then how
+overload (1x and 5x what its workers serve, maxQueueLength set); with a bad
+model (some inputs hang, some throw) against the same model clean; then how
 inferq scales (no-op model): 1, 2 and 4 worker processes on one Redis, and
 2 worker processes on a local Redis Cluster with queueShards 1 and 3.
 
@@ -29,8 +30,8 @@ inferq scales (no-op model): 1, 2 and 4 worker processes on one Redis, and
   --only <list>           comma list of scenarios (noop-bullmq, noop-bullmq-batched, noop-inferq, noop-floor,
                           onnx-bullmq, onnx-bullmq-batched, onnx-inferq, onnx-floor, cache-inferq,
                           lowload-seq-inferq[-timeout], lowload-50rps-inferq[-timeout], overload-1x, overload-5x,
-                          scale-w1, scale-w2, scale-w4, scale-cluster-s1, scale-cluster-s3)
-                          or groups (noop, onnx, cache, lowload, overload, scale)
+                          bad-model-clean, bad-model, scale-w1, scale-w2, scale-w4, scale-cluster-s1, scale-cluster-s3)
+                          or groups (noop, onnx, cache, lowload, overload, bad-model, scale)
                           or systems (bullmq, bullmq-batched, inferq, floor; a system does not select
                           the scaling group: name it)
   --batch-timeout-ms <ms> inferq --batch-timeout-ms, BullMQ + batching's batcher (default 5)

@@ -45,8 +45,8 @@ import { openRedisTarget, type RedisTarget } from './redis-target.js';
 import { formatColdStart, measureColdStart, type ColdStartReport } from './cold-start.js';
 import { buildRows, checkGoals, formatGoals, formatLatencyTable, formatNotes, formatScaleNotes, formatScaleTable, formatTable, isScaleRow, isThroughputRow, ms, shardCeiling } from './report.js';
 import { CACHE_MAX_SIZE, REPEAT_WINDOW, runScenario, type ScenarioRun } from './run-scenario.js';
-import { OVERLOAD, SCALE_CLUSTER_WORKERS, SCENARIOS, needsCluster, selectScenarios, type ScenarioDef } from './scenarios.js';
-import { SLEEP_MODEL_COST_MS } from './settings.js';
+import { BAD_MODEL_RATE, OVERLOAD, SCALE_CLUSTER_WORKERS, SCENARIOS, needsCluster, selectScenarios, type ScenarioDef } from './scenarios.js';
+import { BAD_MODEL, SLEEP_MODEL_COST_MS } from './settings.js';
 import { SYSTEM_LABELS } from './systems/registry.js';
 
 /** Starts of each kind in the cold-start section; the median is reported. */
@@ -163,7 +163,21 @@ async function run(
   const scale = rows.filter(isScaleRow);
   const latency = rows.filter((r) => !isThroughputRow(r) && !isScaleRow(r));
   if (throughput.length) console.log(formatTable(throughput));
-  if (latency.length) console.log(`${throughput.length ? '\n' : ''}Low load (d) and overload (e), inferq alone (answered = goodput; p50/p99/max of answered requests; refusals = INFERQ_QUEUE_FULL):\n\n${formatLatencyTable(latency)}`);
+  const clean = rows.find((r) => r.def.id === 'bad-model-clean');
+  const bad = rows.find((r) => r.def.id === 'bad-model');
+  if (latency.length) console.log(`${throughput.length ? '\n' : ''}Low load (d), overload (e) and bad model (g), inferq alone (answered = goodput; p50/p99/max of answered requests; refusals = INFERQ_QUEUE_FULL):\n\n${formatLatencyTable(latency)}`);
+  if (clean?.median && bad?.median) {
+    // Answered requests are the clean ones (a hanging or throwing input is answered with its error).
+    const c = clean.median;
+    // (both checked above)
+    const b = bad.median;
+    const expectedBad = (BAD_MODEL.hangRate + BAD_MODEL.throwRate) * (b.completed + b.errors);
+    console.log(
+      `\nBad model (g) against its clean run: goodput ${b.reqPerSec.toFixed(0)} vs ${c.reqPerSec.toFixed(0)} req/s (${((100 * b.reqPerSec) / c.reqPerSec).toFixed(1)} %), ` +
+        `p99 of clean requests ${ms(b.p99Ms)} vs ${ms(c.p99Ms)} ms (${(b.p99Ms / c.p99Ms).toFixed(2)}x), p50 ${ms(b.p50Ms)} vs ${ms(c.p50Ms)} ms; ` +
+        `errors ${b.errors} (about ${expectedBad.toFixed(0)} inputs were bad; more means clean requests failed with them), ${b.counters?.errors ?? '?'} in the workers' stats.`,
+    );
+  }
   if (scale.length || skipped.length) {
     const why = skipped.length ? `\n  - skipped ${skipped.map((s) => s.id).join(', ')}: ${skipped[0]?.reason}` : '';
     console.log(
@@ -255,6 +269,12 @@ function printHeader(
     console.log(
       `(e) overload: model of ${SLEEP_MODEL_COST_MS} ms per call (sleep), ${OVERLOAD.workers} worker processes x --num-workers ${OVERLOAD.numWorkers} x --max-batch-size ${OVERLOAD.maxBatchSize} ` +
         `= ${OVERLOAD.capacityPerSec} req/s served; open loop from ${OVERLOAD.clients} clients at 1x and 5x that; client config maxQueueLength ${OVERLOAD.maxQueueLength}.`,
+    );
+  }
+  if (scenarios.some((s) => s.group === 'bad-model')) {
+    console.log(
+      `(g) bad model: ${BAD_MODEL_RATE} req/s open loop from 2 clients, 2 inferq-worker processes x --num-workers 4 x --max-batch-size 32, --model-timeout-ms 500, a model of 2 ms per call; ` +
+        `bad-model: ${BAD_MODEL.hangRate * 100}% of inputs hang their call ${BAD_MODEL.hangMs} ms, ${BAD_MODEL.throwRate * 100}% make it throw; bad-model-clean: none.`,
     );
   }
   if (scenarios.some((s) => s.group === 'scale') || skipped.length) {

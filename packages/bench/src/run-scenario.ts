@@ -116,6 +116,7 @@ export async function runScenario(def: ScenarioDef, rep: number, ctx: ScenarioCo
     libraryDefaults: def.libraryDefaults ?? false,
     batchPolicy: def.batchPolicy,
     jobConcurrency: def.worker?.jobConcurrency,
+    workerArgs: def.workerArgs ?? [],
     maxQueueLength: def.maxQueueLength ?? 0,
     requestTimeoutMs: Math.max(10_000, opts.durationMs + opts.warmupMs),
   };

@@ -10,14 +10,17 @@
  *   `--batch-policy timeout` (the policy before 'eager' became the default).
  * Overload (inferq only, a model of fixed cost per batch, maxQueueLength set):
  *   open loop at 1x and 5x what the workers can serve.
+ * Bad model (inferq only, open loop): a model where some inputs hang far past
+ *   --model-timeout-ms and some make the call throw, against the same model
+ *   with none: goodput and p99 of the clean requests.
  * Scaling (inferq only, no-op model, closed loop, the same clients and load):
  *   1, 2 and 4 worker processes on the bench's one Redis; 2 worker processes
  *   on a Redis Cluster (3 masters + 3 replicas) with queueShards 1 and 3.
  */
-import { SLEEP_MODEL_COST_MS, type BatchPolicy, type ModelKind, type SystemId } from './settings.js';
+import { BAD_MODEL, SLEEP_MODEL_COST_MS, type BatchPolicy, type ModelKind, type SystemId } from './settings.js';
 
-export type ScenarioGroup = 'noop' | 'onnx' | 'cache' | 'lowload' | 'overload' | 'scale';
-export const GROUPS: readonly ScenarioGroup[] = ['noop', 'onnx', 'cache', 'lowload', 'overload', 'scale'];
+export type ScenarioGroup = 'noop' | 'onnx' | 'cache' | 'lowload' | 'overload' | 'bad-model' | 'scale';
+export const GROUPS: readonly ScenarioGroup[] = ['noop', 'onnx', 'cache', 'lowload', 'overload', 'bad-model', 'scale'];
 
 /** Offered load of a whole scenario (split over its client processes). */
 export type ScenarioLoad = { kind: 'closed'; inFlight: number } | { kind: 'open'; ratePerSec: number };
@@ -46,6 +49,8 @@ export interface ScenarioDef {
   batchPolicy?: BatchPolicy;
   /** Worker settings of this scenario instead of --max-batch-size / --num-workers. */
   worker?: { maxBatchSize: number; numWorkers: number; jobConcurrency?: number };
+  /** More `inferq-worker` flags. */
+  workerArgs?: string[];
   /** inferq client config maxQueueLength. */
   maxQueueLength?: number;
   /** Where the system under test keeps its queue: the bench's one Redis (default) or the run's Redis Cluster. */
@@ -125,6 +130,32 @@ const overload = (factor: 1 | 5): ScenarioDef => ({
 });
 
 /**
+ * Bad model: 2 inferq-worker processes (--num-workers 4, --max-batch-size 32,
+ * --model-timeout-ms 500), open loop at BAD_MODEL_RATE req/s, a model of 2 ms
+ * per call; in the bad run a share of the inputs (BAD_MODEL in settings.ts)
+ * hangs its call for 3 s and another makes it throw. The clean run is the same
+ * with neither. Goodput and p99 are of answered requests, i.e. the clean ones;
+ * not in quick mode (`--only bad-model` runs it).
+ */
+export const BAD_MODEL_RATE = 500;
+const badModel = (bad: boolean): ScenarioDef => ({
+  id: bad ? 'bad-model' : 'bad-model-clean',
+  group: 'bad-model',
+  system: 'inferq',
+  model: bad ? 'bad' : 'clean',
+  caching: false,
+  repeatFraction: 0,
+  probePing: false,
+  title: bad ? `(g) bad model: ${BAD_MODEL.hangRate * 100}% hang, ${BAD_MODEL.throwRate * 100}% throw` : '(g) the same model, clean',
+  inQuick: false,
+  load: { kind: 'open', ratePerSec: BAD_MODEL_RATE },
+  clients: 2,
+  workers: 2,
+  worker: { maxBatchSize: 32, numWorkers: 4 },
+  workerArgs: ['--model-timeout-ms', '500'],
+});
+
+/**
  * Scaling: inferq alone, no-op model (so the queue, not the model, is what
  * scales), closed loop with --in-flight requests from --clients processes in
  * every row; only the worker processes and where the queue lives change.
@@ -188,6 +219,8 @@ export const SCENARIOS: readonly ScenarioDef[] = Object.freeze([
   lowLoad('50rps', 'timeout'),
   overload(1),
   overload(5),
+  badModel(false),
+  badModel(true),
   scale('scale-w1', '(f) 1 worker, one Redis', 1),
   scale('scale-w2', '(f) 2 workers, one Redis', 2),
   scale('scale-w4', '(f) 4 workers, one Redis', 4),

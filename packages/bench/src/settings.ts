@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import type { WorkloadConfig } from './workload.js';
 
 export type SystemId = 'bullmq' | 'bullmq-batched' | 'inferq' | 'floor';
-export type ModelKind = 'noop' | 'onnx' | 'sleep';
+export type ModelKind = 'noop' | 'onnx' | 'sleep' | 'bad' | 'clean';
 export type BatchPolicy = 'eager' | 'timeout';
 
 /** Cost of one call of the `sleep` model (src/models/sleep-model.mjs), ms, whatever the batch size. */
@@ -18,10 +18,20 @@ export const MODEL_MODULE: Readonly<Record<ModelKind, string>> = Object.freeze({
   noop: 'builtin:noop',
   onnx: 'builtin:onnx-default',
   sleep: fileURLToPath(new URL('./models/sleep-model.mjs', import.meta.url)),
+  bad: fileURLToPath(new URL('./models/bad-model.mjs', import.meta.url)),
+  clean: fileURLToPath(new URL('./models/clean-model.mjs', import.meta.url)),
 });
 
+/** The bad-model scenario (src/models/bad-model.mjs): share of inputs that hang, and that throw; how long a hang lasts. */
+export const BAD_MODEL = Object.freeze({ hangRate: 0.0005, throwRate: 0.01, hangMs: 3000 });
+
 /** Environment of every child process of a scenario (the sleep model reads its cost from it). */
-export const MODEL_ENV: NodeJS.ProcessEnv = Object.freeze({ BENCH_SLEEP_MODEL_MS: String(SLEEP_MODEL_COST_MS) });
+export const MODEL_ENV: NodeJS.ProcessEnv = Object.freeze({
+  BENCH_SLEEP_MODEL_MS: String(SLEEP_MODEL_COST_MS),
+  BENCH_BAD_HANG_RATE: String(BAD_MODEL.hangRate),
+  BENCH_BAD_THROW_RATE: String(BAD_MODEL.throwRate),
+  BENCH_BAD_HANG_MS: String(BAD_MODEL.hangMs),
+});
 
 /** How a client process offers its load. */
 export type LoadShape =
@@ -64,6 +74,8 @@ export interface ScenarioSettings {
   batchPolicy: BatchPolicy | undefined;
   /** inferq worker --job-concurrency; undefined = its default. */
   jobConcurrency: number | undefined;
+  /** More `inferq-worker` flags of this scenario (the bad-model scenario's --model-timeout-ms). */
+  workerArgs: string[];
   /** inferq client config maxQueueLength; 0 = no bound (the default). */
   maxQueueLength: number;
   cacheMaxSize: number;

@@ -16,6 +16,9 @@
  * or `INFERQ_HTTP_TOKEN`, a bearer token; beyond loopback they need one
  * (or `--insecure-no-auth`). `dashboard --max-subscribers <n>` (default 32)
  * bounds its event streams. See docs/http-endpoints.md.
+ *   inferq convicted --model <name> [--pardon <cache key>] [--json]
+ *                                            inputs the fleet convicted of killing the worker process
+ *                                            (cache key, deaths, time left); --pardon lets one run again
  *   inferq set-shards --model <name> --shards <n>
  *                                            change the model's queueShards (refused while any shard holds work
  *                                            or any client or worker of the model is alive)
@@ -26,18 +29,19 @@
  * count its clients and workers recorded).
  */
 import { parseArgs } from 'node:util';
-import { MODEL_NAME_PATTERN, createRedis, describeRedis, packageVersion, readStats, redactRedisUrl, redactUrlsIn, redisFromCli, resetStats } from '@inferq/core';
+import { MODEL_NAME_PATTERN, modelKeys, createRedis, describeRedis, packageVersion, readStats, redactRedisUrl, redactUrlsIn, redisFromCli, resetStats } from '@inferq/core';
 import { MAX_QUEUE_SHARDS, clearShardCaches, readShardCount, setShardCount, shardKeys } from '@inferq/core/protocol';
 import { formatStatsTable } from './stats-table.js';
 import { modelHasKeys } from './model-presence.js';
 import { ModelReader } from './model-snapshot.js';
 import { serveDashboard, serveMetrics, type RunningServer } from './monitor-server.js';
 
-const HELP = `Usage: inferq <stats | clear-cache | reset-stats | metrics | dashboard | set-shards> --model <name> [--json]
+const HELP = `Usage: inferq <stats | clear-cache | reset-stats | metrics | dashboard | set-shards | convicted> --model <name> [--json]
               [--redis <url> | --redis-cluster <host:port,...>] [--prefix <p>]
        inferq stats --model <name> [--json]                               statistics; exits 1 when the model has no keys in Redis
        inferq --help | --version
        inferq set-shards --model <name> --shards <n>                      change queueShards of a drained model
+       inferq convicted --model <name> [--pardon <cache key>]             inputs convicted of killing the worker; pardon one
        inferq metrics --model <name> [--port 9464] [--host 127.0.0.1]      Prometheus /metrics of the model's shared stats
        inferq dashboard --model <name> [--port 8090] [--host 127.0.0.1]    live web page of the model
               [--max-subscribers 32]
@@ -65,6 +69,7 @@ async function main(): Promise<number> {
       redis: { type: 'string' },
       'redis-cluster': { type: 'string' },
       shards: { type: 'string' },
+      pardon: { type: 'string' },
       prefix: { type: 'string' },
       json: { type: 'boolean' },
       port: { type: 'string' },
@@ -148,6 +153,30 @@ async function main(): Promise<number> {
         }
         await setShardCount(redis, model, prefix, n);
         console.log(`model '${model}' now runs with queueShards ${n}; start its clients and workers with it`);
+        return 0;
+      }
+      case 'convicted': {
+        // Model-wide hash: input fingerprint (its cache key) -> deaths; workers re-read it every 2 s.
+        const key = modelKeys(model, prefix).convicted;
+        if (values.pardon !== undefined) {
+          const removed = await redis.hdel(key, values.pardon);
+          if (removed === 0) {
+            console.error(`inferq: no input of model '${model}' is convicted under '${values.pardon}' (see 'inferq convicted --model ${model}').`);
+            return 1;
+          }
+          console.log(`pardoned ${values.pardon}: workers of model '${model}' run it again within 2 s`);
+          return 0;
+        }
+        const [all, ttlMs] = await Promise.all([redis.hgetall(key), redis.pttl(key)]);
+        const rows = Object.entries(all).map(([cacheKey, deaths]) => ({ cacheKey, deaths: Number(deaths) || 1 }));
+        const expiresInMs = ttlMs > 0 ? ttlMs : null;
+        if (values.json) console.log(JSON.stringify({ model, convicted: rows, expiresInMs }, null, 2));
+        else if (rows.length === 0) console.log(`no input of model '${model}' is convicted`);
+        else {
+          console.log(`${'cache key'.padEnd(66)} deaths`);
+          for (const r of rows) console.log(`${r.cacheKey.padEnd(66)} ${r.deaths}`);
+          if (expiresInMs !== null) console.log(`(all kept ${Math.round(expiresInMs / 60_000)} min more, 24 h after the latest conviction; --pardon <cache key> lets one run again)`);
+        }
         return 0;
       }
       case 'reset-stats': {

@@ -25,7 +25,9 @@ export const ErrorCode = {
   MODEL_FAILED: 'INFERQ_MODEL_FAILED',
   /** The model did not return within the worker's `modelTimeoutMs`; the request was retried and ran out of attempts. */
   MODEL_TIMEOUT: 'INFERQ_MODEL_TIMEOUT',
-  /** The input was alone in the model when the worker process died, `maxCrashes` times: it is not run again. Not retryable. */
+  /** The worker's circuit breaker is open: the model failed every one of its last calls, so it is not called until a probe after a back-off succeeds. Retry later, or on another worker. */
+  MODEL_UNAVAILABLE: 'INFERQ_MODEL_UNAVAILABLE',
+  /** The input killed a worker process alone in the model `maxCrashes` times, at least once as a fresh process's first model call: it is not run again. Not retryable. */
   MODEL_CRASHED: 'INFERQ_MODEL_CRASHED',
   /** The model returned a different number of outputs than it was given inputs. */
   MODEL_OUTPUT_MISMATCH: 'INFERQ_MODEL_OUTPUT_MISMATCH',
@@ -140,6 +142,13 @@ export class DeadlineExceededError extends InferqError {
 export class ModelError extends InferqError {
   constructor(message: string, options: InferqErrorOptions = {}) {
     super(ErrorCode.MODEL_FAILED, message, options);
+  }
+}
+
+/** The model failed every one of a worker's last calls (its circuit breaker is open): the request was not run. */
+export class ModelUnavailableError extends InferqError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super(ErrorCode.MODEL_UNAVAILABLE, message, { details });
   }
 }
 
@@ -301,6 +310,8 @@ export function errorFromWire(wire: WireError, details: Record<string, unknown> 
       return new DeadlineExceededError(wire.message, details);
     case ErrorCode.MODEL_CRASHED:
       return new ModelCrashedError(wire.message, details);
+    case ErrorCode.MODEL_UNAVAILABLE:
+      return new ModelUnavailableError(wire.message, details);
     default:
       return new InferqError(code, wire.message, { details });
   }

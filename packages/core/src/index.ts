@@ -18,6 +18,7 @@ export {
   DeadlineExceededError,
   ModelError,
   ModelCrashedError,
+  ModelUnavailableError,
   ModelOutputMismatchError,
   ClosedError,
   NotStartedError,

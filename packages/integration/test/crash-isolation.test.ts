@@ -13,9 +13,10 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { modelKeys, readStats, type InferqError } from '@inferq/core';
 import { InferenceClient } from '@inferq/client';
-import { startTestRedis, startWorkerProcess, type SpawnedProcess, type TestRedis } from '@inferq/testkit';
+import { CLIENT_CLI, spawnNode, startTestRedis, startWorkerProcess, type SpawnedProcess, type TestRedis } from '@inferq/testkit';
 
 const MODEL_MODULE = fileURLToPath(new URL('./fixtures/crash-model.mjs', import.meta.url));
+const LATENT_MODULE = fileURLToPath(new URL('./fixtures/latent-model.mjs', import.meta.url));
 /** The code a crashing input is answered with (a stable wire code). */
 const MODEL_CRASHED = 'INFERQ_MODEL_CRASHED';
 type In = { x: number; crash?: boolean };
@@ -47,7 +48,7 @@ interface Fleet {
  * Supervised worker processes: one that dies is started again (at most
  * `maxRestarts` times in all), the way a process supervisor would.
  */
-function fleet(o: { prefix: string; model: string; args: string[]; env: NodeJS.ProcessEnv; maxRestarts: number }): Fleet {
+function fleet(o: { prefix: string; model: string; args: string[]; env: NodeJS.ProcessEnv; maxRestarts: number; module?: string; onStart?: (p: SpawnedProcess) => void }): Fleet {
   const all: SpawnedProcess[] = [];
   const deaths: Fleet['deaths'] = [];
   const onDeath: Array<() => void> = [];
@@ -55,8 +56,9 @@ function fleet(o: { prefix: string; model: string; args: string[]; env: NodeJS.P
   let stopping = false;
   let restarts = 0;
   const launch = (): Promise<void> => {
-    const started = startWorkerProcess({ redisUrl: redis.url, model: o.model, module: MODEL_MODULE, prefix: o.prefix, args: o.args, env: o.env }).then((p) => {
+    const started = startWorkerProcess({ redisUrl: redis.url, model: o.model, module: o.module ?? MODEL_MODULE, prefix: o.prefix, args: o.args, env: o.env }).then((p) => {
       all.push(p);
+      o.onStart?.(p);
       void p.exited.then(({ code, signal }) => {
         if (stopping) return;
         deaths.push({ pid: p.pid, code, signal, at: Date.now() });
@@ -150,7 +152,7 @@ describe('crash isolation', () => {
     const poisonA = aOut[4]!;
     expect(describeOutcome(poisonA)).toBe(MODEL_CRASHED);
     expect(describeOutcome(poisonB)).toBe(MODEL_CRASHED);
-    expect((poisonA as PromiseRejectedResult).reason.message).toMatch(/worker process died/);
+    expect((poisonA as PromiseRejectedResult).reason.message).toMatch(/killed the model's process 2 times alone in the model .*a fresh process whose first model call it was/);
     // Everything else: its own output.
     aOut.forEach((o, i) => {
       if (i !== 4) expect(describeOutcome(o), `a[${i}]`).toBe(`y=${aInputs[i]!.x ** 2}`);
@@ -158,10 +160,13 @@ describe('crash isolation', () => {
     bInputs.forEach((inp, i) => expect(describeOutcome(bOut[i]!), `b[${i}]`).toBe(`y=${inp.x ** 2}`));
     expect(settledMs).toBeLessThan(40_000);
 
-    // The poison entered the model 1 + maxCrashes (2) times: once in an ordinary batch, then twice alone.
+    // The poison entered the model 3 times: once in an ordinary batch, once alone in a worker, then
+    // alone in a fresh probe process as its first call (the proof): 2 worker deaths, 1 probe death.
     const poisonCalls = modelLog(log).filter((s) => s.input.crash === true);
     expect(poisonCalls.map((s) => s.batch).slice(1)).toEqual([1, 1]);
-    expect(workers.deaths.length).toBe(3);
+    expect(workers.deaths.length).toBe(2);
+    const workerPids = new Set(workers.all.map((p) => p.pid));
+    expect(workerPids.has((poisonCalls[2] as { pid: number }).pid)).toBe(false); // the probe is no worker
     // Logged before the answer, with the job and the item; and the innocent job B was re-run alone too.
     // (The answer came through Redis; the log line through a pipe, which the test may read a moment later.)
     type LogLine = { msg: string; jobId?: string; crashes?: number; err?: { code?: string } };
@@ -203,7 +208,64 @@ describe('crash isolation', () => {
     expect(workers.deaths.length).toBe(deathsBefore);
     expect(modelLog(log).filter((s) => s.input.crash === true)).toHaveLength(poisonCalls.length);
 
+    // The operator lists the conviction and pardons it (inferq convicted).
+    const cli = async (...args: string[]) => {
+      const p = spawnNode(CLIENT_CLI, ['convicted', '--model', model, '--prefix', prefix, '--redis', redis.url, ...args]);
+      const { code } = await p.exited;
+      return { code, out: p.lines.join('\n') };
+    };
+    const listed = await cli('--json');
+    expect(listed.code).toBe(0);
+    const rows = (JSON.parse(listed.out) as { convicted: Array<{ cacheKey: string; deaths: number }> }).convicted;
+    expect(rows).toHaveLength(1);
+    expect(rows[0]!.deaths).toBe(2);
+    expect((await cli('--pardon', rows[0]!.cacheKey)).code).toBe(0);
+    expect(await conn.hlen(modelKeys(model, prefix).convicted)).toBe(0);
+    expect((await cli('--pardon', rows[0]!.cacheKey)).code).toBe(1);
+
     await workers.stop();
     for (const p of workers.all) expect(p.child.exitCode !== null || p.child.signalCode !== null, `worker ${p.pid} ended`).toBe(true);
+  }, 60_000);
+
+  it('a model with latent state cannot frame an innocent input: conviction needs a kill of a fresh process', async () => {
+    // Input A ({ corrupt: true }) is answered but corrupts its process's model; the next call there
+    // dies. Each fresh worker is corrupted by A before it re-runs the innocent input D's job, so D is
+    // alone in the model every time a worker dies. Before: D convicted (INFERQ_MODEL_CRASHED, 24 h).
+    const prefix = redis.newPrefix();
+    const model = 'latent';
+    const dir = mkdtempSync(join(tmpdir(), 'inferq-latent-'));
+    const log = join(dir, 'model.log');
+    const a = new InferenceClient<In & { corrupt?: boolean }, Out>({ redis: redis.url, model, prefix });
+    cleanups.push(() => a.close({ timeoutMs: 100 }));
+    // Every worker that starts is corrupted at once by a fresh A (its first call).
+    let corruptions = 0;
+    const corruptNext = () => {
+      corruptions++;
+      void a.infer({ x: 1000 + corruptions, corrupt: true }, { useCache: false, timeoutMs: 20_000 }).catch(() => undefined);
+    };
+    const workers = fleet({
+      prefix,
+      model,
+      module: LATENT_MODULE,
+      args: ['--lock-duration-ms', '1000', '--stalled-interval-ms', '1000', '--batch-timeout-ms', '5', '--stop-timeout-ms', '1000'],
+      env: { MODEL_LOG: log, INFERQ_LOG_LEVEL: 'warn' },
+      maxRestarts: 8,
+      onStart: () => corruptNext(),
+    });
+    cleanups.push(() => workers.stop());
+    await workers.add();
+    for (let i = 0; i < 200 && corruptions > 0 && !modelLog(log).some((s) => s.input.x === 1001); i++) await sleep(20);
+    await sleep(100);
+    const t0 = Date.now();
+    const d = await a.infer({ x: 7 }, { useCache: false, timeoutMs: 45_000 }).then(
+      (r) => `y=${r.output.y}`,
+      (e: unknown) => (e as InferqError).code,
+    );
+    const deaths = workers.deaths.length;
+    console.log('latent state:', JSON.stringify({ d, ms: Date.now() - t0, deaths, corruptions }));
+    // The innocent input gets its own output; nobody is convicted.
+    expect(d).toBe('y=49');
+    expect(await redis.connect().hlen(modelKeys(model, prefix).convicted)).toBe(0);
+    expect(deaths).toBeGreaterThanOrEqual(1);
   }, 60_000);
 });

@@ -75,7 +75,8 @@ describe('inferq-worker --metrics-port: /healthz and /readyz', () => {
       model,
       module: SQUARE,
       prefix: redis.prefix,
-      args: ['--metrics-port', String(port), '--num-workers', '1', '--model-timeout-ms', '300', '--batch-timeout-ms', '5'],
+      // --stuck-exit-factor 0: this test watches the stuck state pass; stuck-fleet.test.ts watches a worker leave.
+      args: ['--metrics-port', String(port), '--num-workers', '1', '--model-timeout-ms', '300', '--batch-timeout-ms', '5', '--stuck-exit-factor', '0'],
     });
     processes.push(worker);
     const live = await probe(port, '/healthz');

@@ -45,7 +45,8 @@ import {
   type RedisClock,
   type SettleItem,
 } from '@inferq/core/protocol';
-import type { ModelRunner } from './model-runner.js';
+import type { GroupResult, ModelRun, ModelRunner } from './model-runner.js';
+import { recordHangs } from './hang-record.js';
 
 /** A request item as a worker holds it: with the client that waits, the job that carried it and that job's queue shard. */
 export interface WorkItem {
@@ -150,12 +151,31 @@ export interface BatchOutcome {
 interface Group {
   input: unknown;
   items: WorkItem[];
+  /** Latest deadline of anyone waiting on its items (Redis epoch ms). */
+  deadline: number;
 }
+
+/** What isolating a batch's hung inputs did. */
+interface HangIsolation {
+  /** Group indices tried again later (their jobs fail now and are retried). */
+  retry: number[];
+  retryError: InferqError | undefined;
+  ms: number;
+  calls: number;
+  timeouts: number;
+}
+
+/** Calls past modelTimeoutMs an input may be in, at least one of them alone, before it is answered INFERQ_MODEL_TIMEOUT. */
+export const HANG_TRIES = 2;
 
 export class BatchPipeline {
   constructor(private readonly o: BatchPipelineOptions) {}
 
-  async run(items: readonly WorkItem[]): Promise<BatchOutcome[]> {
+  /**
+   * `call`: computes the batch's outputs instead of the runner (crash isolation answers an input
+   * with what a fresh probe process computed); every other step is the same.
+   */
+  async run(items: readonly WorkItem[], call?: (inputs: unknown[]) => Promise<ModelRun>): Promise<BatchOutcome[]> {
     const { o } = this;
     const settles: SettleItem[][] = o.shards.map(() => []);
     const settle = (item: WorkItem, payload: string, cacheValue?: string) => {
@@ -174,6 +194,7 @@ export class BatchPipeline {
     let deadlineDrops = 0;
     let errors = 0;
     const live: WorkItem[] = [];
+    const deadlines = new Map<WorkItem, number>();
     items.forEach((item, i) => {
       const seen = opened.items[i];
       if (seen?.hit) {
@@ -188,6 +209,7 @@ export class BatchPipeline {
         fail(item, new DeadlineExceededError(`Request ${item.id} waited past its deadline before a worker took it; dropped unrun.`, { requestId: item.id }));
         return;
       }
+      deadlines.set(item, deadline);
       live.push(item);
     });
 
@@ -198,6 +220,7 @@ export class BatchPipeline {
       const existing = item.key !== undefined ? byKey.get(item.key) : undefined;
       if (existing) {
         existing.items.push(item);
+        existing.deadline = Math.max(existing.deadline, deadlines.get(item) ?? item.deadline);
         continue;
       }
       let input: unknown;
@@ -210,28 +233,44 @@ export class BatchPipeline {
         errors++;
         continue;
       }
-      const g: Group = { input, items: [item] };
+      const g: Group = { input, items: [item], deadline: deadlines.get(item) ?? item.deadline };
       groups.push(g);
       if (item.key !== undefined) byKey.set(item.key, g);
     }
 
-    // 3. one model call (more only to isolate an input that makes it throw)
+    // 3. one model call (more only to isolate the inputs that make it throw or hang)
     let modelMs = 0;
     let extraCalls = 0;
     let timeouts = 0;
-    /** Items whose model call timed out: not settled; their jobs fail and are retried. */
+    /** Items whose input hung and may be tried again (alone): not settled; their jobs fail and are retried. */
     const retry: WorkItem[] = [];
     let retryError: InferqError | undefined;
     if (groups.length > 0) {
       const batchSize = groups.length;
       const context = () => ({ model: o.modelName, worker: o.workerId, batchSize, jobIds: [...new Set(groups.flatMap((g) => g.items.map((i) => i.jobId)))] });
-      const ran = await o.runner.run(groups.map((g) => g.input));
+      const runOptions = { deadlines: groups.map((g) => g.deadline), now: () => o.clock.now() };
+      const ran = call ? await call(groups.map((g) => g.input)) : await o.runner.run(groups.map((g) => g.input), runOptions);
       modelMs = ran.ms;
       extraCalls = ran.extraCalls;
       timeouts = ran.timeouts;
-      if (extraCalls > 0) o.logger.warn({ ...context(), extraCalls }, 'the model threw on this batch; split it to fail only the inputs that make it throw');
+      const results = ran.results;
+      if (extraCalls > 0) o.logger.warn({ ...context(), extraCalls, overBudget: ran.overBudget }, 'the model threw on this batch; split it to fail only the inputs that make it throw');
+      if (ran.refused > 0) {
+        o.logger.error({ ...context(), refused: ran.refused }, "the model failed every one of this worker's last calls (circuit breaker open); answering INFERQ_MODEL_UNAVAILABLE without calling it");
+      }
+      // Hangs are isolated like crashes: see isolateHangs.
+      const hung = groups.map((_, i) => i).filter((i) => (results[i] as GroupResult | undefined)?.ok === false && (results[i] as { timedOut?: boolean }).timedOut === true);
+      if (hung.length > 0) {
+        const iso = await this.isolateHangs(groups, hung, results, runOptions, context());
+        modelMs += iso.ms;
+        extraCalls += iso.calls;
+        timeouts += iso.timeouts;
+        for (const gi of iso.retry) retry.push(...(groups[gi] as Group).items);
+        retryError = iso.retryError;
+      }
+      const unavailable = new Set<InferqError>();
       groups.forEach((g, idx) => {
-        const r = ran.results[idx];
+        const r = results[idx];
         let json: string | undefined;
         let err: InferqError | undefined;
         if (r?.ok) {
@@ -244,13 +283,13 @@ export class BatchPipeline {
                 : new InferqError(ErrorCode.OUTPUT_NOT_SERIALIZABLE, `The model's output for this input is not JSON-serialisable: ${(cause as Error).message}`, { cause });
           }
         } else if (r && r.retryable) {
-          retry.push(...g.items);
-          retryError = r.error;
-          return;
+          return; // tried again (isolateHangs put it in `retry`)
         } else err = r?.error;
         if (json === undefined) {
           const e = err ?? new InferqError(ErrorCode.MODEL_FAILED, 'The model gave no output for this input.');
-          o.logger.error({ err: e, ...context(), requestIds: g.items.map((i) => i.id) }, 'model failed for this input');
+          // One log line per batch for a refusal (logged above), one per input for the rest.
+          if (e.code !== ErrorCode.MODEL_UNAVAILABLE) o.logger.error({ err: e, ...context(), requestIds: g.items.map((i) => i.id) }, 'model failed for this input');
+          else unavailable.add(e);
           for (const item of g.items) fail(item, e);
           errors += g.items.length;
           return;
@@ -341,6 +380,87 @@ export class BatchPipeline {
     const retried = Promise.reject(retryError as InferqError);
     retried.catch(() => undefined);
     return items.map((item) => (retrying.has(item) ? { delivered: retried } : outcome));
+  }
+
+  /**
+   * Hangs are isolated like crashes (docs/failure-modes.md). Every item of a
+   * hung call gets one more hung call in its job's hang record (Redis: the
+   * next try may be on another worker). Then:
+   * - an input alone in its call (a batch of one) is answered
+   *   INFERQ_MODEL_TIMEOUT once it has been in HANG_TRIES (2) hung calls;
+   *   before that its job is retried, and the retry runs it alone;
+   * - the inputs of a hung call with others are run again here, one at a
+   *   time, each alone (a batch of one: the clean ones are answered with
+   *   their outputs); the one that hangs alone has been in 2 hung calls and
+   *   is answered INFERQ_MODEL_TIMEOUT. If a SECOND input hangs alone in the
+   *   same round, the model (or this worker) looks wedged rather than the
+   *   inputs guilty: nothing more is tried here, and the inputs left go back
+   *   to be tried alone again (on any worker; answered at their next hang).
+   * Each try of a hung input holds a model slot until the model returns
+   * (maybe never): tries are what a hang costs, so they are few.
+   */
+  private async isolateHangs(groups: readonly Group[], hung: readonly number[], results: GroupResult[], runOptions: { now: () => number }, context: Record<string, unknown>): Promise<HangIsolation> {
+    const { o } = this;
+    const out: HangIsolation = { retry: [], retryError: undefined, ms: 0, calls: 0, timeouts: 0 };
+    const record = (gis: readonly number[]) =>
+      recordHangs(o.redis, o.shards, gis.flatMap((gi) => (groups[gi] as Group).items), o.settle.doneTtlMs).catch((err: unknown) => {
+        o.logger.warn({ err, ...context }, 'recording hung model calls failed; the inputs are merely tried again');
+        return new Map<WorkItem, number>();
+      });
+    const triesOf = (counts: Map<WorkItem, number>, gi: number) => Math.max(0, ...(groups[gi] as Group).items.map((it) => counts.get(it) ?? 0));
+    const answer = (gi: number, tries: number) => {
+      const g = groups[gi] as Group;
+      const err = new InferqError(
+        ErrorCode.MODEL_TIMEOUT,
+        `The model did not return within modelTimeoutMs (${o.runner.timeoutMs} ms) for this input, alone in the model; it was in ${tries} calls past the timeout and is not tried again.`,
+        { details: { model: o.modelName, tries } },
+      );
+      o.logger.error({ err, ...context, requestIds: g.items.map((i) => i.id), jobIds: [...new Set(g.items.map((i) => i.jobId))], tries }, 'this input hangs the model alone; answering INFERQ_MODEL_TIMEOUT');
+      results[gi] = { ok: false, error: err, retryable: false };
+    };
+    const again = (gis: readonly number[], why: string) => {
+      if (gis.length === 0) return;
+      out.retry.push(...gis);
+      out.retryError = new InferqError(ErrorCode.MODEL_TIMEOUT, `The model did not return within modelTimeoutMs (${o.runner.timeoutMs} ms); ${why}`, { details: { model: o.modelName } });
+      o.logger.warn({ ...context, requestIds: gis.flatMap((gi) => (groups[gi] as Group).items.map((i) => i.id)) }, `hung inputs: ${why}`);
+    };
+    const counts = await record(hung);
+    if (groups.length === 1) {
+      // Alone in its call already.
+      const tries = triesOf(counts, 0);
+      if (tries >= HANG_TRIES) answer(0, tries);
+      else again([0], 'its job is retried, and the retry runs it alone.');
+      return out;
+    }
+    o.logger.warn({ ...context, hung: hung.length }, 'a model call passed modelTimeoutMs; running its inputs again one at a time, each alone');
+    const aloneHung: number[] = [];
+    const left: number[] = [];
+    for (const gi of hung) {
+      if (aloneHung.length >= 2) {
+        left.push(gi);
+        continue;
+      }
+      const g = groups[gi] as Group;
+      if (g.deadline <= runOptions.now()) {
+        results[gi] = { ok: false, error: new DeadlineExceededError('The request waited past its deadline while a hung batch was isolated; dropped unrun.', { model: o.modelName }), retryable: false };
+        continue;
+      }
+      const ran = await o.runner.run([g.input], { deadlines: [g.deadline], now: runOptions.now });
+      out.ms += ran.ms;
+      out.calls++;
+      out.timeouts += ran.timeouts;
+      const r = ran.results[0] as GroupResult;
+      if (!r.ok && r.timedOut) aloneHung.push(gi);
+      else results[gi] = r;
+    }
+    const aloneCounts = await record(aloneHung);
+    if (aloneHung.length === 1 && left.length === 0) {
+      const gi = aloneHung[0] as number;
+      answer(gi, Math.max(HANG_TRIES, triesOf(aloneCounts, gi)));
+    } else {
+      again([...aloneHung, ...left], 'more than one input hung alone in one round (the model may be wedged); they are tried again alone, on any worker.');
+    }
+    return out;
   }
 
   /** Step 1: one script call per shard for the items that own flights; Redis time from it, or from the clock. */

@@ -9,6 +9,12 @@
  * Prints one line `READY <worker id>` on stdout once it takes jobs; with
  * `--metrics-port`, first `METRICS <url>` once its /metrics server listens
  * (also `/healthz` and `/readyz`; docs/http-endpoints.md).
+ *
+ * Exit codes (docs/failure-modes.md): 0 stopped by a signal; 1 failed to
+ * start or to stop (configuration, Redis, the model's init); 2 usage (no
+ * --model / --module); 3 left because every model slot stayed stuck past
+ * --stuck-exit-factor x --model-timeout-ms, its jobs handed back: start a
+ * fresh process. A model that kills the process exits with its own code.
  */
 import { ConfigError, InferqError, createLogger, packageVersion, redactError, redactUrlsIn, redisFromCli, type OptimizationConfigInput, type Quantization } from '@inferq/core';
 import { InferenceWorker } from './inference-worker.js';
@@ -18,6 +24,8 @@ import { parseWorkerCli, renameConfigError, workerCliHelp } from './cli-options.
 import type { WorkerMetrics } from './worker-metrics.js';
 
 const HELP = workerCliHelp(BUILTIN_MODELS);
+/** Exit code of a worker that left because every model slot stayed stuck (its jobs handed back). */
+const EXIT_STUCK = 3;
 
 async function main(): Promise<void> {
   const parsed = parseWorkerCli(process.argv.slice(2), process.env);
@@ -60,6 +68,10 @@ async function main(): Promise<void> {
   const onBatch: Pick<InferenceWorkerOptions, 'onBatch'> = metricsPort === undefined ? {} : { onBatch: (r) => metrics?.observe(r) };
   let worker: InferenceWorker;
   try {
+    // Crash isolation proves a conviction in a fresh process loading the same module.
+    options.probeModule = moduleSpec;
+    // Every model slot stuck past the bound: the jobs were handed back; a fresh process gets the slots back.
+    options.onStuckExit = (): void => process.exit(EXIT_STUCK);
     worker = new InferenceWorker({ ...options, ...onBatch, module, config: config as OptimizationConfigInput, logger } as InferenceWorkerOptions);
   } catch (err) {
     throw err instanceof ConfigError ? renameConfigError(err, sources) : err;

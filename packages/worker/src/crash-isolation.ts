@@ -3,6 +3,19 @@
  * calls `process.exit`, aborts, or crashes natively) fails alone with
  * INFERQ_MODEL_CRASHED, and the rest of its envelope is answered.
  *
+ * Conviction needs proof (docs/failure-modes.md): a death with an input
+ * alone in a worker's model may be the doing of latent state another input
+ * left there (input A corrupts the model, the next call dies, whatever it
+ * is). So an input seen in such a death is not run in a worker again: it is
+ * run in a crash probe (crash-probe.ts), a FRESH process whose first and
+ * only model call it is. If the probe dies, that is a proven kill (`f<index>`
+ * in the record); an input is convicted once it has `maxCrashes` deaths
+ * alone in all, at least one of them proven. If the probe answers, its
+ * callers get that answer (computed in a clean process) and nothing is
+ * convicted. Without a probe (an embedded worker given `run` rather than a
+ * module path), a death counts as proven only when the input was the
+ * process's first model call; until then the input is retried alone.
+ *
  * Nothing of this runs on the ordinary path. A job that BullMQ re-runs after
  * a stall (`job.stalledCounter > 0`: a worker died holding it, or lost its
  * lock) is suspect, and its items not yet settled (done bitmap) run here,
@@ -23,7 +36,7 @@
  * per call makes each crash convict exactly one input, so a crashing input is
  * answered after 1 + maxCrashes crashes whatever the envelope's size.
  */
-import { ErrorCode, ModelCrashedError, type Logger, type ModelKeys, type RedisClient, type StatsRecorder } from '@inferq/core';
+import { ErrorCode, InferqError, ModelCrashedError, isErrorCode, type Logger, type ModelKeys, type RedisClient, type StatsRecorder } from '@inferq/core';
 import {
   appendSettle,
   failurePayload,
@@ -35,6 +48,13 @@ import {
 import { settleItem, type BatchOutcome, type BatchPipeline, type BatchReport, type WorkItem } from './batch-pipeline.js';
 import type { ModelGate } from './model-gate.js';
 import type { ConvictedInputs } from './convicted-inputs.js';
+import type { ProbeResult } from './crash-probe.js';
+import type { ModelRun } from './model-runner.js';
+
+/** Field of an item's proven kills (fresh process, first call) in its job's crash record. */
+export function provenField(index: number): string {
+  return `f${index}`;
+}
 
 /**
  * BullMQ's `maxStalledCount` for a given `maxCrashes`: how often a job may
@@ -68,10 +88,27 @@ export interface CrashIsolationOptions {
   workerId: string;
   logger: Logger;
   onBatch?: ((report: BatchReport) => void) | undefined;
+  /** Runs one input in a fresh process (crash-probe.ts); absent: a death is proven only as a process's first model call. */
+  probe?: ((inputJson: string) => Promise<ProbeResult>) | undefined;
+  /** Whether no model call started in this process yet (its next call is its first). */
+  fresh: () => boolean;
 }
 
 export class CrashIsolation {
+  /** Crash record fields raised for calls in flight (key -> fields): taken back by a worker that leaves on purpose. */
+  private readonly inFlight = new Map<string, string[]>();
+
   constructor(private readonly o: CrashIsolationOptions) {}
+
+  /** Takes back the records of isolated calls in flight: the worker leaves on purpose (every slot stuck), no input killed it. */
+  async releaseRecords(): Promise<void> {
+    const entries = [...this.inFlight];
+    this.inFlight.clear();
+    if (entries.length === 0) return;
+    const pipeline = this.o.redis.pipeline();
+    for (const [key, fields] of entries) for (const f of fields) pipeline.hincrby(key, f, -1);
+    await pipeline.exec().catch((err: unknown) => this.o.logger.warn({ err, records: entries.length }, 'taking back crash records failed; they may count a death that was not'));
+  }
 
   /**
    * Runs the unsettled items of a job re-run after a stall. Resolves once
@@ -84,9 +121,11 @@ export class CrashIsolation {
     const key = keys.jobCrashes(jobId);
     const record = await o.redis.hgetall(key);
     const crashes = (item: WorkItem) => Number(record[String(item.index)] ?? 0) || 0;
-    // Convicted: maxCrashes deaths alone in the model; and the same input elsewhere in the job.
+    const proven = (item: WorkItem) => Number(record[provenField(item.index)] ?? 0) || 0;
+    // Convicted: maxCrashes deaths alone in the model, at least one proven; and the same input elsewhere in the job.
     const convictedInputs = new Map<string, number>();
-    for (const item of items) if (crashes(item) >= o.maxCrashes) convictedInputs.set(item.input, Math.max(crashes(item), convictedInputs.get(item.input) ?? 0));
+    const guilty = (item: WorkItem) => proven(item) >= 1 && crashes(item) >= o.maxCrashes;
+    for (const item of items) if (guilty(item)) convictedInputs.set(item.input, Math.max(crashes(item), convictedInputs.get(item.input) ?? 0));
     const convicted = items.filter((item) => convictedInputs.has(item.input));
     const rest = items.filter((item) => !convictedInputs.has(item.input));
     for (const item of rest) {
@@ -104,7 +143,7 @@ export class CrashIsolation {
       await o.convicted
         .convict(convicted.map((item) => ({ item, crashes: crashesOf(item) })))
         .catch((err: unknown) => o.logger.error({ err, jobId, items: convicted.length }, 'recording the convicted inputs for the fleet failed; a later job with the same input may crash workers again'));
-      await this.answerCrashed(keys, jobId, stalledCounter, convicted, crashesOf, (item, n) => `Request ${item.id} (item ${item.index} of job ${jobId}) was alone in the model when a worker process died, ${n} times (maxCrashes ${o.maxCrashes}); it is not run again.`);
+      await this.answerCrashed(keys, jobId, stalledCounter, convicted, crashesOf, (item, n) => `Request ${item.id} (item ${item.index} of job ${jobId}) was alone in the model when a worker process died, ${n} times (maxCrashes ${o.maxCrashes}), at least once as a fresh process's first model call; it is not run again.`);
     }
     if (rest.length === 0) return;
     o.logger.warn({ jobId, stalledCounter, items: rest.length }, 'job re-run after its worker died: running its items one at a time, each alone in the model');
@@ -114,6 +153,14 @@ export class CrashIsolation {
     const delivered: Promise<void>[] = [];
     for (const item of order) {
       const seen = crashes(item) > 0;
+      if (seen && o.probe) {
+        // Seen in a death alone: never again in a worker; a fresh probe decides.
+        const outcome = await this.runProbed(keys, key, jobId, stalledCounter, item, crashes(item));
+        if (outcome) {
+          delivered.push(outcome.delivered);
+          continue;
+        }
+      }
       const outcome = await o.gate.alone(() => this.runAlone(key, item), { last: seen });
       delivered.push(outcome.delivered);
     }
@@ -125,22 +172,74 @@ export class CrashIsolation {
   /** One item, alone in the model: its record says so before the call, and is taken back once the call returned. */
   private async runAlone(key: string, item: WorkItem): Promise<BatchOutcome> {
     const { o } = this;
-    const field = String(item.index);
+    // A death in this call is proven only if it is this process's first model call (no latent state).
+    const fields = o.fresh() ? [String(item.index), provenField(item.index)] : [String(item.index)];
     // The record only (one slot); the stats are model-wide, in another slot on a cluster.
-    const replies = await o.redis.pipeline().hincrby(key, field, 1).pexpire(key, o.settle.doneTtlMs).exec();
+    const write = o.redis.pipeline();
+    for (const f of fields) write.hincrby(key, f, 1);
+    const replies = await write.pexpire(key, o.settle.doneTtlMs).exec();
     void o.stats.record({ isolated_calls: 1 });
     const failed = replies?.find(([err]) => err);
     // Without the record a crash here would convict nothing: do not run (the job is retried).
     if (!replies || failed) throw failed?.[0] ?? new Error('recording the isolated call failed');
     let outcomes: BatchOutcome[];
+    this.inFlight.set(key, [...(this.inFlight.get(key) ?? []), ...fields]);
     try {
       outcomes = await o.pipeline.run([item]);
     } finally {
       // The call returned (with an output or an error): it was not a crash. A failure here
       // over-counts one crash at most; the TTL ends the record anyway.
-      await o.redis.hincrby(key, field, -1).catch((err: unknown) => o.logger.warn({ err, key, index: item.index }, 'taking back a crash record failed'));
+      const mine = this.inFlight.get(key);
+      if (mine) {
+        for (const f of fields) mine.splice(mine.indexOf(f), 1);
+        if (mine.length === 0) this.inFlight.delete(key);
+        const back = o.redis.pipeline();
+        for (const f of fields) back.hincrby(key, f, -1);
+        await back.exec().catch((err: unknown) => o.logger.warn({ err, key, index: item.index }, 'taking back a crash record failed'));
+      }
     }
     return outcomes[0] ?? { delivered: Promise.resolve() };
+  }
+
+  /**
+   * An item seen in a death alone, run in fresh probe processes: each probe
+   * that dies is a proven kill (recorded); once the item has maxCrashes
+   * deaths with one proven, it is convicted. A probe that answers answers the
+   * item (through the batch pipeline: late cache hit, deadline, settle). No
+   * probe possible: undefined, and the caller runs it alone here.
+   */
+  private async runProbed(keys: ModelKeys, key: string, jobId: string, stalledCounter: number, item: WorkItem, deaths: number): Promise<BatchOutcome | undefined> {
+    const { o } = this;
+    const probe = o.probe as (inputJson: string) => Promise<ProbeResult>;
+    for (let kills = deaths; ; ) {
+      void o.stats.record({ isolated_calls: 1 });
+      const r = await probe(item.input);
+      if (r.kind === 'unavailable') {
+        o.logger.warn({ jobId, index: item.index, requestId: item.id, reason: r.reason }, 'the crash probe could not run; running the input alone in this worker instead');
+        return undefined;
+      }
+      if (r.kind !== 'died') {
+        o.logger.warn({ jobId, index: item.index, requestId: item.id, cacheKey: item.key, probe: r.kind, deaths }, 'the input did not kill a fresh process: not convicted; answered with the fresh process\'s result');
+        const outcomes = await o.pipeline.run([item], async () => ({ results: [probeResult(r, item)], extraCalls: 0, ms: 0, timeouts: 0, refused: 0, overBudget: 0 }));
+        return outcomes[0] ?? { delivered: Promise.resolve() };
+      }
+      kills++;
+      await o.redis
+        .pipeline()
+        .hincrby(key, String(item.index), 1)
+        .hincrby(key, provenField(item.index), 1)
+        .pexpire(key, o.settle.doneTtlMs)
+        .exec()
+        .catch((err: unknown) => o.logger.warn({ err, key }, 'recording a proven kill failed'));
+      o.logger.error({ jobId, index: item.index, requestId: item.id, cacheKey: item.key, code: r.code, signal: r.signal, deaths: kills, maxCrashes: o.maxCrashes }, 'the input killed a fresh probe process as its first model call: a proven kill');
+      if (kills >= o.maxCrashes) {
+        await o.convicted
+          .convict([{ item, crashes: kills }])
+          .catch((err: unknown) => o.logger.error({ err, jobId }, 'recording the convicted input for the fleet failed; a later job with the same input may crash workers again'));
+        await this.answerCrashed(keys, jobId, stalledCounter, [item], () => kills, (it, n) => `Request ${it.id} (item ${it.index} of job ${jobId}) killed the model's process ${n} times alone in the model (maxCrashes ${o.maxCrashes}), at least once a fresh process whose first model call it was; it is not run again.`);
+        return { delivered: Promise.resolve() };
+      }
+    }
   }
 
   /**
@@ -209,4 +308,14 @@ export class CrashIsolation {
       }
     }
   }
+}
+
+/** A probe's answer as the batch pipeline takes a model's (one input). */
+function probeResult(r: Exclude<ProbeResult, { kind: 'died' | 'unavailable' }>, item: WorkItem): ModelRun['results'][number] {
+  if (r.kind === 'returned') return { ok: true, output: r.output };
+  if (r.kind === 'timeout') {
+    return { ok: false, error: new InferqError(ErrorCode.MODEL_TIMEOUT, `Request ${item.id}: the model did not return within modelTimeoutMs for this input alone in a fresh process; not tried again.`), retryable: false };
+  }
+  const code = isErrorCode(r.code) ? r.code : ErrorCode.MODEL_FAILED;
+  return { ok: false, error: new InferqError(code, r.message), retryable: false };
 }

@@ -9,7 +9,7 @@
  * one settle+stats pipeline). A job completes once all its items' results are
  * delivered; it fails (and BullMQ retries it) only when delivery failed.
  */
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import type { RedisClient } from '@inferq/core';
 import {
   ErrorCode,
@@ -51,6 +51,9 @@ import { checkInputKeys, unkeyed } from './input-binding.js';
 import { ModelGate } from './model-gate.js';
 import { WorkerHeartbeat } from './worker-heartbeat.js';
 import { ModelRunner } from './model-runner.js';
+import { CircuitBreaker, type BreakerState } from './circuit-breaker.js';
+import { hangsOf } from './hang-record.js';
+import { probeInput } from './crash-probe.js';
 import { resolveWorkerOptions, type InferenceWorkerOptions, type ResolvedWorkerOptions } from './worker-options.js';
 import { assessHealth, type HealthOptions, type WorkerHealth } from './worker-health.js';
 
@@ -94,6 +97,19 @@ export class InferenceWorker<I = unknown, O = unknown> {
   /** Inputs the fleet convicted of crashing the worker process (with crash isolation on). */
   private convicted: ConvictedInputs | undefined;
   private isolating = 0;
+  /** The batch pipeline (kept for inputs run alone after a hang). */
+  private pipeline: BatchPipeline | undefined;
+  private gate: ModelGate | undefined;
+  /** Inputs that hung before run alone here one at a time, after the ordinary work in hand: a chain. */
+  private suspectLane: Promise<unknown> = Promise.resolve();
+  /** The model's circuit breaker state (for `health()`), and when it lets a probe through. */
+  private breakerState: BreakerState = 'closed';
+  private breaker: CircuitBreaker | undefined;
+  /** Jobs in hand with their lock tokens: what a worker that leaves hands back. */
+  private readonly active = new Map<string, { job: Job<RequestEnvelope, WorkerJobResult>; token: string | undefined; handBack: (err: Error) => void }>();
+  /** Fires once every model slot has been stuck for stuckExitFactor x modelTimeoutMs. */
+  private stuckTimer: NodeJS.Timeout | undefined;
+  private leaving = false;
   private clockTimer: NodeJS.Timeout | undefined;
   private reclaimTimer: NodeJS.Timeout | undefined;
   /** This worker's entry in the model's registry of live workers (what set-shards checks). */
@@ -177,20 +193,32 @@ export class InferenceWorker<I = unknown, O = unknown> {
     this.reclaimTimer.unref();
     // One settle configuration for ordinary batches and isolated calls alike.
     const settle = this.settleOptions();
+    this.breaker = new CircuitBreaker({
+      failures: opts.breakerFailures,
+      backoffMs: opts.breakerBackoffMs,
+      maxBackoffMs: 30_000,
+      onChange: (state, info) => {
+        this.breakerState = state;
+        if (state === 'open') logger.error({ ...info, breakerFailures: opts.breakerFailures }, "the model failed every one of its last calls: circuit breaker open, answering INFERQ_MODEL_UNAVAILABLE until a probe after the back-off succeeds");
+        else if (state === 'closed') logger.warn(info, 'the model answered a probe: circuit breaker closed');
+      },
+    });
+    const runner = new ModelRunner({
+      run: opts.module.run as (inputs: unknown[]) => Promise<unknown[]>,
+      modelName: opts.model,
+      timeoutMs: opts.modelTimeoutMs,
+      isolatePoison: opts.isolatePoison,
+      logger,
+      slots: opts.config.numWorkers,
+      onStuck: (n) => this.onModelStuck(n),
+      breaker: this.breaker,
+    });
     const pipeline = new BatchPipeline({
       redis: cmd,
       shards: this.shards,
       perShardPipelines: isCluster(cmd),
       waiters: this.waiters,
-      runner: new ModelRunner({
-        run: opts.module.run as (inputs: unknown[]) => Promise<unknown[]>,
-        modelName: opts.model,
-        timeoutMs: opts.modelTimeoutMs,
-        isolatePoison: opts.isolatePoison,
-        logger,
-        slots: opts.config.numWorkers,
-        onStuck: (n) => this.onModelStuck(n),
-      }),
+      runner,
       modelName: opts.model,
       clock: this.clock,
       stats: this.stats,
@@ -203,6 +231,8 @@ export class InferenceWorker<I = unknown, O = unknown> {
     });
     // Crash isolation: ordinary batches share the model; an isolated call has it alone.
     const gate = opts.maxCrashes > 0 ? new ModelGate() : undefined;
+    this.pipeline = pipeline;
+    this.gate = gate;
     if (gate) {
       this.convicted = new ConvictedInputs(cmd, keys.convicted, { model: opts.model, modelVersion: opts.modelVersion, quantization: opts.config.quantization }, logger);
       await this.convicted.start();
@@ -219,6 +249,10 @@ export class InferenceWorker<I = unknown, O = unknown> {
         workerId: this.id,
         logger,
         onBatch: opts.onBatch,
+        fresh: () => runner.started === 0,
+        probe: opts.probeModule
+          ? (inputJson: string) => probeInput({ module: opts.probeModule as string, quantization: opts.config.quantization, timeoutMs: opts.modelTimeoutMs, logger }, inputJson)
+          : undefined,
       });
     }
     this.batcher = new RequestBatcher<WorkItem, BatchOutcome>({
@@ -236,7 +270,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
     const logWorkerError = throttledLog(logger, 'error');
     const connection = this.bullConnection;
     this.workers = this.shards.map((shard, s) => {
-      const worker = new Worker<RequestEnvelope, WorkerJobResult>(shard.queueName, (job) => this.process(job, s), {
+      const worker = new Worker<RequestEnvelope, WorkerJobResult>(shard.queueName, (job, token) => this.process(job, s, token), {
         // BullMQ duplicates this connection for its blocking fetch; we close it after the workers.
         connection,
         prefix: shard.queuePrefix,
@@ -286,6 +320,9 @@ export class InferenceWorker<I = unknown, O = unknown> {
         stuckSince: this.stuckSince,
         redisStatus: this.cmd?.status,
         redisDownSince: this.redisDownSince,
+        stuckLimitMs: this.stuckLimitMs(),
+        breaker: this.breakerState,
+        breakerRetryAt: this.breaker?.retryAt ?? 0,
         now: Date.now(),
       },
       options,
@@ -308,6 +345,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
     const t0 = Date.now();
     clearInterval(this.clockTimer);
     clearInterval(this.reclaimTimer);
+    clearTimeout(this.stuckTimer);
     this.convicted?.stop();
     const closed = await settledWithin(Promise.all(this.workers.map((w) => w.close())), this.opts.stopTimeoutMs);
     if (!closed) {
@@ -378,13 +416,85 @@ export class InferenceWorker<I = unknown, O = unknown> {
     if (blocked !== wasBlocked) this.stuckSince = blocked ? Date.now() : undefined;
     // BullMQ's pause stops fetching at once (concurrency cannot go below 1 job).
     if (blocked && !wasBlocked) {
-      this.logger.error({ stuck }, 'every model slot is stuck past modelTimeoutMs; taking no new jobs until the model returns');
+      const limitMs = this.stuckLimitMs();
+      this.logger.error({ stuck, stuckExitInMs: limitMs || undefined }, 'every model slot is stuck past modelTimeoutMs; taking no new jobs until the model returns');
       for (const w of this.workers) void w.pause(true).catch((err: unknown) => this.logger.error({ err }, 'pausing the worker failed'));
+      if (limitMs > 0) {
+        this.stuckTimer = setTimeout(() => void this.leaveStuck(), limitMs);
+        this.stuckTimer.unref();
+      }
     }
     if (!blocked && wasBlocked) {
+      clearTimeout(this.stuckTimer);
       this.logger.warn({ stuck }, 'the model returned; taking jobs again');
       if (this.state === 'running') for (const w of this.workers) w.resume();
     }
+  }
+
+  /** How long every slot may stay stuck before the worker leaves (0: never). */
+  private stuckLimitMs(): number {
+    return this.opts.modelTimeoutMs > 0 ? this.opts.stuckExitFactor * this.opts.modelTimeoutMs : 0;
+  }
+
+  /**
+   * Every model slot has been stuck for stuckExitFactor x modelTimeoutMs: a
+   * stuck call cannot be cancelled, so only a fresh process gets the slots
+   * back. The jobs in hand go back to the queue (`moveToWait`: not answered,
+   * no attempt used, not a stall, so crash isolation does not suspect them;
+   * their hang records tell the next worker what to run alone), crash
+   * records of calls in flight are taken back, then the worker stops and
+   * tells `onStuckExit` (inferq-worker exits with code 3 there).
+   */
+  private async leaveStuck(): Promise<void> {
+    if (this.leaving || this.state !== 'running' || this.stuckCalls < this.opts.config.numWorkers) return;
+    this.leaving = true;
+    const { logger, opts } = this;
+    const stuckMs = Date.now() - (this.stuckSince ?? Date.now());
+    const jobs = [...this.active.values()];
+    logger.error(
+      { stuckMs, stuckCalls: this.stuckCalls, slots: opts.config.numWorkers, modelTimeoutMs: opts.modelTimeoutMs, stuckExitFactor: opts.stuckExitFactor, jobs: jobs.length },
+      'every model slot stuck for stuckExitFactor x modelTimeoutMs; handing the jobs back and leaving (inferq-worker exits with code 3)',
+    );
+    await this.isolation?.releaseRecords();
+    let handedBack = 0;
+    await Promise.all(
+      jobs.map(async ({ job, token, handBack }) => {
+        try {
+          await job.moveToWait(token);
+          handedBack++;
+          handBack(new WaitingError());
+        } catch (err) {
+          logger.warn({ err, jobId: job.id }, 'handing a job back failed; BullMQ runs it again once its lock expires');
+        }
+      }),
+    );
+    void this.stop();
+    try {
+      opts.onStuckExit?.({ stuckMs, slots: opts.config.numWorkers, handedBack });
+    } catch (err) {
+      logger.warn({ err }, 'the onStuckExit observer threw');
+    }
+  }
+
+  /**
+   * Runs an input that hung before (its job's hang record) alone, after the
+   * ordinary work in hand: one at a time, once the batcher is idle or after
+   * at most a second, so that a wedging input takes the last free slot only
+   * when nothing else needs it.
+   */
+  private runSuspect(item: WorkItem): Promise<void> {
+    const pipeline = this.pipeline as BatchPipeline;
+    const gate = this.gate;
+    const turn = this.suspectLane.then(async () => {
+      for (let waited = 0; waited < 1000 && this.batcher && (this.batcher.stats.pending > 0 || this.batcher.stats.inFlight > 0); waited += 20) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const outcomes = await (gate ? gate.shared(() => pipeline.run([item])) : pipeline.run([item]));
+      return outcomes[0];
+    });
+    // The lane moves on once this input's call returned or timed out, whatever its delivery does.
+    this.suspectLane = turn.catch(() => undefined);
+    return turn.then((outcome) => outcome?.delivered);
   }
 
   private settleOptions(): SettleOptions {
@@ -399,7 +509,21 @@ export class InferenceWorker<I = unknown, O = unknown> {
     return { maxSize: Math.ceil(opts.config.cacheMaxSize / n), maxBytes: Math.ceil(opts.config.cacheMaxBytes / n), cacheTtlMs: opts.cacheTtlMs, inboxTtlMs: opts.inboxTtlMs, doneTtlMs, room };
   }
 
-  private async process(job: Job<RequestEnvelope, WorkerJobResult>, shard: number): Promise<WorkerJobResult> {
+  /** One job: its items answered, unless the worker leaves first and hands it back (see leaveStuck). */
+  private async process(job: Job<RequestEnvelope, WorkerJobResult>, shard: number, token: string | undefined): Promise<WorkerJobResult> {
+    const jobId = String(job.id);
+    let handBack!: (err: Error) => void;
+    const handedBack = new Promise<never>((_, reject) => (handBack = reject));
+    handedBack.catch(() => undefined);
+    this.active.set(jobId, { job, token, handBack });
+    try {
+      return await Promise.race([this.processJob(job, shard), handedBack]);
+    } finally {
+      this.active.delete(jobId);
+    }
+  }
+
+  private async processJob(job: Job<RequestEnvelope, WorkerJobResult>, shard: number): Promise<WorkerJobResult> {
     const batcher = this.batcher;
     const cmd = this.cmd;
     const keys = this.shards[shard] as ModelKeys;
@@ -444,11 +568,44 @@ export class InferenceWorker<I = unknown, O = unknown> {
       await execSettle(cmd, keys, answerNow, this.settleOptions(), this.waiters);
     }
     if (answerNow.length > 0 && this.opts.onBatch) reportRefused(this.opts.onBatch, answerNow, this.logger);
+    /** Items that hung in an earlier try (hang-record.ts): run alone, after the rest. */
+    let suspects: WorkItem[] = [];
     if (items.length > 0 && (job.attemptsStarted > 1 || job.attemptsMade > 0 || job.stalledCounter > 0)) {
       // A re-run: skip what an earlier run already answered (it is not computed or counted twice).
-      const done = await cmd.getBuffer(keys.jobDone(jobId));
+      const [done, record] = await Promise.all([cmd.getBuffer(keys.jobDone(jobId)), cmd.hgetall(keys.jobCrashes(jobId))]);
       if (done) items = items.filter((it) => !bitIsSet(done, it.index));
+      if (job.stalledCounter === 0) {
+        // (A stalled job's items all run alone anyway: crash isolation.)
+        suspects = items.filter((it) => hangsOf(record, it) > 0);
+        if (suspects.length > 0) {
+          this.logger.warn({ jobId, requestIds: suspects.map((i) => i.id) }, 'these inputs hung the model in an earlier try; running them alone, after the work in hand');
+          const s = new Set(suspects);
+          items = items.filter((it) => !s.has(it));
+        }
+      }
     }
+    if (suspects.length > 0) {
+      // Alone and after the rest; the ordinary items (if any) go through the batcher meanwhile.
+      this.hold(suspects.length, 0, shard);
+      const alone = Promise.allSettled(suspects.map((item) => this.runSuspect(item)));
+      let rest: WorkerJobResult;
+      let results: PromiseSettledResult<void>[];
+      try {
+        rest = await this.runItems(batcher, job, items, shard);
+      } finally {
+        results = await alone;
+        this.hold(-suspects.length, 0, shard);
+      }
+      const failed = results.find((r) => r.status === 'rejected');
+      if (failed) throw failed.reason instanceof Error ? failed.reason : new Error(String(failed.reason));
+      return { items: rest.items + suspects.length };
+    }
+    return this.runItems(batcher, job, items, shard);
+  }
+
+  /** The ordinary path of a job's items: convictions, crash isolation after a stall, or the batcher. */
+  private async runItems(batcher: RequestBatcher<WorkItem, BatchOutcome>, job: Job<RequestEnvelope, WorkerJobResult>, items: WorkItem[], shard: number): Promise<WorkerJobResult> {
+    const jobId = String(job.id);
     if (items.length === 0) return { items: 0 };
     // Inputs the fleet convicted earlier of crashing the worker process: answered, never run.
     if (this.isolation && this.convicted) {

@@ -7,10 +7,15 @@
  * - `live` false means restarting the process is the cure: the worker was
  *   stopped, every model slot is stuck (each call already past
  *   `modelTimeoutMs`: nothing will be computed until one returns, and a call
- *   cannot be cancelled), or its Redis command connection has been gone for
- *   longer than `redisGoneMs`. Starting and stopping gracefully are live.
+ *   cannot be cancelled; past `stuckExitFactor x modelTimeoutMs` the worker
+ *   hands its jobs back and leaves by itself, `inferq-worker` with exit
+ *   code 3), or its Redis command connection has been gone for longer than
+ *   `redisGoneMs`. Starting and stopping gracefully are live.
  * - `ready` true means it takes jobs now: started, not stopping, not paused
- *   (every slot stuck pauses it), its Redis connection up.
+ *   (every slot stuck pauses it), its Redis connection up, and its model's
+ *   circuit breaker closed (an open breaker answers INFERQ_MODEL_UNAVAILABLE
+ *   without calling the model: live, since a restart would not bring the
+ *   model back, but not ready).
  * - `reasons` says why each false is false (empty when both are true), for a
  *   probe's log and a human; wording may change, the booleans do not.
  *
@@ -46,6 +51,11 @@ export interface HealthFacts {
   redisStatus: string | undefined;
   /** When the command connection was last lost (ms); undefined while it is up. */
   redisDownSince: number | undefined;
+  /** How long every slot may stay stuck before the worker leaves, ms (0: never). */
+  stuckLimitMs?: number;
+  /** The model's circuit breaker, and when it probes again (ms, this clock). */
+  breaker?: 'closed' | 'open' | 'half-open';
+  breakerRetryAt?: number;
   now: number;
 }
 
@@ -64,7 +74,13 @@ export function assessHealth(f: HealthFacts, options: HealthOptions = {}): Worke
       live = false;
       ready = false;
       const since = f.stuckSince === undefined ? '' : ` for ${f.now - f.stuckSince} ms`;
-      reasons.push(`every model slot is stuck past modelTimeoutMs (${f.stuckCalls} of ${f.slots})${since}; paused`);
+      const leaves = f.stuckLimitMs ? `; hands its jobs back and leaves once stuck for ${f.stuckLimitMs} ms` : '';
+      reasons.push(`every model slot is stuck past modelTimeoutMs (${f.stuckCalls} of ${f.slots})${since}; paused${leaves}`);
+    }
+    if (f.breaker !== undefined && f.breaker !== 'closed') {
+      ready = false;
+      const probe = f.breaker === 'half-open' ? 'a probe call is in the model' : `probes again in ${Math.max(0, (f.breakerRetryAt ?? 0) - f.now)} ms`;
+      reasons.push(`circuit breaker ${f.breaker}: the model failed every one of its last calls, requests are answered INFERQ_MODEL_UNAVAILABLE; ${probe}`);
     }
     if (f.redisStatus !== 'ready') {
       ready = false;

@@ -35,6 +35,10 @@ export const WORKER_DEFAULTS = Object.freeze({
   modelTimeoutMs: 60_000,
   isolatePoison: true,
   maxCrashes: 2,
+  stuckExitFactor: 3,
+  breakerFailures: 7,
+  breakerBackoffMs: 1000,
+  breakerMaxBackoffMs: 30_000,
   batchPolicy: 'eager' as BatchPolicy,
   maxOutputBytes: 8 * 1024 * 1024,
 });
@@ -120,6 +124,39 @@ export interface InferenceWorkerOptions<I = unknown, O = unknown> {
    * (an OOM kill, a deploy); two are not.
    */
   maxCrashes?: number;
+  /**
+   * A stuck worker leaves: once every model slot has been stuck (each call
+   * past `modelTimeoutMs`, none returned) for `stuckExitFactor x
+   * modelTimeoutMs`, the worker hands its jobs back to the queue (not
+   * answered, not counted as a crash), stops, and calls `onStuckExit`;
+   * `inferq-worker` then exits with code 3 for its supervisor to start a
+   * fresh process. A stuck call cannot be cancelled: only a new process gets
+   * the slots back. 0 = never (the worker stays paused until the model
+   * returns). Default 3.
+   */
+  stuckExitFactor?: number;
+  /**
+   * The model module as `inferq-worker --module` names it (a file path or
+   * `builtin:<name>`; the CLI sets it). Lets crash isolation prove a
+   * conviction: an input seen in a worker's death is run in a fresh probe
+   * process as its first and only model call, which latent state left by
+   * other inputs cannot fake. Without it, a death is proof only when the
+   * input was the worker process's first model call.
+   */
+  probeModule?: string;
+  /** Told once the worker left after every model slot stayed stuck (see `stuckExitFactor`), its jobs handed back. */
+  onStuckExit?: (info: { stuckMs: number; slots: number; handedBack: number }) => void;
+  /**
+   * Circuit breaker: after this many model calls in a row that failed
+   * (threw, or returned the wrong number of outputs), this worker stops
+   * calling the model and answers INFERQ_MODEL_UNAVAILABLE at once; after
+   * `breakerBackoffMs` one call probes the model (back-off doubling up to
+   * 30 s while it still fails). Also bounds bisection: a batch of 64 against
+   * a dead model costs 7 calls. 0 = off. Default 7.
+   */
+  breakerFailures?: number;
+  /** First back-off of the circuit breaker before it probes the model again, ms. Default 1000. */
+  breakerBackoffMs?: number;
   /** Longest wait of `start()` for a usable Redis (reachable, authenticated, permitted), in ms. Default 10000. */
   connectTimeoutMs?: number;
   /** Worker id shown in results, stats and logs. Default `<host>-<pid>-<random>`. */
@@ -161,6 +198,11 @@ const OptionsSchema = z
     modelTimeoutMs: z.number().int().min(0).max(86_400_000).default(WORKER_DEFAULTS.modelTimeoutMs),
     isolatePoison: z.boolean().default(WORKER_DEFAULTS.isolatePoison),
     maxCrashes: z.number().int().min(0).max(100).default(WORKER_DEFAULTS.maxCrashes),
+    probeModule: z.string().min(1).optional(),
+    stuckExitFactor: z.number().int().min(0).max(1000).default(WORKER_DEFAULTS.stuckExitFactor),
+    onStuckExit: z.custom<(info: { stuckMs: number; slots: number; handedBack: number }) => void>(isFunction, 'must be a function (info) => void').optional(),
+    breakerFailures: z.number().int().min(0).max(10_000).default(WORKER_DEFAULTS.breakerFailures),
+    breakerBackoffMs: z.number().int().min(10).max(3_600_000).default(WORKER_DEFAULTS.breakerBackoffMs),
     batchPolicy: z.enum(['eager', 'timeout']).default(WORKER_DEFAULTS.batchPolicy),
     maxOutputBytes: z.number().int().min(1).max(512 * 1024 * 1024).default(WORKER_DEFAULTS.maxOutputBytes),
     workerId: z.string().min(1).max(128).regex(WIRE_ID_PATTERN, 'letters, digits, ".", "_" and "-" only').optional(),
@@ -189,6 +231,11 @@ export interface ResolvedWorkerOptions {
   modelTimeoutMs: number;
   isolatePoison: boolean;
   maxCrashes: number;
+  stuckExitFactor: number;
+  probeModule: string | undefined;
+  onStuckExit: ((info: { stuckMs: number; slots: number; handedBack: number }) => void) | undefined;
+  breakerFailures: number;
+  breakerBackoffMs: number;
   batchPolicy: BatchPolicy;
   maxOutputBytes: number;
   workerId: string;
@@ -219,6 +266,11 @@ export function resolveWorkerOptions(input: InferenceWorkerOptions<unknown, unkn
     modelTimeoutMs: o.modelTimeoutMs,
     isolatePoison: o.isolatePoison,
     maxCrashes: o.maxCrashes,
+    stuckExitFactor: o.stuckExitFactor,
+    probeModule: o.probeModule,
+    onStuckExit: o.onStuckExit,
+    breakerFailures: o.breakerFailures,
+    breakerBackoffMs: o.breakerBackoffMs,
     batchPolicy: o.batchPolicy,
     maxOutputBytes: o.maxOutputBytes,
     workerId: o.workerId ?? newInstanceId(),

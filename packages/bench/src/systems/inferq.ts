@@ -50,6 +50,7 @@ export function workerArgs(s: ScenarioSettings): string[] {
   }
   if (s.batchPolicy) args.push('--batch-policy', s.batchPolicy);
   if (s.jobConcurrency !== undefined) args.push('--job-concurrency', String(s.jobConcurrency));
+  args.push(...s.workerArgs);
   return args;
 }
 
