@@ -1,8 +1,14 @@
 /**
  * `inferq`: operator commands against a model's keys in Redis.
  *
- *   inferq stats --model <name> [--json]     statistics (table or JSON); exit 1 when
+ *   inferq stats --model <name> [--json] [--by-tenant]
+ *                                            statistics (table or JSON), or per tenant; exit 1 when
  *                                            the model has no keys (a typo in --model/--prefix/--redis)
+ *   inferq limits --model <name> [--max-queue-length <n>]
+ *                                            show or set the model's queue bound (0 removes it);
+ *                                            every client applies a change within a second
+ *   inferq tenants --model <name> [set <tenant> [--weight <w>] [--max-queued <n>]]
+ *                                            tenants: queued, share, weight, cap; set a weight or cap
  *   inferq clear-cache --model <name>        remove the model's cached results
  *   inferq reset-stats --model <name>        zero the model's statistics
  *   inferq metrics --model <name> [--port 9464] [--host 127.0.0.1]
@@ -29,16 +35,19 @@
  * count its clients and workers recorded).
  */
 import { parseArgs } from 'node:util';
-import { MODEL_NAME_PATTERN, modelKeys, createRedis, describeRedis, packageVersion, readStats, redactRedisUrl, redactUrlsIn, redisFromCli, resetStats } from '@inferq/core';
-import { MAX_QUEUE_SHARDS, clearShardCaches, readShardCount, setShardCount, shardKeys } from '@inferq/core/protocol';
-import { formatStatsTable } from './stats-table.js';
+import { MODEL_NAME_PATTERN, modelKeys, readTenantStats, createRedis, describeRedis, packageVersion, readStats, redactRedisUrl, redactUrlsIn, redisFromCli, resetStats } from '@inferq/core';
+import { MAX_QUEUE_SHARDS, TENANT_PATTERN, clearShardCaches, readLimits, readShardCount, setMaxQueueLength, setShardCount, setTenant, shardKeys } from '@inferq/core/protocol';
+import { formatStatsTable, formatTenantTable } from './stats-table.js';
 import { modelHasKeys } from './model-presence.js';
 import { ModelReader } from './model-snapshot.js';
 import { serveDashboard, serveMetrics, type RunningServer } from './monitor-server.js';
 
-const HELP = `Usage: inferq <stats | clear-cache | reset-stats | metrics | dashboard | set-shards | convicted> --model <name> [--json]
+const HELP = `Usage: inferq <stats | limits | tenants | clear-cache | reset-stats | metrics | dashboard | set-shards | convicted> --model <name> [--json]
               [--redis <url> | --redis-cluster <host:port,...>] [--prefix <p>]
-       inferq stats --model <name> [--json]                               statistics; exits 1 when the model has no keys in Redis
+       inferq stats --model <name> [--json] [--by-tenant]                 statistics; exits 1 when the model has no keys in Redis
+       inferq limits --model <name> [--max-queue-length <n>]              show or set the model's queue bound (0 = none)
+       inferq tenants --model <name> [set <tenant> [--weight <w>] [--max-queued <n>]]
+                                                                          tenants' places, shares, weights, caps; set one
        inferq --help | --version
        inferq set-shards --model <name> --shards <n>                      change queueShards of a drained model
        inferq convicted --model <name> [--pardon <cache key>]             inputs convicted of killing the worker; pardon one
@@ -69,6 +78,10 @@ async function main(): Promise<number> {
       redis: { type: 'string' },
       'redis-cluster': { type: 'string' },
       shards: { type: 'string' },
+      'by-tenant': { type: 'boolean' },
+      'max-queue-length': { type: 'string' },
+      weight: { type: 'string' },
+      'max-queued': { type: 'string' },
       pardon: { type: 'string' },
       prefix: { type: 'string' },
       json: { type: 'boolean' },
@@ -112,8 +125,59 @@ async function main(): Promise<number> {
           console.error(`inferq: model '${model}' has no keys under prefix '${prefix}' in ${where}: no client or worker has used it there. Check --model, --prefix and --redis.`);
           return 1;
         }
+        if (values['by-tenant']) {
+          const rows = await readTenantStats(redis, model, prefix);
+          console.log(values.json ? JSON.stringify(rows, null, 2) : formatTenantTable(rows));
+          return 0;
+        }
         const s = await readStats(redis, model, prefix);
         console.log(values.json ? JSON.stringify(s, null, 2) : formatStatsTable(s));
+        return 0;
+      }
+      case 'limits': {
+        const keys = modelKeys(model, prefix);
+        if (values['max-queue-length'] !== undefined) {
+          const n = Number(values['max-queue-length']);
+          if (!Number.isInteger(n) || n < 0 || n > 1_000_000_000) {
+            console.error(`inferq: --max-queue-length must be an integer 0..1000000000, got '${values['max-queue-length']}'.`);
+            return 2;
+          }
+          await setMaxQueueLength(redis, keys, n);
+          console.log(n > 0 ? `model '${model}' now bounds its queue at ${n} (every client applies it within a second)` : `model '${model}' has no queue bound now`);
+          return 0;
+        }
+        const limits = await readLimits(redis, keys);
+        console.log(values.json ? JSON.stringify(limits, null, 2) : `maxQueueLength ${limits.maxQueueLength || 'none'}`);
+        return 0;
+      }
+      case 'tenants': {
+        const keys = modelKeys(model, prefix);
+        if (positionals[1] === 'set') {
+          const tenant = positionals[2];
+          if (!tenant || !TENANT_PATTERN.test(tenant)) {
+            console.error(`inferq: tenants set <tenant>: a tenant is 1-64 letters, digits, '.', '_' or '-', got '${tenant ?? ''}'.`);
+            return 2;
+          }
+          const weight = values.weight === undefined ? undefined : Number(values.weight);
+          const maxQueued = values['max-queued'] === undefined ? undefined : Number(values['max-queued']);
+          if (weight !== undefined && !(Number.isFinite(weight) && weight > 0 && weight <= 1000)) {
+            console.error(`inferq: --weight must be a number in (0, 1000], got '${values.weight}'.`);
+            return 2;
+          }
+          if (maxQueued !== undefined && !(Number.isInteger(maxQueued) && maxQueued >= 0)) {
+            console.error(`inferq: --max-queued must be an integer >= 0 (0 removes the cap), got '${values['max-queued']}'.`);
+            return 2;
+          }
+          if (weight === undefined && maxQueued === undefined) {
+            console.error('inferq: tenants set <tenant> needs --weight <w> and/or --max-queued <n>.');
+            return 2;
+          }
+          await setTenant(redis, keys, tenant, { ...(weight !== undefined && { weight }), ...(maxQueued !== undefined && { maxQueued }) });
+          console.log(`tenant '${tenant}' of model '${model}':${weight !== undefined ? ` weight ${weight}` : ''}${maxQueued !== undefined ? ` cap ${maxQueued || 'none'}` : ''}`);
+          return 0;
+        }
+        const rows = await readTenantStats(redis, model, prefix);
+        console.log(values.json ? JSON.stringify(rows, null, 2) : formatTenantTable(rows));
         return 0;
       }
       case 'clear-cache': {

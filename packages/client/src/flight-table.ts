@@ -160,6 +160,16 @@ export class FlightTable {
     });
   }
 
+  /** Requests refused at the door (INFERQ_QUEUE_FULL): every caller is a request, counted once, and a refusal. */
+  countRefused(flights: readonly Flight[]): void {
+    let refused = 0;
+    for (const f of flights) {
+      if (!f.counted) this.count(f, false);
+      refused += f.callers.length;
+    }
+    this.o.recorder.record({ refused });
+  }
+
   /** A caller joined a flight of this process after its flight was counted. */
   recordJoin(flight: Flight): void {
     if (flight.counted) this.o.recorder.record({ requests: 1, cache_misses: 1, coalesced: 1 });

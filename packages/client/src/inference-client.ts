@@ -126,7 +126,7 @@ export class InferenceClient<I = unknown, O = unknown> {
     for (const [name, conn] of [['command', this.cmd], ['queue', this.queueConnection]] as const) {
       conn.on('error', (err) => logConnectionError({ err, connection: name }, `Redis connection error (${name})`));
     }
-    this.recorder = new StatsRecorder({ redis: this.cmd, model, prefix, logger: this.logger, flushIntervalMs: this.opts.statsFlushIntervalMs });
+    this.recorder = new StatsRecorder({ redis: this.cmd, model, prefix, logger: this.logger, flushIntervalMs: this.opts.statsFlushIntervalMs, tenant: this.opts.tenant });
     this.deadlines = new DeadlineScheduler<Caller>((caller) => this.expire(caller));
     this.local = this.opts.localCache ? new LocalResultCache(this.opts.localCache) : undefined;
     this.table = new FlightTable({ recorder: this.recorder, deadlines: this.deadlines, logger: this.logger, model });

@@ -328,7 +328,8 @@ export class SendPath {
   /** Requests refused for a full queue: nothing of them is (or stays) in Redis. */
   private refuse(refused: Flight[], err: QueueFullError): void {
     // Refusals are the expected answer to a flood: a line every few seconds, not one per tick.
-    this.logQueueFull({ maxQueueLength: err.details?.maxQueueLength, queued: err.details?.queued, refused: refused.length, retryAfterMs: err.retryAfterMs }, 'queue full; requests refused');
+    this.logQueueFull({ maxQueueLength: err.details?.maxQueueLength, queued: err.details?.queued, tenant: err.details?.tenant, share: err.details?.share, reason: err.details?.reason, refused: refused.length, retryAfterMs: err.retryAfterMs }, 'queue full; requests refused');
+    this.o.table.countRefused(refused);
     void this.giveUp(refused, err, 'queue full', { quiet: true });
   }
 

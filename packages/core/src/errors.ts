@@ -198,11 +198,14 @@ export class QueueFullError extends InferqError {
   /** A hint: when the queue is likely to have room again, in ms. */
   readonly retryAfterMs: number;
   constructor(maxQueueLength: number, retryAfterMs: number, details: Record<string, unknown> = {}) {
-    super(
-      ErrorCode.QUEUE_FULL,
-      `The model's queue is full (maxQueueLength ${maxQueueLength}); nothing was enqueued. Retry after about ${retryAfterMs} ms, or add workers.`,
-      { details: { maxQueueLength, retryAfterMs, ...details } },
-    );
+    const tenant = typeof details.tenant === 'string' ? details.tenant : undefined;
+    const why =
+      details.reason === 'cap'
+        ? `tenant '${tenant}' holds its cap of ${String(details.cap)} places in the model's queue`
+        : `the model's queue is full (maxQueueLength ${maxQueueLength})${tenant !== undefined ? ` and tenant '${tenant}' holds at least its share (${String(details.share)})` : ''}`;
+    super(ErrorCode.QUEUE_FULL, `${why[0]?.toUpperCase()}${why.slice(1)}; nothing was enqueued. Retry after about ${retryAfterMs} ms, or add workers.`, {
+      details: { maxQueueLength, retryAfterMs, ...details },
+    });
     this.retryAfterMs = retryAfterMs;
   }
 }

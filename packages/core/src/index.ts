@@ -74,6 +74,7 @@ export { canonicalJson, type CanonicalJsonLimits } from './canonical-json.js';
 
 // Public API: statistics, keys, Redis and logging.
 export { readStats, resetStats, type InferenceStats } from './stats-reader.js';
+export { readTenantStats, OTHER_TENANTS, type TenantStats } from './tenant-stats.js';
 export { LATENCY_BUCKET_BOUNDS_MS } from './latency-histogram.js';
 export { DEFAULT_PREFIX, MODEL_NAME_PATTERN, modelKeys, type ModelKeys } from './protocol/keys.js';
 export { liveWorkers } from './protocol/worker-registry.js';

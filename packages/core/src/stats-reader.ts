@@ -46,6 +46,8 @@ export interface InferenceStats {
   isolatedCalls: number;
   /** `crashed_items`: requests answered INFERQ_MODEL_CRASHED. */
   crashedItems: number;
+  /** `refused`: requests refused at the door (INFERQ_QUEUE_FULL). */
+  refused: number;
   /** Mean model time per call, ms: `model_time_sum_ms / batches`; 0 when none. */
   avgModelTimeMs: number;
   /**
@@ -77,7 +79,7 @@ export async function readStats(redis: StatsRedis, model: string, prefix: string
 export async function resetStats(redis: StatsRedis, model: string, prefix: string = DEFAULT_PREFIX): Promise<void> {
   const keys = modelKeys(model, prefix);
   try {
-    await redis.del(keys.stats, keys.statsLatency);
+    await redis.del(keys.stats, keys.statsLatency, keys.statsTenants, keys.statsTenantLatency);
   } catch (err) {
     throw failed('Deleting', model, err);
   }
@@ -121,6 +123,7 @@ export function deriveStats(model: string, counters: Readonly<Record<string, str
     modelTimeouts: n('model_timeouts'),
     isolatedCalls: n('isolated_calls'),
     crashedItems: n('crashed_items'),
+    refused: n('refused'),
     avgModelTimeMs: ratio(n(MODEL_TIME_SUM_FIELD), batches),
     corruptFields,
   };

@@ -22,6 +22,13 @@
  * | `model_time_sum_ms` | sum of the time the model took per batch, in ms (float)                   |
  * | `isolated_calls`    | inputs run alone in the model (one call each), re-running a job whose worker died |
  * | `crashed_items`     | requests answered INFERQ_MODEL_CRASHED (their input killed workers)       |
+ * | `refused`           | requests refused at the door (INFERQ_QUEUE_FULL: the bound, or a tenant's cap) |
+ *
+ * With a `tenant`, a client's recorder also adds its `requests`, `cache_hits`,
+ * `refused`, `timeouts`, `errors` and latency buckets to the model's tenant
+ * hashes, `inferq:{<model>}:stats:tenants` (fields `<tenant>|<counter>`) and
+ * `inferq:{<model>}:stats:tenants:latency` (`<tenant>|le_*`), in the same
+ * pipeline: per-tenant counts and percentiles (`readTenantStats`).
  *
  * Hash `inferq:{<model>}:stats:latency`: the latency histogram (fields
  * `le_0.25` ... `le_inf`, see `latency-histogram.ts`).
@@ -63,7 +70,10 @@ export const STATS_COUNTERS = [
   'model_timeouts',
   'isolated_calls',
   'crashed_items',
+  'refused',
 ] as const;
+/** The counters also kept per tenant (a client's recorder with a `tenant`). */
+const TENANT_COUNTERS: ReadonlySet<string> = new Set(['requests', 'cache_hits', 'refused', 'timeouts', 'errors']);
 export type StatsCounter = (typeof STATS_COUNTERS)[number];
 
 /** Fields derived from `latencies`, and the model time sum. */
@@ -100,6 +110,8 @@ export interface StatsRecorderOptions {
    * every `record()` writes (and awaits) its own pipeline.
    */
   flushIntervalMs?: number;
+  /** The tenant whose per-tenant counts these also are (a client's `tenant`); absent: model-wide only. */
+  tenant?: string;
 }
 
 const isObject = (v: unknown): v is object => typeof v === 'object' && v !== null;
@@ -113,6 +125,7 @@ const StatsRecorderOptionsSchema = z
     prefix: KeyPrefixSchema.default(DEFAULT_PREFIX),
     logger: z.custom<Logger>((v) => isObject(v) && typeof (v as Logger).child === 'function', { message: 'must be a pino logger' }).optional(),
     flushIntervalMs: z.number().int().min(0).max(60_000).default(0),
+    tenant: z.string().min(1).max(64).optional(),
   })
   .strict();
 
@@ -167,6 +180,8 @@ interface Op {
   map: 'ints' | 'floats' | 'buckets';
   field: string;
   by: number;
+  /** A per-tenant copy of a count: not put back on failure (the model-wide one is). */
+  mirror?: true;
 }
 
 /** A failing stats write is logged at most this often. */
@@ -178,6 +193,7 @@ export class StatsRecorder {
   private readonly model: string;
   private readonly log: Logger;
   private readonly flushIntervalMs: number;
+  private readonly tenant: string | undefined;
   private buffer = new PendingDelta();
   private timer: NodeJS.Timeout | undefined;
   /** Flushes run one after another, so `close()` waits for one already running. */
@@ -192,6 +208,7 @@ export class StatsRecorder {
     this.model = o.model;
     this.keys = modelKeys(o.model, o.prefix);
     this.flushIntervalMs = o.flushIntervalMs;
+    this.tenant = o.tenant;
     this.log = createLogger('stats', o.logger).child({ model: o.model });
   }
 
@@ -291,7 +308,7 @@ export class StatsRecorder {
       cause = err;
     }
     if (failed.length === 0) return;
-    if (putBack) for (const op of failed) bump(putBack[op.map], op.field, op.by);
+    if (putBack) for (const op of failed) if (!op.mirror) bump(putBack[op.map], op.field, op.by);
     const message = cause instanceof Error ? cause.message : String(cause);
     const err = new RedisUnavailableError(`Writing stats of model '${this.model}' to Redis failed: ${message}`, {
       cause,
@@ -322,6 +339,18 @@ export class StatsRecorder {
     for (const [field, by] of delta.buckets) {
       ops.push({ map: 'buckets', field, by });
       pipeline.hincrby(this.keys.statsLatency, field, by);
+    }
+    const tenant = this.tenant;
+    if (tenant !== undefined) {
+      for (const [field, by] of delta.ints) {
+        if (!TENANT_COUNTERS.has(field)) continue;
+        ops.push({ map: 'ints', field, by, mirror: true });
+        pipeline.hincrby(this.keys.statsTenants, `${tenant}|${field}`, by);
+      }
+      for (const [field, by] of delta.buckets) {
+        ops.push({ map: 'buckets', field, by, mirror: true });
+        pipeline.hincrby(this.keys.statsTenantLatency, `${tenant}|${field}`, by);
+      }
     }
     return ops;
   }

@@ -39,6 +39,8 @@
  * | inferq:{m}:room:leases         | ZSET | client id -> lease expiry: a dead client's places go back    |
  * | inferq:{m}:room:counts         | HASH | tenant -> places it holds in the ledger                      |
  * | inferq:{m}:room:clients        | HASH | client id -> its tenant (for a dead client's places)         |
+ * | inferq:{m}:stats:tenants       | HASH | `<tenant>|<counter>`: requests, cache_hits, refused, ...    |
+ * | inferq:{m}:stats:tenants:latency | HASH | `<tenant>|le_*`: each tenant's latency histogram           |
  * | inferq:{m}:limits              | HASH | maxQueueLength: the operator's bound (set by workers, CLI)   |
  * | inferq:{m}:tenants             | HASH | `<tenant>|weight`, `<tenant>|maxQueued` (operator, CLI)       |
  * | <root>:cache:epoch             | STR  | bumped by every clearCache (clients' local caches follow)    |
@@ -79,6 +81,10 @@ export interface ModelKeys {
   readonly roomCounts: string;
   /** Model-wide: client id -> its tenant, for giving back a dead client's places. */
   readonly roomClients: string;
+  /** Model-wide: per-tenant counters (`<tenant>|<counter>`). */
+  readonly statsTenants: string;
+  /** Model-wide: per-tenant latency histograms (`<tenant>|le_*`). */
+  readonly statsTenantLatency: string;
   /** Model-wide: the operator's limits (`maxQueueLength`), set by workers and `inferq limits`. */
   readonly limits: string;
   /** Model-wide: tenants' weights and caps (`<tenant>|weight`, `<tenant>|maxQueued`), set by `inferq tenants`. */
@@ -193,6 +199,8 @@ function keysOf(root: string, modelRoot: string, prefix: string, queueName: stri
     cacheHits: `${root}:cache:hits`,
     stats: `${modelRoot}:stats`,
     statsLatency: `${modelRoot}:stats:latency`,
+    statsTenants: `${modelRoot}:stats:tenants`,
+    statsTenantLatency: `${modelRoot}:stats:tenants:latency`,
     convicted: `${modelRoot}:convicted`,
     room: `${modelRoot}:room`,
     roomLeases: `${modelRoot}:room:leases`,
