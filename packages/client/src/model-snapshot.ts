@@ -15,8 +15,10 @@ import {
   deriveStats,
   countKeys,
   modelKeys,
+  readTenantStats,
   type InferenceStats,
   type ModelKeys,
+  type TenantStats,
 } from '@inferq/core';
 import { readShardCount, shardKeys } from '@inferq/core/protocol';
 
@@ -38,6 +40,8 @@ export interface ModelSnapshot {
   queueError?: string;
   cacheEntries: number;
   cacheBytes: number;
+  /** Per-tenant figures (at most 50 tenants, the rest folded into `other`); empty before any tenant was counted. */
+  tenants: TenantStats[];
 }
 
 /** Worker seen on the queue: BullMQ's `getWorkers()` (CLIENT LIST). */
@@ -102,7 +106,7 @@ export class ModelReader {
     const shards = await this.shards().catch((err: unknown) => {
       throw new RedisUnavailableError(`Reading model '${this.model}' in Redis failed: ${(err as Error).message}`, { cause: err, details: { model: this.model } });
     });
-    const [replies, caches, queue] = await Promise.all([
+    const [replies, caches, queue, tenants] = await Promise.all([
       this.redis.pipeline().hgetall(keys.stats).hgetall(keys.statsLatency).exec(),
       // One pipeline per shard: on a cluster each shard's keys live in their own slot.
       Promise.all(shards.map((s) => this.redis.pipeline().zcard(s.keys.cacheLru).get(s.keys.cacheBytes).exec())),
@@ -110,6 +114,7 @@ export class ModelReader {
         (all) => ({ counts: Object.fromEntries(QUEUE_STATES.map((st) => [st, all.reduce((n, c) => n + num(c[st]), 0)])) as Record<QueueState, number> }),
         (err: unknown) => ({ error: (err as Error).message }),
       ),
+      readTenantStats(this.redis, this.model, this.prefix),
     ]).catch((err: unknown) => {
       throw new RedisUnavailableError(`Reading model '${this.model}' in Redis failed: ${(err as Error).message}`, { cause: err, details: { model: this.model } });
     });
@@ -129,6 +134,7 @@ export class ModelReader {
       queue: 'counts' in queue ? queue.counts : undefined,
       cacheEntries: caches.reduce((n, c) => n + num(c?.[0]?.[1]), 0),
       cacheBytes: caches.reduce((n, c) => n + num(c?.[1]?.[1]), 0),
+      tenants,
     };
     if ('error' in queue) snap.queueError = queue.error;
     return snap;
@@ -205,6 +211,15 @@ const SHARED_COUNTERS: ReadonlyArray<[field: string, name: string, help: string]
   ['model_timeouts', 'inferq_model_timeouts_total', "Model calls past a worker's modelTimeoutMs."],
   ['isolated_calls', 'inferq_isolated_calls_total', 'Inputs run alone in the model (one call each), re-running a job whose worker process died (crash isolation).'],
   ['crashed_items', 'inferq_crashed_items_total', 'Requests answered INFERQ_MODEL_CRASHED: their input killed worker processes maxCrashes times.'],
+  ['refused', 'inferq_refused_total', "Requests refused at the door (INFERQ_QUEUE_FULL): the model's bound, or a tenant's cap."],
+];
+
+/** Per-tenant series (label `tenant`; at most 50 tenants, the rest as tenant="other"). */
+const TENANT_COUNTERS: ReadonlyArray<[field: 'requests' | 'cacheHits' | 'refused' | 'timeouts', name: string, help: string]> = [
+  ['requests', 'inferq_tenant_requests_total', 'Inference requests made by callers of a tenant.'],
+  ['cacheHits', 'inferq_tenant_cache_hits_total', 'Requests of a tenant answered from the result cache.'],
+  ['refused', 'inferq_tenant_refused_total', 'Requests of a tenant refused at the door (INFERQ_QUEUE_FULL).'],
+  ['timeouts', 'inferq_tenant_timeouts_total', 'Requests of a tenant whose caller stopped waiting after timeoutMs.'],
 ];
 
 const escapeLabel = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
@@ -250,6 +265,19 @@ export function formatPrometheus(s: ModelSnapshot): string {
   if (s.queue) {
     head('inferq_queue_jobs', 'gauge', "Jobs (request envelopes, up to maxEnvelopeItems requests each) in the model's BullMQ queue, by state.");
     for (const state of QUEUE_STATES) line('inferq_queue_jobs', s.queue[state], `,state="${state}"`);
+  }
+  if (s.tenants.length > 0) {
+    for (const [field, name, help] of TENANT_COUNTERS) {
+      head(name, 'counter', help);
+      for (const t of s.tenants) line(name, t[field], `,tenant="${escapeLabel(t.tenant)}"`);
+    }
+    head('inferq_tenant_queued', 'gauge', "Places a tenant holds in the model's queue ledger (requests admitted, not yet answered).");
+    for (const t of s.tenants) line('inferq_tenant_queued', t.queued, `,tenant="${escapeLabel(t.tenant)}"`);
+    const bounded = s.tenants.filter((t) => t.share > 0);
+    if (bounded.length > 0) {
+      head('inferq_tenant_share', 'gauge', "A tenant's fair share of the model's queue bound if it had requests waiting now (weights over the tenants holding places).");
+      for (const t of bounded) line('inferq_tenant_share', t.share, `,tenant="${escapeLabel(t.tenant)}"`);
+    }
   }
   head('inferq_stats_corrupt_fields', 'gauge', 'Fields of the stats hashes that do not hold a number (counted as 0 above).');
   line('inferq_stats_corrupt_fields', s.stats.corruptFields.length);

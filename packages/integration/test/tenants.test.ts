@@ -9,7 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { modelKeys, readTenantStats } from '@inferq/core';
-import { startTestRedis, startWorkerProcess, spawnNode, type SpawnedProcess, type TestRedis } from '@inferq/testkit';
+import { CLIENT_CLI, findPromtool, promtoolCheckMetrics, startTestRedis, startWorkerProcess, spawnNode, type SpawnedProcess, type TestRedis } from '@inferq/testkit';
 
 let redis: TestRedis;
 const started: SpawnedProcess[] = [];
@@ -71,6 +71,16 @@ describe('tenants', () => {
     expect(polStats?.requests).toBe(p.sent);
     expect(polStats?.refused).toBe(p.refused);
     expect(rows.find((r) => r.tenant === 'flood')?.refused).toBe(f.refused);
+    // The shared exporter labels them by tenant (and passes promtool's lint when it is installed).
+    const cli = spawnNode(CLIENT_CLI, ['metrics', '--model', model, '--port', '0', '--redis', redis.url, '--prefix', prefix]);
+    started.push(cli);
+    const url = (await cli.waitForLine(/^METRICS /, 30_000)).slice('METRICS '.length);
+    const text = await (await fetch(url)).text();
+    expect(text).toContain(`inferq_tenant_requests_total{model="${model}",tenant="polite"} ${p.sent}`);
+    expect(text).toContain(`inferq_tenant_refused_total{model="${model}",tenant="flood"} ${f.refused}`);
+    expect(text).toMatch(/inferq_refused_total\{model="shared"\} \d+/);
+    const promtool = findPromtool();
+    if (promtool) expect(promtoolCheckMetrics(promtool, text).ok, 'promtool check metrics').toBe(true);
     // Everything answered: the ledger is empty again, and no tenant holds a place.
     for (let i = 0; i < 50 && (await conn.zcard(modelKeys(model, prefix).room)) > 0; i++) await new Promise((r) => setTimeout(r, 100));
     expect(await conn.zcard(modelKeys(model, prefix).room)).toBe(0);
