@@ -64,6 +64,7 @@ describe('StatsRecorder + readStats', () => {
       modelTimeouts: 0,
       isolatedCalls: 0,
       crashedItems: 0,
+      refused: 0,
       avgModelTimeMs: 0,
       corruptFields: [],
     });

@@ -323,7 +323,8 @@ describe('soak', () => {
         // inbox (5 min; results of its jobs kept arriving after it died), BullMQ's stalled-check key and the
         // registry of the live workers (5 s, renewed while they run).
         const required = [keys.cacheLru, keys.cacheVal, keys.cacheBytes, keys.stats, keys.statsLatency];
-        const stays = new Set([...baseline, ...required, ...['id', 'events', 'marker'].map((s) => `${root}:${s}`)]);
+        // Per-tenant stats hashes stay like the model-wide ones (every client counts under its tenant).
+        const stays = new Set([...baseline, ...required, keys.statsTenants, keys.statsTenantLatency, ...['id', 'events', 'marker'].map((s) => `${root}:${s}`)]);
         const replacementId = (await replacement.waitForLine(/^ID /, 1000)).slice(3);
         const idName = new Map([...ids.map((l, c) => [l.slice(3), c === 1 ? 'c1 (killed)' : `c${c}`] as const), [replacementId, 'c1r'] as const]);
         const owner = (suffix: string) => idName.get(/^(?:inbox|client):([^:]+)/.exec(suffix)?.[1] ?? '') ?? '?';
