@@ -31,6 +31,7 @@ export const CLIENT_DEFAULTS = Object.freeze({
   maxEnvelopeBytes: 4 * 1024 * 1024,
   statsFlushIntervalMs: 100,
   connectTimeoutMs: 10_000,
+  keepJobs: Object.freeze({ completed: 10, failed: 100, maxAgeSeconds: 3600 }),
 });
 
 export interface InferenceClientOptions<I = unknown> {
@@ -81,6 +82,14 @@ export interface InferenceClientOptions<I = unknown> {
    * typed error naming the cause. Default 10000.
    */
   connectTimeoutMs?: number;
+  /**
+   * How many finished queue jobs (envelopes) Redis keeps for inspection, e.g.
+   * in bull-board (docs/bull-board.md): the last `completed` and `failed` of
+   * each queue shard, none older than `maxAgeSeconds`. Default
+   * `{ completed: 10, failed: 100, maxAgeSeconds: 3600 }`. Each kept job holds
+   * its whole envelope (up to `maxEnvelopeBytes`), so keep the counts small.
+   */
+  keepJobs?: { completed?: number; failed?: number; maxAgeSeconds?: number };
   /** A pino logger; default one named `inferq:client`. */
   logger?: Logger;
 }
@@ -112,6 +121,15 @@ const OptionsSchema = z
           .strict(),
       ])
       .default(false),
+    keepJobs: z
+      .object({
+        completed: z.number().int().min(0).max(100_000).default(CLIENT_DEFAULTS.keepJobs.completed),
+        failed: z.number().int().min(0).max(100_000).default(CLIENT_DEFAULTS.keepJobs.failed),
+        maxAgeSeconds: z.number().int().min(1).max(30 * 86_400).default(CLIENT_DEFAULTS.keepJobs.maxAgeSeconds),
+      })
+      .strict()
+      // prefault: an absent keepJobs is parsed as {} (each field's default), not taken as-is.
+      .prefault({}),
     logger: LoggerSchema.optional(),
   })
   .strict();
@@ -131,6 +149,7 @@ export interface ResolvedClientOptions {
   statsFlushIntervalMs: number;
   connectTimeoutMs: number;
   localCache: { maxEntries: number; maxBytes: number; ttlMs: number } | false;
+  keepJobs: { completed: number; failed: number; maxAgeSeconds: number };
   logger: Logger | undefined;
 }
 
@@ -160,6 +179,7 @@ export function resolveClientOptions(input: InferenceClientOptions<unknown>): Re
     statsFlushIntervalMs: o.statsFlushIntervalMs,
     connectTimeoutMs: o.connectTimeoutMs,
     localCache: o.localCache,
+    keepJobs: o.keepJobs,
     logger: o.logger,
   });
 }
