@@ -32,6 +32,7 @@ export const CLIENT_DEFAULTS = Object.freeze({
   statsFlushIntervalMs: 100,
   connectTimeoutMs: 10_000,
   keepJobs: Object.freeze({ completed: 10, failed: 100, maxAgeSeconds: 3600 }),
+  flushStatsOnExit: true,
 });
 
 export interface InferenceClientOptions<I = unknown> {
@@ -90,6 +91,13 @@ export interface InferenceClientOptions<I = unknown> {
    * its whole envelope (up to `maxEnvelopeBytes`), so keep the counts small.
    */
   keepJobs?: { completed?: number; failed?: number; maxAgeSeconds?: number };
+  /**
+   * Write buffered stats when the process ends without `close()`: on
+   * `process.exit()`, and on SIGTERM / SIGINT, after which a process with no
+   * handler of its own still dies by the signal (docs/stats-on-exit.md).
+   * Default true.
+   */
+  flushStatsOnExit?: boolean;
   /** A pino logger; default one named `inferq:client`. */
   logger?: Logger;
 }
@@ -130,6 +138,7 @@ const OptionsSchema = z
       .strict()
       // prefault: an absent keepJobs is parsed as {} (each field's default), not taken as-is.
       .prefault({}),
+    flushStatsOnExit: z.boolean().default(CLIENT_DEFAULTS.flushStatsOnExit),
     logger: LoggerSchema.optional(),
   })
   .strict();
@@ -150,6 +159,7 @@ export interface ResolvedClientOptions {
   connectTimeoutMs: number;
   localCache: { maxEntries: number; maxBytes: number; ttlMs: number } | false;
   keepJobs: { completed: number; failed: number; maxAgeSeconds: number };
+  flushStatsOnExit: boolean;
   logger: Logger | undefined;
 }
 
@@ -180,6 +190,7 @@ export function resolveClientOptions(input: InferenceClientOptions<unknown>): Re
     connectTimeoutMs: o.connectTimeoutMs,
     localCache: o.localCache,
     keepJobs: o.keepJobs,
+    flushStatsOnExit: o.flushStatsOnExit,
     logger: o.logger,
   });
 }
