@@ -33,6 +33,7 @@ async function main(): Promise<void> {
   process.stdout.write(`BOARD http://${address}:${port}${BASE_PATH}\n`);
   const stop = () => {
     server.close();
+    server.closeAllConnections(); // keep-alive connections of browsers would hold close() open
     void board.close().finally(() => connection.disconnect());
   };
   process.once('SIGTERM', stop);

@@ -94,7 +94,7 @@ export interface InferenceClientOptions<I = unknown> {
   /**
    * Write buffered stats when the process ends without `close()`: on
    * `process.exit()`, and on SIGTERM / SIGINT, after which a process with no
-   * handler of its own still dies by the signal (docs/stats-on-exit.md).
+   * handler of its own still dies by the signal (docs/process-lifecycle.md).
    * Default true.
    */
   flushStatsOnExit?: boolean;

@@ -1,6 +1,6 @@
 /**
  * Stats a client buffered (`statsFlushIntervalMs`) reach Redis when its
- * process ends without `close()` (docs/stats-on-exit.md). An open client
+ * process ends without `close()` (docs/process-lifecycle.md). An open client
  * keeps its process alive (its connections, the blocking inbox read), so
  * `beforeExit` never comes while it is open; a process with an open client
  * ends one of two ways, and each gets a flush:
