@@ -31,6 +31,8 @@ export const CLIENT_DEFAULTS = Object.freeze({
   maxEnvelopeBytes: 4 * 1024 * 1024,
   statsFlushIntervalMs: 100,
   connectTimeoutMs: 10_000,
+  keepJobs: Object.freeze({ completed: 10, failed: 100, maxAgeSeconds: 3600 }),
+  flushStatsOnExit: true,
 });
 
 export interface InferenceClientOptions<I = unknown> {
@@ -89,6 +91,21 @@ export interface InferenceClientOptions<I = unknown> {
    * '.', '_', '-'. Default `default`.
    */
   tenant?: string;
+  /**
+   * How many finished queue jobs (envelopes) Redis keeps for inspection, e.g.
+   * in bull-board (docs/bull-board.md): the last `completed` and `failed` of
+   * each queue shard, none older than `maxAgeSeconds`. Default
+   * `{ completed: 10, failed: 100, maxAgeSeconds: 3600 }`. Each kept job holds
+   * its whole envelope (up to `maxEnvelopeBytes`), so keep the counts small.
+   */
+  keepJobs?: { completed?: number; failed?: number; maxAgeSeconds?: number };
+  /**
+   * Write buffered stats when the process ends without `close()`: on
+   * `process.exit()`, and on SIGTERM / SIGINT, after which a process with no
+   * handler of its own still dies by the signal (docs/process-lifecycle.md).
+   * Default true.
+   */
+  flushStatsOnExit?: boolean;
   /** A pino logger; default one named `inferq:client`. */
   logger?: Logger;
 }
@@ -121,6 +138,16 @@ const OptionsSchema = z
       ])
       .default(false),
     tenant: z.string().regex(TENANT_PATTERN, "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit").default(DEFAULT_TENANT),
+    keepJobs: z
+      .object({
+        completed: z.number().int().min(0).max(100_000).default(CLIENT_DEFAULTS.keepJobs.completed),
+        failed: z.number().int().min(0).max(100_000).default(CLIENT_DEFAULTS.keepJobs.failed),
+        maxAgeSeconds: z.number().int().min(1).max(30 * 86_400).default(CLIENT_DEFAULTS.keepJobs.maxAgeSeconds),
+      })
+      .strict()
+      // prefault: an absent keepJobs is parsed as {} (each field's default), not taken as-is.
+      .prefault({}),
+    flushStatsOnExit: z.boolean().default(CLIENT_DEFAULTS.flushStatsOnExit),
     logger: LoggerSchema.optional(),
   })
   .strict();
@@ -141,6 +168,8 @@ export interface ResolvedClientOptions {
   connectTimeoutMs: number;
   localCache: { maxEntries: number; maxBytes: number; ttlMs: number } | false;
   tenant: string;
+  keepJobs: { completed: number; failed: number; maxAgeSeconds: number };
+  flushStatsOnExit: boolean;
   logger: Logger | undefined;
 }
 
@@ -171,6 +200,8 @@ export function resolveClientOptions(input: InferenceClientOptions<unknown>): Re
     connectTimeoutMs: o.connectTimeoutMs,
     localCache: o.localCache,
     tenant: o.tenant,
+    keepJobs: o.keepJobs,
+    flushStatsOnExit: o.flushStatsOnExit,
     logger: o.logger,
   });
 }

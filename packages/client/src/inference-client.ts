@@ -53,6 +53,7 @@ import { hasLiveCallers, type Caller } from './flight.js';
 import { FlightTable, type ClientInferenceResult } from './flight-table.js';
 import { ResultDelivery } from './result-delivery.js';
 import { SendPath } from './send-path.js';
+import { flushOnExit } from './exit-flush.js';
 
 export type { ClientInferenceResult } from './flight-table.js';
 
@@ -90,6 +91,7 @@ export class InferenceClient<I = unknown, O = unknown> {
   private readonly cmd: RedisClient;
   private readonly queueConnection: RedisClient;
   private readonly recorder: StatsRecorder;
+  private readonly stopExitFlush: (() => void) | undefined;
   private readonly clock = new RedisClock();
   private readonly deadlines: DeadlineScheduler<Caller>;
   /** The optional in-process result cache (localCache), and what it was filled under. */
@@ -127,6 +129,8 @@ export class InferenceClient<I = unknown, O = unknown> {
       conn.on('error', (err) => logConnectionError({ err, connection: name }, `Redis connection error (${name})`));
     }
     this.recorder = new StatsRecorder({ redis: this.cmd, model, prefix, logger: this.logger, flushIntervalMs: this.opts.statsFlushIntervalMs, tenant: this.opts.tenant });
+    // Buffered stats reach Redis even when the process ends without close() (exit-flush.ts).
+    this.stopExitFlush = this.opts.flushStatsOnExit ? flushOnExit(this.recorder) : undefined;
     this.deadlines = new DeadlineScheduler<Caller>((caller) => this.expire(caller));
     this.local = this.opts.localCache ? new LocalResultCache(this.opts.localCache) : undefined;
     this.table = new FlightTable({ recorder: this.recorder, deadlines: this.deadlines, logger: this.logger, model });
@@ -388,6 +392,7 @@ export class InferenceClient<I = unknown, O = unknown> {
     await settledWithin(Promise.all(this.shards.map((s) => s.monitor.stop())), CLOSE_STEP_MS);
     await settledWithin(Promise.all(this.shards.map((s) => s.inbox.stop())), CLOSE_STEP_MS);
     if (!(await settledWithin(this.recorder.close(), CLOSE_STEP_MS))) this.logger.warn('flushing stats on close did not finish in time; dropped');
+    this.stopExitFlush?.();
     await settledWithin(Promise.all(this.shards.map((s) => s.queue.close())), CLOSE_STEP_MS);
     for (const s of this.shards) s.blocking.disconnect();
     for (const conn of [this.queueConnection, this.cmd]) {

@@ -19,7 +19,7 @@
  *   again after a backoff, within RETRY_WINDOW_MS, while their callers wait:
  *   every step is idempotent per request id.
  */
-import type { Queue } from 'bullmq';
+import type { JobsOptions, Queue } from 'bullmq';
 import {
   DeadlineExceededError,
   InferqError,
@@ -80,8 +80,14 @@ export interface SendPathOptions {
 /** Longest a client trusts a "queue full" answer before asking Redis again. */
 const FULL_TRUST_MS = 20;
 
-/** Failed jobs are kept for inspection, but few and not for long: they hold whole envelopes. */
-const ENVELOPE_JOB_OPTS = { removeOnComplete: true, removeOnFail: { count: 100, age: 3600 }, attempts: 3, backoff: { type: 'exponential', delay: 200 } } as const;
+/**
+ * Finished jobs are kept for inspection (bull-board), but few and not for long
+ * (`keepJobs`): they hold whole envelopes. A count of 0 removes at once.
+ */
+function envelopeJobOpts({ completed, failed, maxAgeSeconds }: ResolvedClientOptions['keepJobs']): JobsOptions {
+  const keep = (count: number) => (count === 0 ? true : { count, age: maxAgeSeconds });
+  return { removeOnComplete: keep(completed), removeOnFail: keep(failed), attempts: 3, backoff: { type: 'exponential', delay: 200 } };
+}
 
 export class SendPath {
   /** Cached requests go through the claim stage (cache read, single-flight), misses then through admission and the enqueue stage. */
@@ -114,9 +120,11 @@ export class SendPath {
   /** Once it reserved anything, this client renews its lease on queue places every tick. */
   private reservedAny = false;
   private readonly logQueueFull: ReturnType<typeof throttledLog>;
+  private readonly jobOpts: JobsOptions;
 
   constructor(private readonly o: SendPathOptions) {
     this.logQueueFull = throttledLog(o.logger, 'warn');
+    this.jobOpts = envelopeJobOpts(o.opts.keepJobs);
   }
 
   /** A new flight enters the path: claimed when it has a cache key, else straight to the queue. */
@@ -435,8 +443,8 @@ export class SendPath {
       // pipeline for it, copying BullMQ's ~40 commands onto it (~4 % of a client's CPU).
       const jobs =
         envelopes.length === 1
-          ? [await shard.queue.add(ENVELOPE_JOB_NAME, envelopes[0] as RequestEnvelope, ENVELOPE_JOB_OPTS)]
-          : await shard.queue.addBulk(envelopes.map((data) => ({ name: ENVELOPE_JOB_NAME, data, opts: ENVELOPE_JOB_OPTS })));
+          ? [await shard.queue.add(ENVELOPE_JOB_NAME, envelopes[0] as RequestEnvelope, this.jobOpts)]
+          : await shard.queue.addBulk(envelopes.map((data) => ({ name: ENVELOPE_JOB_NAME, data, opts: this.jobOpts })));
       const now = Date.now();
       jobs.forEach((job, i) => {
         for (const f of members[i] ?? []) {

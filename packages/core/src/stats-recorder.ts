@@ -254,6 +254,24 @@ export class StatsRecorder {
     return run;
   }
 
+  /**
+   * Hands what is buffered to the connection now, in this call: the commands
+   * are on the socket before it returns (when the connection is ready), not
+   * after a turn of the event loop. For a process about to end (`exit` event,
+   * a signal), where no later turn comes. Resolves once Redis replied; never
+   * rejects (a failure is logged, the counts put back in the buffer).
+   */
+  flushNow(): Promise<void> {
+    this.clearTimer();
+    if (this.buffer.empty) return Promise.resolve();
+    const delta = this.buffer;
+    this.buffer = new PendingDelta();
+    // writeOrThrow runs synchronously up to pipeline.exec(), which writes the pipeline to the socket.
+    return this.writeOrThrow(delta, this.buffer)
+      .catch(() => undefined)
+      .finally(() => this.armTimer());
+  }
+
   /** Stops the timer and writes what is buffered; rejects if that write fails (counts stay buffered). */
   async close(): Promise<void> {
     this.closed = true;

@@ -45,6 +45,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { modelKeys, readStats } from '@inferq/core';
+import { CLIENT_DEFAULTS } from '@inferq/client';
 import { spawnNode, startTestRedis, startWorkerProcess, type SpawnedProcess, type TestRedis } from '@inferq/testkit';
 import { makeRepeatingInputs } from './fixtures/repeating-inputs.js';
 
@@ -324,7 +325,12 @@ describe('soak', () => {
         // registry of the live workers (5 s, renewed while they run).
         const required = [keys.cacheLru, keys.cacheVal, keys.cacheBytes, keys.stats, keys.statsLatency];
         // Per-tenant stats hashes stay like the model-wide ones (every client counts under its tenant).
-        const stays = new Set([...baseline, ...required, keys.statsTenants, keys.statsTenantLatency, ...['id', 'events', 'marker'].map((s) => `${root}:${s}`)]);
+        // The last few completed envelopes are kept for inspection (client option keepJobs): the
+        // `completed` set and the job hashes it names, no more than keepJobs.completed of them.
+        const kept = await conn.zrange(`${root}:completed`, 0, -1);
+        expect(kept.length, 'completed jobs kept (keepJobs.completed)').toBeLessThanOrEqual(CLIENT_DEFAULTS.keepJobs.completed);
+        const keptKeys = kept.length > 0 ? [`${root}:completed`, ...kept.map((id) => `${root}:${id}`)] : [];
+        const stays = new Set([...baseline, ...required, ...keptKeys, keys.statsTenants, keys.statsTenantLatency, ...['id', 'events', 'marker'].map((s) => `${root}:${s}`)]);
         const replacementId = (await replacement.waitForLine(/^ID /, 1000)).slice(3);
         const idName = new Map([...ids.map((l, c) => [l.slice(3), c === 1 ? 'c1 (killed)' : `c${c}`] as const), [replacementId, 'c1r'] as const]);
         const owner = (suffix: string) => idName.get(/^(?:inbox|client):([^:]+)/.exec(suffix)?.[1] ?? '') ?? '?';

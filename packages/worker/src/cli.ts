@@ -8,7 +8,9 @@
  * gracefully: the batches in hand finish, no new jobs are taken.
  * Prints one line `READY <worker id>` on stdout once it takes jobs; with
  * `--metrics-port`, first `METRICS <url>` once its /metrics server listens
- * (also `/healthz` and `/readyz`; docs/http-endpoints.md).
+ * (also `/healthz` and `/readyz`; docs/http-endpoints.md). Nothing else goes
+ * to stdout: logs, and whatever the model prints with `console.*`, go to
+ * stderr as pino JSON (cli-console.ts); `--help` and `--version` print on stdout.
  *
  * Exit codes (docs/failure-modes.md): 0 stopped by a signal; 1 failed to
  * start or to stop (configuration, Redis, the model's init); 2 usage (no
@@ -16,12 +18,14 @@
  * --stuck-exit-factor x --model-timeout-ms, its jobs handed back: start a
  * fresh process. A model that kills the process exits with its own code.
  */
+import { format } from 'node:util';
 import { ConfigError, InferqError, createLogger, packageVersion, redactError, redactUrlsIn, redisFromCli, type OptimizationConfigInput, type Quantization } from '@inferq/core';
 import { InferenceWorker } from './inference-worker.js';
 import type { InferenceWorkerOptions } from './worker-options.js';
 import { BUILTIN_MODELS, loadModelModule } from './model-module-loader.js';
 import { parseWorkerCli, renameConfigError, workerCliHelp } from './cli-options.js';
 import type { WorkerMetrics } from './worker-metrics.js';
+import { routeConsoleToLogger } from './cli-console.js';
 
 const HELP = workerCliHelp(BUILTIN_MODELS);
 /** Exit code of a worker that left because every model slot stayed stuck (its jobs handed back). */
@@ -58,6 +62,8 @@ async function main(): Promise<void> {
   // --redis-cluster (or REDIS_CLUSTER_NODES) wins over --redis.
   options.redis = redisFromCli(values.get('redis') as string | undefined, values.get('redisCluster') as string | undefined, {});
   const logger = createLogger('worker-cli');
+  // Before the model module loads: what it prints must not reach stdout (cli-console.ts).
+  routeConsoleToLogger(logger);
   const quantization = config.quantization as Quantization | undefined;
   const module = await loadModelModule(moduleSpec, quantization ? { quantization } : {});
   const metricsPort = values.get('metricsPort') as number | undefined;
@@ -115,7 +121,9 @@ async function main(): Promise<void> {
 
 main().catch((err: unknown) => {
   // Masked: a URL typo or a refused AUTH (whose error carries the password it sent) must not print the password.
-  if (err instanceof ConfigError || err instanceof InferqError) console.error(redactUrlsIn(`inferq-worker: ${err.message}`));
-  else console.error('inferq-worker failed:', redactError(err));
+  // Straight to stderr, not through console (the logger's by now, and silent at INFERQ_LOG_LEVEL=silent):
+  // why the worker did not start is for a human to read, whatever the log level.
+  if (err instanceof ConfigError || err instanceof InferqError) process.stderr.write(`${redactUrlsIn(`inferq-worker: ${err.message}`)}\n`);
+  else process.stderr.write(`inferq-worker failed: ${format(redactError(err))}\n`);
   process.exit(1);
 });

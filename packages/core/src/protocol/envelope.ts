@@ -15,6 +15,7 @@
 import { QUANTIZATIONS, type Quantization } from '../config.js';
 import { WIRE_ID_PATTERN } from './identity.js';
 import { DEFAULT_TENANT, TENANT_PATTERN } from './queue-room.js';
+import { decodeCarrier, type TraceCarrier } from '../tracing.js';
 
 export const ENVELOPE_VERSION = 2;
 
@@ -36,6 +37,12 @@ export interface RequestItem {
   key?: string;
   /** 1 when the request was counted in the model's queue length (maxQueueLength): its settle gives the room back. */
   q?: 1;
+  /**
+   * The trace context of the request's span (tracing.ts), as the application's
+   * propagator wrote it (W3C `traceparent` by default); absent unless the
+   * application installed an OpenTelemetry SDK. A malformed one is ignored.
+   */
+  t?: TraceCarrier;
 }
 
 export interface RequestEnvelope {
@@ -98,6 +105,9 @@ export function decodeEnvelope(data: unknown): DecodedEnvelope {
     const item: EnvelopeItem = { id, input: raw.input as string, deadline: raw.deadline as number, index };
     if (raw.key !== undefined) item.key = raw.key as string;
     if (raw.q === 1) item.q = 1;
+    // Tracing is best effort: a bad carrier drops the link, never the request.
+    const t = raw.t === undefined ? undefined : decodeCarrier(raw.t);
+    if (t !== undefined) item.t = t;
     items.push(item);
   });
   return { ok: true, client: env.client, modelVersion: env.modelVersion, quantization: env.quantization as Quantization, tenant, items, bad };
