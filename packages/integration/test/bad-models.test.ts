@@ -3,41 +3,33 @@
  * split until it is found), and a hung model call makes its requests
  * retryable on another worker while the stuck worker takes no new job.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ErrorCode, readStats, type InferqError } from '@inferq/core';
 import { InferenceClient } from '@inferq/client';
 import { InferenceWorker, type InferenceWorkerOptions } from '@inferq/worker';
-import { startTestRedis, type TestRedis } from '@inferq/testkit';
+import { useTestRedis } from '@inferq/testkit/harness';
 
 type In = { x: number; poison?: boolean; hang?: boolean };
 type Out = { y: number };
 
-let redis: TestRedis;
-const cleanups: Array<() => Promise<unknown>> = [];
-beforeAll(async () => {
-  redis = await startTestRedis();
-});
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
-});
-afterAll(() => redis.cleanup());
+const h = useTestRedis();
 
 async function worker(prefix: string, model: string, o: Partial<InferenceWorkerOptions<In, Out>>) {
-  const w = new InferenceWorker<In, Out>({ redis: redis.url, model, prefix, run: async (xs) => xs.map((x) => ({ y: x.x })), ...o });
-  cleanups.push(() => w.stop());
+  const w = new InferenceWorker<In, Out>({ redis: h.redis.url, model, prefix, run: async (xs) => xs.map((x) => ({ y: x.x })), ...o });
+  h.defer(() => w.stop());
   await w.start();
   return w;
 }
 
 function client(prefix: string, model: string) {
-  const c = new InferenceClient<In, Out>({ redis: redis.url, model, prefix });
-  cleanups.push(() => c.close({ timeoutMs: 100 }));
+  const c = new InferenceClient<In, Out>({ redis: h.redis.url, model, prefix });
+  h.defer(() => c.close({ timeoutMs: 100 }));
   return c;
 }
 
 describe('bad models', () => {
   it('an input that makes the model throw fails alone; the rest of its batch is answered', async () => {
-    const prefix = redis.newPrefix();
+    const prefix = h.redis.newPrefix();
     const calls: number[] = [];
     await worker(prefix, 'poison', {
       config: { maxBatchSize: 16, batchTimeoutMs: 100, numWorkers: 1 },
@@ -60,7 +52,7 @@ describe('bad models', () => {
   });
 
   it('a hung model call: its requests are answered by another worker; the stuck one takes no jobs until it returns', async () => {
-    const prefix = redis.newPrefix();
+    const prefix = h.redis.newPrefix();
     let release!: () => void;
     const hung = new Promise<void>((r) => (release = r));
     const stuck = await worker(prefix, 'hung', {
@@ -85,7 +77,7 @@ describe('bad models', () => {
     const more = await Promise.all(Array.from({ length: 20 }, (_, i) => c.infer({ x: i }, { useCache: false })));
     expect(more.every((m) => m.worker === 'healthy')).toBe(true);
     release();
-    expect((await readStats(redis.connect(), 'hung', prefix)).modelTimeouts).toBeGreaterThanOrEqual(1);
+    expect((await readStats(h.redis.connect(), 'hung', prefix)).modelTimeouts).toBeGreaterThanOrEqual(1);
     expect(stuck.running).toBe(true);
   }, 30_000);
 });

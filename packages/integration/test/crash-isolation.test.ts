@@ -10,10 +10,11 @@ import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { modelKeys, readStats, type InferqError } from '@inferq/core';
 import { InferenceClient } from '@inferq/client';
-import { CLIENT_CLI, spawnNode, startTestRedis, startWorkerProcess, type SpawnedProcess, type TestRedis } from '@inferq/testkit';
+import { CLIENT_CLI, spawnNode, startWorkerProcess, type SpawnedProcess } from '@inferq/testkit';
+import { useTestRedis } from '@inferq/testkit/harness';
 
 const MODEL_MODULE = fileURLToPath(new URL('./fixtures/crash-model.mjs', import.meta.url));
 const LATENT_MODULE = fileURLToPath(new URL('./fixtures/latent-model.mjs', import.meta.url));
@@ -22,15 +23,7 @@ const MODEL_CRASHED = 'INFERQ_MODEL_CRASHED';
 type In = { x: number; crash?: boolean };
 type Out = { y: number };
 
-let redis: TestRedis;
-const cleanups: Array<() => Promise<unknown>> = [];
-beforeAll(async () => {
-  redis = await startTestRedis({ ownServer: true });
-});
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
-});
-afterAll(() => redis.cleanup());
+const h = useTestRedis({ ownServer: true });
 
 interface Fleet {
   /** Every worker process started, dead or alive. */
@@ -56,7 +49,7 @@ function fleet(o: { prefix: string; model: string; args: string[]; env: NodeJS.P
   let stopping = false;
   let restarts = 0;
   const launch = (): Promise<void> => {
-    const started = startWorkerProcess({ redisUrl: redis.url, model: o.model, module: o.module ?? MODEL_MODULE, prefix: o.prefix, args: o.args, env: o.env }).then((p) => {
+    const started = startWorkerProcess({ redisUrl: h.redis.url, model: o.model, module: o.module ?? MODEL_MODULE, prefix: o.prefix, args: o.args, env: o.env }).then((p) => {
       all.push(p);
       o.onStart?.(p);
       void p.exited.then(({ code, signal }) => {
@@ -100,7 +93,7 @@ function modelLog(path: string): Array<{ pid: number; batch: number; input: In }
 
 describe('crash isolation', () => {
   it('an input that kills the worker process fails alone; its envelope, its flight and the other jobs are answered', async () => {
-    const prefix = redis.newPrefix();
+    const prefix = h.redis.newPrefix();
     const model = 'crashing';
     const dir = mkdtempSync(join(tmpdir(), 'inferq-crash-'));
     const log = join(dir, 'model.log');
@@ -112,12 +105,12 @@ describe('crash isolation', () => {
       env: { MODEL_LOG: log, INFERQ_LOG_LEVEL: 'warn' },
       maxRestarts: 8,
     });
-    cleanups.push(() => workers.stop());
+    h.defer(() => workers.stop());
     // One worker first, so that the first crash takes an innocent job down with it.
     await workers.add();
-    const a = new InferenceClient<In, Out>({ redis: redis.url, model, prefix });
-    const b = new InferenceClient<In, Out>({ redis: redis.url, model, prefix });
-    cleanups.push(() => a.close({ timeoutMs: 100 }), () => b.close({ timeoutMs: 100 }));
+    const a = new InferenceClient<In, Out>({ redis: h.redis.url, model, prefix });
+    const b = new InferenceClient<In, Out>({ redis: h.redis.url, model, prefix });
+    h.defer(() => a.close({ timeoutMs: 100 }), () => b.close({ timeoutMs: 100 }));
 
     const t0 = Date.now();
     // B: an innocent envelope, in the model when the worker dies (its first input makes the batch take 400 ms).
@@ -179,7 +172,7 @@ describe('crash isolation', () => {
     expect(rerunJobs.size).toBeGreaterThanOrEqual(2);
 
     // Nothing cached for the poison: the 15 good inputs only.
-    const conn = redis.connect();
+    const conn = h.redis.connect();
     expect(await conn.hlen(modelKeys(model, prefix).cacheVal)).toBe(15);
     const stats = await readStats(conn, model, prefix);
     expect(stats.crashedItems).toBe(1);
@@ -193,8 +186,8 @@ describe('crash isolation', () => {
     // (Every worker reads the fleet's convictions every 2 s: REFRESH_MS of convicted-inputs.ts.)
     await sleep(2_500);
     const deathsBefore = workers.deaths.length;
-    const c = new InferenceClient<In, Out>({ redis: redis.url, model, prefix });
-    cleanups.push(() => c.close({ timeoutMs: 100 }));
+    const c = new InferenceClient<In, Out>({ redis: h.redis.url, model, prefix });
+    h.defer(() => c.close({ timeoutMs: 100 }));
     const t1 = Date.now();
     const again = await Promise.all(
       [true, false].map((useCache) => c.infer({ x: 5, crash: true }, { useCache, timeoutMs: 20_000 }).then(() => undefined, (e: unknown) => e as InferqError)),
@@ -210,7 +203,7 @@ describe('crash isolation', () => {
 
     // The operator lists the conviction and pardons it (inferq convicted).
     const cli = async (...args: string[]) => {
-      const p = spawnNode(CLIENT_CLI, ['convicted', '--model', model, '--prefix', prefix, '--redis', redis.url, ...args]);
+      const p = spawnNode(CLIENT_CLI, ['convicted', '--model', model, '--prefix', prefix, '--redis', h.redis.url, ...args]);
       const { code } = await p.exited;
       return { code, out: p.lines.join('\n') };
     };
@@ -231,12 +224,12 @@ describe('crash isolation', () => {
     // Input A ({ corrupt: true }) is answered but corrupts its process's model; the next call there
     // dies. Each fresh worker is corrupted by A before it re-runs the innocent input D's job, so D is
     // alone in the model every time a worker dies. Before: D convicted (INFERQ_MODEL_CRASHED, 24 h).
-    const prefix = redis.newPrefix();
+    const prefix = h.redis.newPrefix();
     const model = 'latent';
     const dir = mkdtempSync(join(tmpdir(), 'inferq-latent-'));
     const log = join(dir, 'model.log');
-    const a = new InferenceClient<In & { corrupt?: boolean }, Out>({ redis: redis.url, model, prefix });
-    cleanups.push(() => a.close({ timeoutMs: 100 }));
+    const a = new InferenceClient<In & { corrupt?: boolean }, Out>({ redis: h.redis.url, model, prefix });
+    h.defer(() => a.close({ timeoutMs: 100 }));
     // Every worker that starts is corrupted at once by a fresh A (its first call).
     let corruptions = 0;
     const corruptNext = () => {
@@ -252,7 +245,7 @@ describe('crash isolation', () => {
       maxRestarts: 8,
       onStart: () => corruptNext(),
     });
-    cleanups.push(() => workers.stop());
+    h.defer(() => workers.stop());
     await workers.add();
     for (let i = 0; i < 200 && corruptions > 0 && !modelLog(log).some((s) => s.input.x === 1001); i++) await sleep(20);
     await sleep(100);
@@ -265,7 +258,7 @@ describe('crash isolation', () => {
     console.log('latent state:', JSON.stringify({ d, ms: Date.now() - t0, deaths, corruptions }));
     // The innocent input gets its own output; nobody is convicted.
     expect(d).toBe('y=49');
-    expect(await redis.connect().hlen(modelKeys(model, prefix).convicted)).toBe(0);
+    expect(await h.redis.connect().hlen(modelKeys(model, prefix).convicted)).toBe(0);
     expect(deaths).toBeGreaterThanOrEqual(1);
   }, 60_000);
 });

@@ -12,33 +12,26 @@
  *  7. maxQueueLength x queueShards admits ceil(L / shards) per shard;
  *  9. a client killed between reserving room and enqueuing leaks its room for good.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ErrorCode, modelKeys, type InferqError } from '@inferq/core';
 import { InferenceClient } from '@inferq/client';
 import { InferenceWorker } from '@inferq/worker';
-import { spawnNode, startTestRedis, type TestRedis } from '@inferq/testkit';
+import { spawnNode } from '@inferq/testkit';
+import { useTestRedis } from '@inferq/testkit/harness';
 
-let redis: TestRedis;
-const cleanups: Array<() => Promise<unknown>> = [];
-beforeAll(async () => {
-  redis = await startTestRedis({ ownServer: true });
-});
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
-});
-afterAll(() => redis.cleanup());
+const h = useTestRedis({ ownServer: true });
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 function client<I = unknown, O = unknown>(o: { model: string; prefix: string; maxQueueLength?: number; queueShards?: number }): InferenceClient<I, O> {
   const c = new InferenceClient<I, O>({
-    redis: redis.url,
+    redis: h.redis.url,
     model: o.model,
     prefix: o.prefix,
     ...(o.queueShards ? { queueShards: o.queueShards } : {}),
     config: { ...(o.maxQueueLength ? { maxQueueLength: o.maxQueueLength } : {}) },
   });
-  cleanups.push(() => c.close({ timeoutMs: 200 }));
+  h.defer(() => c.close({ timeoutMs: 200 }));
   return c;
 }
 
@@ -53,7 +46,7 @@ async function worker<I, O>(o: {
   stopTimeoutMs?: number;
 }): Promise<InferenceWorker<I, O>> {
   const w = new InferenceWorker<I, O>({
-    redis: redis.url,
+    redis: h.redis.url,
     model: o.model,
     prefix: o.prefix,
     run: o.run,
@@ -62,14 +55,14 @@ async function worker<I, O>(o: {
     ...(o.queueShards ? { queueShards: o.queueShards } : {}),
     ...(o.stopTimeoutMs ? { stopTimeoutMs: o.stopTimeoutMs } : {}),
   });
-  cleanups.push(() => w.stop());
+  h.defer(() => w.stop());
   await w.start();
   return w;
 }
 
 describe('exactly once, by construction', () => {
   it('1. a caller that times out while its claim is in Redis never blocks the input for anyone', async () => {
-    const prefix = redis.newPrefix();
+    const prefix = h.redis.newPrefix();
     const model = 'claim-timeout';
     await worker<{ x: number }, { y: number }>({ model, prefix, run: async (xs) => xs.map((x) => ({ y: x.x * 2 })) });
     const a = client<{ x: number }, { y: number }>({ model, prefix });
@@ -94,7 +87,7 @@ describe('exactly once, by construction', () => {
   }, 30_000);
 
   it('2. callers that share a flight each get their own output value', async () => {
-    const prefix = redis.newPrefix();
+    const prefix = h.redis.newPrefix();
     const model = 'shared-output';
     await worker<{ k: number }, { scores: number[] }>({ model, prefix, run: async (xs) => xs.map(() => ({ scores: [3, 1, 2] })) });
     const c = client<{ k: number }, { scores: number[]; mine?: string }>({ model, prefix });
@@ -115,9 +108,9 @@ describe('exactly once, by construction', () => {
   }, 20_000);
 
   it('3. worker.stop() while Redis does not answer returns, and leaves no unhandled rejection', async () => {
-    const server = redis.server;
+    const server = h.redis.server;
     if (!server) throw new Error('this test needs its own redis-server');
-    const prefix = redis.newPrefix();
+    const prefix = h.redis.newPrefix();
     const model = 'stop-frozen';
     const unhandled: unknown[] = [];
     const onUnhandled = (reason: unknown) => unhandled.push(reason);
@@ -153,10 +146,10 @@ describe('exactly once, by construction', () => {
   }, 30_000);
 
   it('4. a model that keeps timing out: callers hear INFERQ_MODEL_TIMEOUT, and each place in the queue goes back once', async () => {
-    const prefix = redis.newPrefix();
+    const prefix = h.redis.newPrefix();
     const model = 'hung';
     const keys = modelKeys(model, prefix);
-    const conn = redis.connect();
+    const conn = h.redis.connect();
     // Places other requests hold: they must all still be held at the end.
     const others = Array.from({ length: 1000 }, (_, i) => `other-${i}.${i}`);
     await conn.zadd(keys.room, ...others.flatMap((id) => [0, id]));
@@ -180,7 +173,7 @@ describe('exactly once, by construction', () => {
   }, 30_000);
 
   it('6. a model call past modelTimeoutMs keeps its slot: never more calls in the model than numWorkers', async () => {
-    const prefix = redis.newPrefix();
+    const prefix = h.redis.newPrefix();
     const model = 'slots';
     let inModel = 0;
     let most = 0;
@@ -204,10 +197,10 @@ describe('exactly once, by construction', () => {
   }, 30_000);
 
   it('7. maxQueueLength is the model bound across queue shards, not a bound per shard', async () => {
-    const prefix = redis.newPrefix();
+    const prefix = h.redis.newPrefix();
     const model = 'sharded-bound';
     const keys = modelKeys(model, prefix);
-    const conn = redis.connect();
+    const conn = h.redis.connect();
     // No worker: whatever is admitted stays counted.
     const c = client<{ x: number }, unknown>({ model, prefix, maxQueueLength: 2, queueShards: 4 });
     const settled = await Promise.allSettled(Array.from({ length: 12 }, (_, i) => c.infer({ x: i }, { timeoutMs: 400, useCache: false })));
@@ -217,10 +210,10 @@ describe('exactly once, by construction', () => {
   }, 20_000);
 
   it('9. a client killed between reserving room and enqueuing gives its room back within seconds, under traffic', async () => {
-    const prefix = redis.newPrefix();
+    const prefix = h.redis.newPrefix();
     const model = 'dead-clients';
     const keys = modelKeys(model, prefix);
-    const conn = redis.connect();
+    const conn = h.redis.connect();
     // A slow model and 32 callers: some job always waits, as under steady traffic.
     await worker<{ x: number }, { y: number }>({
       model,
@@ -240,7 +233,7 @@ describe('exactly once, by construction', () => {
     try {
       // Three clients each reserve 300 places and are killed before their enqueue can run.
       const children = [0, 1, 2].map(() =>
-        spawnNode(new URL('./fixtures/reserve-and-die.ts', import.meta.url).pathname, [], { REDIS_URL: redis.url, MODEL: model, PREFIX: prefix, N: '300' }),
+        spawnNode(new URL('./fixtures/reserve-and-die.ts', import.meta.url).pathname, [], { REDIS_URL: h.redis.url, MODEL: model, PREFIX: prefix, N: '300' }),
       );
       await Promise.all(children.map((child) => child.waitForLine(/^RESERVED 300$/, 20_000)));
       await Promise.all(children.map((child) => child.kill()));

@@ -6,23 +6,16 @@
  * mismatch (INFERQ_PROTOCOL_ERROR, to the forger only), caching, closing and
  * convicting nothing under the forged key.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Queue } from 'bullmq';
 import { ErrorCode, canonicalJson, keyFromCanonicalInput, modelKeys, type ModelIdentity } from '@inferq/core';
 import { ENVELOPE_JOB_NAME, ENVELOPE_VERSION, claimFlights, decodeInboxElement, type RequestEnvelope } from '@inferq/core/protocol';
 import { InferenceClient } from '@inferq/client';
 import { InferenceWorker } from '@inferq/worker';
-import { startTestRedis, type TestRedis } from '@inferq/testkit';
+import { type TestRedis } from '@inferq/testkit';
+import { useTestRedis } from '@inferq/testkit/harness';
 
-let redis: TestRedis;
-const cleanups: Array<() => Promise<unknown>> = [];
-beforeAll(async () => {
-  redis = await startTestRedis();
-});
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
-});
-afterAll(() => redis.cleanup());
+const h = useTestRedis();
 
 const model = 'forged';
 const identity: ModelIdentity = { model, modelVersion: '1', quantization: 'FP32' };
@@ -45,12 +38,12 @@ async function outcomes(conn: ReturnType<TestRedis['connect']>, inbox: string, i
 
 describe('a hand-built job with a forged cache key', () => {
   it('is refused for that item; nothing is cached under the victim key and the victim gets its own answer', async () => {
-    const prefix = redis.newPrefix();
+    const prefix = h.redis.newPrefix();
     const keys = modelKeys(model, prefix);
-    const worker = new InferenceWorker<unknown, unknown>({ redis: redis.url, model, prefix, config: { batchTimeoutMs: 5 }, run: async (xs) => xs.map((x) => ({ echo: x })) });
-    cleanups.push(() => worker.stop());
+    const worker = new InferenceWorker<unknown, unknown>({ redis: h.redis.url, model, prefix, config: { batchTimeoutMs: 5 }, run: async (xs) => xs.map((x) => ({ echo: x })) });
+    h.defer(() => worker.stop());
     await worker.start();
-    const conn = redis.connect();
+    const conn = h.redis.connect();
 
     const victimInput = { text: 'what is 2+2' };
     const victimKey = keyFromCanonicalInput(identity, canonicalJson(victimInput));
@@ -58,8 +51,8 @@ describe('a hand-built job with a forged cache key', () => {
     // The attacker also owns the victim key's flight, as its own claim would make it.
     const attacker = 'attacker-1-0';
     await claimFlights(conn, keys, attacker, [{ id: `${attacker}.0`, key: victimKey, deadline: Date.now() + 60_000 }]);
-    const queue = new Queue(keys.queueName, { connection: redis.connect(), prefix: keys.queuePrefix });
-    cleanups.push(() => queue.close());
+    const queue = new Queue(keys.queueName, { connection: h.redis.connect(), prefix: keys.queuePrefix });
+    h.defer(() => queue.close());
     const forged: RequestEnvelope = {
       v: ENVELOPE_VERSION,
       client: attacker,
@@ -81,21 +74,21 @@ describe('a hand-built job with a forged cache key', () => {
 
     // The victim asks after the forger's flight ends: it must get its own input's answer.
     await conn.del(keys.flight(victimKey));
-    const victim = new InferenceClient<unknown, { echo: unknown }>({ redis: redis.url, model, prefix });
-    cleanups.push(() => victim.close({ timeoutMs: 100 }));
+    const victim = new InferenceClient<unknown, { echo: unknown }>({ redis: h.redis.url, model, prefix });
+    h.defer(() => victim.close({ timeoutMs: 100 }));
     expect((await victim.infer(victimInput, { timeoutMs: 10_000 })).output).toEqual({ echo: victimInput });
     expect((await victim.infer(victimInput, { timeoutMs: 10_000 })).output).toEqual({ echo: victimInput });
   });
 
   it('a non-canonical input text is hashed as given: it gets its own key, never a canonical one', async () => {
-    const prefix = redis.newPrefix();
+    const prefix = h.redis.newPrefix();
     const keys = modelKeys(model, prefix);
-    const worker = new InferenceWorker<unknown, unknown>({ redis: redis.url, model, prefix, config: { batchTimeoutMs: 5 }, run: async (xs) => xs.map((x) => ({ echo: x })) });
-    cleanups.push(() => worker.stop());
+    const worker = new InferenceWorker<unknown, unknown>({ redis: h.redis.url, model, prefix, config: { batchTimeoutMs: 5 }, run: async (xs) => xs.map((x) => ({ echo: x })) });
+    h.defer(() => worker.stop());
     await worker.start();
-    const conn = redis.connect();
-    const queue = new Queue(keys.queueName, { connection: redis.connect(), prefix: keys.queuePrefix });
-    cleanups.push(() => queue.close());
+    const conn = h.redis.connect();
+    const queue = new Queue(keys.queueName, { connection: h.redis.connect(), prefix: keys.queuePrefix });
+    h.defer(() => queue.close());
     const canonical = canonicalJson({ a: 1, b: 2 });
     const spaced = '{ "b": 2, "a": 1 }';
     const client = 'attacker-2-0';

@@ -3,35 +3,27 @@
  * answered without a round trip, and every client drops it within about a
  * second of any clearCache() or of workers serving another model version.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { InferenceClient } from '@inferq/client';
 import { InferenceWorker } from '@inferq/worker';
-import { startTestRedis, type TestRedis } from '@inferq/testkit';
+import { useTestRedis } from '@inferq/testkit/harness';
 
-let redis: TestRedis;
-const cleanups: Array<() => Promise<unknown>> = [];
-beforeAll(async () => {
-  redis = await startTestRedis();
-});
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
-});
-afterAll(() => redis.cleanup());
+const h = useTestRedis();
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function scriptCalls(): Promise<number> {
-  const info = await redis.connect().info('commandstats');
+  const info = await h.redis.connect().info('commandstats');
   return [...info.matchAll(/cmdstat_(?:evalsha|eval):calls=(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
 }
 
 describe('in-process result cache', () => {
   it('answers a repeat without Redis, and follows clearCache and a model-version change within a tick or two', async () => {
-    const prefix = redis.newPrefix();
+    const prefix = h.redis.newPrefix();
     const seen: number[] = [];
     const worker = (version: string) => {
       const w = new InferenceWorker<{ x: number }, { y: number }>({
-        redis: redis.url,
+        redis: h.redis.url,
         model: 'local',
         prefix,
         modelVersion: version,
@@ -41,13 +33,13 @@ describe('in-process result cache', () => {
           return xs.map((x) => ({ y: x.x + 100 }));
         },
       });
-      cleanups.push(() => w.stop());
+      h.defer(() => w.stop());
       return w;
     };
     await worker('1').start();
-    const a = new InferenceClient<{ x: number }, { y: number }>({ redis: redis.url, model: 'local', prefix, localCache: { ttlMs: 60_000 } });
-    const b = new InferenceClient<{ x: number }, { y: number }>({ redis: redis.url, model: 'local', prefix });
-    cleanups.push(() => a.close({ timeoutMs: 100 }), () => b.close({ timeoutMs: 100 }));
+    const a = new InferenceClient<{ x: number }, { y: number }>({ redis: h.redis.url, model: 'local', prefix, localCache: { ttlMs: 60_000 } });
+    const b = new InferenceClient<{ x: number }, { y: number }>({ redis: h.redis.url, model: 'local', prefix });
+    h.defer(() => a.close({ timeoutMs: 100 }), () => b.close({ timeoutMs: 100 }));
     expect((await a.infer({ x: 1 })).output.y).toBe(101);
     await sleep(1200); // a tick has read the epoch
     const before = await scriptCalls();

@@ -12,35 +12,27 @@
  *   open breaker calls nothing, and it closes again by itself after its
  *   back-off once the model is back.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ErrorCode, type InferqError } from '@inferq/core';
 import { InferenceClient } from '@inferq/client';
 import { InferenceWorker, type InferenceWorkerOptions } from '@inferq/worker';
-import { startTestRedis, type TestRedis } from '@inferq/testkit';
+import { useTestRedis } from '@inferq/testkit/harness';
 
 type In = { x: number; hang?: boolean };
 type Out = { y: number };
 
-let redis: TestRedis;
-const cleanups: Array<() => Promise<unknown>> = [];
-beforeAll(async () => {
-  redis = await startTestRedis({ ownServer: true });
-});
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
-});
-afterAll(() => redis.cleanup());
+const h = useTestRedis({ ownServer: true });
 
 async function worker(prefix: string, model: string, o: Partial<InferenceWorkerOptions<In, Out>>) {
-  const w = new InferenceWorker<In, Out>({ redis: redis.url, model, prefix, stopTimeoutMs: 500, run: async (xs) => xs.map((x) => ({ y: x.x })), ...o });
-  cleanups.push(() => w.stop());
+  const w = new InferenceWorker<In, Out>({ redis: h.redis.url, model, prefix, stopTimeoutMs: 500, run: async (xs) => xs.map((x) => ({ y: x.x })), ...o });
+  h.defer(() => w.stop());
   await w.start();
   return w;
 }
 
 function client(prefix: string, model: string) {
-  const c = new InferenceClient<In, Out>({ redis: redis.url, model, prefix });
-  cleanups.push(() => c.close({ timeoutMs: 100 }));
+  const c = new InferenceClient<In, Out>({ redis: h.redis.url, model, prefix });
+  h.defer(() => c.close({ timeoutMs: 100 }));
   return c;
 }
 
@@ -48,7 +40,7 @@ const code = (o: PromiseSettledResult<unknown>) => (o.status === 'fulfilled' ? '
 
 describe('model containment', () => {
   it('3 hanging inputs among 300: every clean request is answered, each hanging one INFERQ_MODEL_TIMEOUT', async () => {
-    const prefix = redis.newPrefix();
+    const prefix = h.redis.newPrefix();
     const model = 'hangs';
     const hanging = new Set([50, 150, 250]);
     const run = async (xs: In[]) => {
@@ -73,7 +65,7 @@ describe('model containment', () => {
   }, 60_000);
 
   it('a model that is down: a batch of 64 costs at most 7 calls, answered at once; the breaker calls nothing while open and closes once the model is back', async () => {
-    const prefix = redis.newPrefix();
+    const prefix = h.redis.newPrefix();
     const model = 'down';
     let down = true;
     const calls: number[] = [];

@@ -2,24 +2,16 @@
  * Overload: a worker holds only what it can compute soon, so a backlog stays
  * in Redis where a worker started later takes its share.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { InferenceClient } from '@inferq/client';
 import { InferenceWorker } from '@inferq/worker';
-import { startTestRedis, type TestRedis } from '@inferq/testkit';
+import { useTestRedis } from '@inferq/testkit/harness';
 
-let redis: TestRedis;
-const cleanups: Array<() => Promise<unknown>> = [];
-beforeAll(async () => {
-  redis = await startTestRedis();
-});
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
-});
-afterAll(() => redis.cleanup());
+const h = useTestRedis();
 
 function worker(prefix: string, id: string) {
   const w = new InferenceWorker<{ x: number }, { y: number }>({
-    redis: redis.url,
+    redis: h.redis.url,
     model: 'backlog',
     prefix,
     workerId: id,
@@ -30,17 +22,17 @@ function worker(prefix: string, id: string) {
       return xs.map((x) => ({ y: x.x }));
     },
   });
-  cleanups.push(() => w.stop());
+  h.defer(() => w.stop());
   return w;
 }
 
 describe('overload', () => {
   it('a worker started during a backlog takes its share', async () => {
-    const prefix = redis.newPrefix();
+    const prefix = h.redis.newPrefix();
     const w1 = worker(prefix, 'w1');
     await w1.start();
-    const client = new InferenceClient<{ x: number }, { y: number }>({ redis: redis.url, model: 'backlog', prefix });
-    cleanups.push(() => client.close({ timeoutMs: 100 }));
+    const client = new InferenceClient<{ x: number }, { y: number }>({ redis: h.redis.url, model: 'backlog', prefix });
+    h.defer(() => client.close({ timeoutMs: 100 }));
     const pending = Promise.all(Array.from({ length: 5000 }, (_, i) => client.infer({ x: i }, { useCache: false, timeoutMs: 30_000 })));
     await new Promise((r) => setTimeout(r, 300));
     await worker(prefix, 'w2').start();
@@ -54,24 +46,24 @@ describe('overload', () => {
 
 describe('bounded sizes', () => {
   it('envelopes are capped in bytes, and an output past maxOutputBytes fails its own request only', async () => {
-    const prefix = redis.newPrefix();
+    const prefix = h.redis.newPrefix();
     const w = new InferenceWorker<{ x: number; pad: string }, { y: string }>({
-      redis: redis.url,
+      redis: h.redis.url,
       model: 'sizes',
       prefix,
       maxOutputBytes: 1000,
       config: { batchTimeoutMs: 5 },
       run: async (xs) => xs.map((x) => ({ y: x.x === 3 ? 'z'.repeat(2000) : String(x.x) })),
     });
-    cleanups.push(() => w.stop());
+    h.defer(() => w.stop());
     const jobSizes: number[] = [];
     const { Queue } = await import('bullmq');
     const { modelKeys } = await import('@inferq/core');
     const keys = modelKeys('sizes', prefix);
-    const q = new Queue(keys.queueName, { connection: { host: '127.0.0.1', port: Number(new URL(redis.url).port) }, prefix: keys.queuePrefix });
-    cleanups.push(() => q.close());
-    const client = new InferenceClient<{ x: number; pad: string }, { y: string }>({ redis: redis.url, model: 'sizes', prefix, maxEnvelopeBytes: 256 * 1024 });
-    cleanups.push(() => client.close({ timeoutMs: 100 }));
+    const q = new Queue(keys.queueName, { connection: { host: '127.0.0.1', port: Number(new URL(h.redis.url).port) }, prefix: keys.queuePrefix });
+    h.defer(() => q.close());
+    const client = new InferenceClient<{ x: number; pad: string }, { y: string }>({ redis: h.redis.url, model: 'sizes', prefix, maxEnvelopeBytes: 256 * 1024 });
+    h.defer(() => client.close({ timeoutMs: 100 }));
     const pad = 'p'.repeat(100_000);
     const pending = Promise.allSettled(Array.from({ length: 10 }, (_, x) => client.infer({ x, pad }, { useCache: false })));
     // Look at the jobs before any worker takes them.
@@ -93,13 +85,13 @@ describe('bounded sizes', () => {
 
 describe('maxQueueLength', () => {
   it('past maxQueueLength requests are refused at once, typed, with a retry hint, and nothing is written for them', async () => {
-    const prefix = redis.newPrefix();
+    const prefix = h.redis.newPrefix();
     const { modelKeys } = await import('@inferq/core');
     const keys = modelKeys('bounded', prefix);
-    const conn = redis.connect();
-    const a = new InferenceClient<{ x: number }, { y: number }>({ redis: redis.url, model: 'bounded', prefix, config: { maxQueueLength: 100 } });
-    const b = new InferenceClient<{ x: number }, { y: number }>({ redis: redis.url, model: 'bounded', prefix, config: { maxQueueLength: 100 } });
-    cleanups.push(() => a.close({ timeoutMs: 100 }), () => b.close({ timeoutMs: 100 }));
+    const conn = h.redis.connect();
+    const a = new InferenceClient<{ x: number }, { y: number }>({ redis: h.redis.url, model: 'bounded', prefix, config: { maxQueueLength: 100 } });
+    const b = new InferenceClient<{ x: number }, { y: number }>({ redis: h.redis.url, model: 'bounded', prefix, config: { maxQueueLength: 100 } });
+    h.defer(() => a.close({ timeoutMs: 100 }), () => b.close({ timeoutMs: 100 }));
     // No worker yet: two clients together fill the queue.
     const first = Array.from({ length: 80 }, (_, x) => a.infer({ x }, { useCache: false, timeoutMs: 20_000 }));
     await new Promise((r) => setTimeout(r, 200));
@@ -115,8 +107,8 @@ describe('maxQueueLength', () => {
     expect(await conn.zcard(keys.room)).toBe(100);
     // Nothing written for the refused: no flight of theirs.
     expect((await conn.keys(`${keys.root}:flight:*`)).length).toBe(20);
-    const w = new InferenceWorker<{ x: number }, { y: number }>({ redis: redis.url, model: 'bounded', prefix, config: { batchTimeoutMs: 2 }, run: async (xs) => xs.map((x) => ({ y: x.x })) });
-    cleanups.push(() => w.stop());
+    const w = new InferenceWorker<{ x: number }, { y: number }>({ redis: h.redis.url, model: 'bounded', prefix, config: { batchTimeoutMs: 2 }, run: async (xs) => xs.map((x) => ({ y: x.x })) });
+    h.defer(() => w.stop());
     await w.start();
     const answered = await Promise.all(first);
     expect(answered.map((r) => r.output.y)).toEqual(Array.from({ length: 80 }, (_, x) => x));
@@ -129,12 +121,12 @@ describe('maxQueueLength', () => {
   }, 30_000);
 
   it('a queue just found full refuses the next requests without a round trip, and asks Redis again once results free room', async () => {
-    const prefix = redis.newPrefix();
+    const prefix = h.redis.newPrefix();
     const { modelKeys } = await import('@inferq/core');
     const keys = modelKeys('fast', prefix);
-    const conn = redis.connect();
-    const c = new InferenceClient<{ x: number }, { y: number }>({ redis: redis.url, model: 'fast', prefix, config: { maxQueueLength: 4 } });
-    cleanups.push(() => c.close({ timeoutMs: 100 }));
+    const conn = h.redis.connect();
+    const c = new InferenceClient<{ x: number }, { y: number }>({ redis: h.redis.url, model: 'fast', prefix, config: { maxQueueLength: 4 } });
+    h.defer(() => c.close({ timeoutMs: 100 }));
     const accepted = Array.from({ length: 4 }, (_, x) => c.infer({ x }, { useCache: false, timeoutMs: 20_000 }));
     await new Promise((r) => setTimeout(r, 200));
     // The round trip that finds the queue full...
@@ -155,8 +147,8 @@ describe('maxQueueLength', () => {
     }
     expect(await conn.zcard(keys.room)).toBe(4);
     // Results free room: the next request asks Redis again and is accepted.
-    const w = new InferenceWorker<{ x: number }, { y: number }>({ redis: redis.url, model: 'fast', prefix, config: { batchTimeoutMs: 2 }, run: async (xs) => xs.map((x) => ({ y: x.x })) });
-    cleanups.push(() => w.stop());
+    const w = new InferenceWorker<{ x: number }, { y: number }>({ redis: h.redis.url, model: 'fast', prefix, config: { batchTimeoutMs: 2 }, run: async (xs) => xs.map((x) => ({ y: x.x })) });
+    h.defer(() => w.stop());
     await w.start();
     expect((await Promise.all(accepted)).map((r) => r.output.y)).toEqual([0, 1, 2, 3]);
     expect((await c.infer({ x: 99 }, { useCache: false })).output.y).toBe(99);

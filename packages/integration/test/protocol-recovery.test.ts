@@ -5,38 +5,30 @@
  * protocol's own functions (what a dead or buggy process leaves behind) and
  * checks that only the broken request is affected.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Queue } from 'bullmq';
 import { ErrorCode, cacheKey, modelKeys, readStats, type InferqError } from '@inferq/core';
 import { ENVELOPE_JOB_NAME, ENVELOPE_VERSION, claimFlights, type RequestEnvelope } from '@inferq/core/protocol';
 import { InferenceClient } from '@inferq/client';
 import { InferenceWorker } from '@inferq/worker';
-import { startTestRedis, type TestRedis } from '@inferq/testkit';
+import { useTestRedis } from '@inferq/testkit/harness';
 
 type In = { x: number };
 type Out = { y: number };
 
-let redis: TestRedis;
-const cleanups: Array<() => Promise<unknown>> = [];
-beforeAll(async () => {
-  redis = await startTestRedis({ ownServer: true });
-});
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
-});
-afterAll(() => redis.cleanup());
+const h = useTestRedis({ ownServer: true });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function client(prefix: string, model: string) {
-  const c = new InferenceClient<In, Out>({ redis: redis.url, model, prefix });
-  cleanups.push(() => c.close({ timeoutMs: 100 }));
+  const c = new InferenceClient<In, Out>({ redis: h.redis.url, model, prefix });
+  h.defer(() => c.close({ timeoutMs: 100 }));
   return c;
 }
 
 async function worker(prefix: string, model: string, seen: number[] = []) {
   const w = new InferenceWorker<In, Out>({
-    redis: redis.url,
+    redis: h.redis.url,
     model,
     prefix,
     config: { batchTimeoutMs: 5 },
@@ -45,23 +37,23 @@ async function worker(prefix: string, model: string, seen: number[] = []) {
       return xs.map((x) => ({ y: x.x * x.x }));
     },
   });
-  cleanups.push(() => w.stop());
+  h.defer(() => w.stop());
   await w.start();
   return w;
 }
 
 function queue(prefix: string, model: string) {
   const keys = modelKeys(model, prefix);
-  const q = new Queue(keys.queueName, { connection: { host: '127.0.0.1', port: redis.server!.port }, prefix: keys.queuePrefix });
-  cleanups.push(() => q.close());
+  const q = new Queue(keys.queueName, { connection: { host: '127.0.0.1', port: h.redis.server!.port }, prefix: keys.queuePrefix });
+  h.defer(() => q.close());
   return q;
 }
 
 describe('request protocol: recovery', () => {
   it('5. dead owner: a flight whose owner died before enqueueing is taken over by a waiter', async () => {
-    const prefix = redis.newPrefix();
+    const prefix = h.redis.newPrefix();
     const model = 'deadowner';
-    const conn = redis.connect();
+    const conn = h.redis.connect();
     const keys = modelKeys(model, prefix);
     // A client that claimed X's flight and died before its addBulk: no job, no heartbeat, a far deadline.
     const key = cacheKey({ model, modelVersion: '1', quantization: 'FP32' }, { x: 5 });
@@ -77,7 +69,7 @@ describe('request protocol: recovery', () => {
   }, 20_000);
 
   it('7a. a malformed result line fails its own request only; the rest of the element is delivered', async () => {
-    const prefix = redis.newPrefix();
+    const prefix = h.redis.newPrefix();
     const model = 'badline';
     const c = client(prefix, model);
     const p1 = c.infer({ x: 1 }, { useCache: false }).catch((e: unknown) => e as InferqError);
@@ -90,18 +82,18 @@ describe('request protocol: recovery', () => {
     }
     const [a, b] = env!.items;
     // No worker runs: we answer both, the first with a payload that is valid JSON but not a result.
-    await redis.connect().rpush(modelKeys(model, prefix).inbox(env!.client), `${a!.id} {"ok":0,"worker":"w"}\n${b!.id} {"ok":1,"worker":"w","batchSize":2,"output":{"y":4}}`);
+    await h.redis.connect().rpush(modelKeys(model, prefix).inbox(env!.client), `${a!.id} {"ok":0,"worker":"w"}\n${b!.id} {"ok":1,"worker":"w","batchSize":2,"output":{"y":4}}`);
     expect((await p2).output).toEqual({ y: 4 });
     expect(((await p1) as InferqError).code).toBe(ErrorCode.PROTOCOL_ERROR);
   });
 
   it('7b. a worker checks envelope items: a malformed item fails alone, the others are answered', async () => {
-    const prefix = redis.newPrefix();
+    const prefix = h.redis.newPrefix();
     const model = 'baditem';
     const keys = modelKeys(model, prefix);
     const seen: number[] = [];
     await worker(prefix, model, seen);
-    const conn = redis.connect();
+    const conn = h.redis.connect();
     const deadline = Number((await conn.time())[0]) * 1000 + 10_000;
     const items = [
       { id: 'fake-1-0.0', input: '{"x":3}', deadline },
@@ -122,9 +114,9 @@ describe('request protocol: recovery', () => {
   });
 
   it('7c. cache keys of the wrong type: requests are computed without the cache instead of failing raw', async () => {
-    const prefix = redis.newPrefix();
+    const prefix = h.redis.newPrefix();
     const model = 'wrongtype';
-    const conn = redis.connect();
+    const conn = h.redis.connect();
     await conn.set(modelKeys(model, prefix).cacheVal, 'not a hash');
     await worker(prefix, model);
     const c = client(prefix, model);
@@ -133,12 +125,12 @@ describe('request protocol: recovery', () => {
   });
 
   it('10. a job run a second time neither recomputes, re-answers nor recounts what it already settled', async () => {
-    const prefix = redis.newPrefix();
+    const prefix = h.redis.newPrefix();
     const model = 'rerun';
     const keys = modelKeys(model, prefix);
     const seen: number[] = [];
     await worker(prefix, model, seen);
-    const conn = redis.connect();
+    const conn = h.redis.connect();
     const deadline = Number((await conn.time())[0]) * 1000 + 30_000;
     const items = [1, 2, 3].map((x, i) => ({ id: `fake-2-0.${i}`, input: JSON.stringify({ x }), deadline }));
     const q = queue(prefix, model);

@@ -4,33 +4,25 @@
  * the model runs, is logged once per interval rather than once per flush,
  * and is reported as such by `client.stats()`.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { collectingLogger } from './fixtures/collecting-logger.js';
 import { modelKeys } from '@inferq/core';
 import { InferenceClient } from '@inferq/client';
 import { InferenceWorker } from '@inferq/worker';
-import { startTestRedis, type TestRedis } from '@inferq/testkit';
+import { useTestRedis } from '@inferq/testkit/harness';
 
-let redis: TestRedis;
-const cleanups: Array<() => Promise<unknown>> = [];
-beforeAll(async () => {
-  redis = await startTestRedis({ ownServer: true });
-});
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
-});
-afterAll(() => redis.cleanup());
+const h = useTestRedis({ ownServer: true });
 
 
 describe('stats are best effort', () => {
   it('a corrupt stats field changes no answer, no model run, and is reported, not logged per flush', async () => {
-    const prefix = redis.newPrefix();
+    const prefix = h.redis.newPrefix();
     const model = 'corruptstats';
-    const conn = redis.connect();
+    const conn = h.redis.connect();
     await conn.hset(modelKeys(model, prefix).stats, 'batches', 'abc', 'requests', 'not a number');
     const seen: number[] = [];
     const worker = new InferenceWorker<{ x: number }, { y: number }>({
-      redis: redis.url,
+      redis: h.redis.url,
       model,
       prefix,
       config: { batchTimeoutMs: 5 },
@@ -39,11 +31,11 @@ describe('stats are best effort', () => {
         return xs.map((x) => ({ y: x.x * 2 }));
       },
     });
-    cleanups.push(() => worker.stop());
+    h.defer(() => worker.stop());
     await worker.start();
     const { logger, lines } = collectingLogger('error');
-    const client = new InferenceClient<{ x: number }, { y: number }>({ redis: redis.url, model, prefix, logger, statsFlushIntervalMs: 50 });
-    cleanups.push(() => client.close({ timeoutMs: 100 }));
+    const client = new InferenceClient<{ x: number }, { y: number }>({ redis: h.redis.url, model, prefix, logger, statsFlushIntervalMs: 50 });
+    h.defer(() => client.close({ timeoutMs: 100 }));
     const rs = await Promise.all([client.infer({ x: 1 }), client.infer({ x: 2 })]);
     expect(rs.map((r) => r.output.y)).toEqual([2, 4]);
     // Well past the first retry of a job whose delivery "failed" (backoff 200 ms).

@@ -13,24 +13,17 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ErrorCode, type InferqError } from '@inferq/core';
 import { InferenceClient } from '@inferq/client';
-import { startTestRedis, startWorkerProcess, type SpawnedProcess, type TestRedis } from '@inferq/testkit';
+import { startWorkerProcess, type SpawnedProcess } from '@inferq/testkit';
+import { useTestRedis } from '@inferq/testkit/harness';
 
 const HANG_MODEL = fileURLToPath(new URL('./fixtures/hang-model.mjs', import.meta.url));
 type In = { x: number; hang?: boolean };
 type Out = { y: number };
 
-let redis: TestRedis;
-const cleanups: Array<() => Promise<unknown>> = [];
-beforeAll(async () => {
-  redis = await startTestRedis({ ownServer: true });
-});
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
-});
-afterAll(() => redis.cleanup());
+const h = useTestRedis({ ownServer: true });
 
 const MODEL_TIMEOUT_MS = 1000;
 const STUCK_EXIT_FACTOR = 2;
@@ -39,7 +32,7 @@ const STUCK_BOUND_MS = MODEL_TIMEOUT_MS * STUCK_EXIT_FACTOR;
 
 describe('a fleet whose model slots all hang', () => {
   it('each stuck worker hands its jobs back and exits 3; the supervised fleet answers fresh requests within ~2x the stuck bound', async () => {
-    const prefix = redis.newPrefix();
+    const prefix = h.redis.newPrefix();
     const model = 'wedged';
     const dir = mkdtempSync(join(tmpdir(), 'inferq-stuck-'));
     const all: SpawnedProcess[] = [];
@@ -48,7 +41,7 @@ describe('a fleet whose model slots all hang', () => {
     let restarts = 0;
     const launch = async (): Promise<void> => {
       const p = await startWorkerProcess({
-        redisUrl: redis.url,
+        redisUrl: h.redis.url,
         model,
         module: HANG_MODEL,
         prefix,
@@ -63,13 +56,13 @@ describe('a fleet whose model slots all hang', () => {
         if (restarts++ < 6) void launch().catch(() => undefined);
       });
     };
-    cleanups.push(async () => {
+    h.defer(async () => {
       stopping = true;
       await Promise.all(all.map((p) => p.stop(2000)));
     });
     await Promise.all([launch(), launch()]);
-    const c = new InferenceClient<In, Out>({ redis: redis.url, model, prefix });
-    cleanups.push(() => c.close({ timeoutMs: 100 }));
+    const c = new InferenceClient<In, Out>({ redis: h.redis.url, model, prefix });
+    h.defer(() => c.close({ timeoutMs: 100 }));
 
     // Hanging inputs until both workers' only slots are taken (the model log names the process of each
     // call): a worker fetches more jobs than its slot takes, so which one runs the next is not fixed.
