@@ -39,6 +39,7 @@ import {
   releaseFlights,
   releaseRoom,
   reserveRoom,
+  readLimits,
   Admission,
   DEFAULT_TENANT,
   type ClaimOutcome,
@@ -322,9 +323,8 @@ export class SendPath {
    */
   async refreshLimits(): Promise<void> {
     const tenant = this.o.opts.tenant;
-    const [bound, cap] = await Promise.all([this.o.cmd.hget(this.o.keys.limits, 'maxQueueLength'), this.o.cmd.hget(this.o.keys.tenants, `${tenant}|maxQueued`)]);
-    const n = (v: string | null) => (Number.isInteger(Number(v)) && Number(v) > 0 ? Number(v) : 0);
-    const next = { maxQueueLength: n(bound), tenantCap: n(cap) };
+    const [{ maxQueueLength }, cap] = await Promise.all([readLimits(this.o.cmd, this.o.keys), this.o.cmd.hget(this.o.keys.tenants, `${tenant}|maxQueued`)]);
+    const next = { maxQueueLength, tenantCap: Number.isInteger(Number(cap)) && Number(cap) > 0 ? Number(cap) : 0 };
     if (next.maxQueueLength !== this.limits.maxQueueLength || next.tenantCap !== this.limits.tenantCap) {
       this.o.logger.info({ ...next, tenant, known: this.limitsKnown }, "the model's queue limits changed");
       this.full = undefined;

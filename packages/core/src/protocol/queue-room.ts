@@ -79,11 +79,6 @@ export async function releaseRoom(redis: RedisClient, keys: Pick<ModelKeys, 'roo
   return Number(await callScript(redis, 'room-release', [keys.room, keys.roomCounts], [tenant, ...requestIds]));
 }
 
-/** Requests holding a place in the model's queue (admitted, not yet answered). */
-export async function roomLength(redis: RedisClient, keys: ModelKeys): Promise<number> {
-  return Number(await redis.zcard(keys.room));
-}
-
 /** The operator's limits of a model: `maxQueueLength` (0 = none). */
 export async function readLimits(redis: RedisClient, keys: ModelKeys): Promise<{ maxQueueLength: number }> {
   const v = Number(await redis.hget(keys.limits, 'maxQueueLength'));
@@ -101,27 +96,6 @@ export interface TenantSettings {
   weight?: number;
   /** Most places it may hold (0 = no cap). */
   maxQueued?: number;
-}
-
-/** The operator's settings of every tenant named in the tenants hash, with the places each holds now. */
-export async function readTenants(redis: RedisClient, keys: ModelKeys): Promise<Map<string, TenantSettings & { queued: number }>> {
-  const [settings, counts] = await Promise.all([redis.hgetall(keys.tenants), redis.hgetall(keys.roomCounts)]);
-  const out = new Map<string, TenantSettings & { queued: number }>();
-  const entry = (t: string) => {
-    let e = out.get(t);
-    if (!e) out.set(t, (e = { queued: 0 }));
-    return e;
-  };
-  for (const [field, value] of Object.entries(settings)) {
-    const sep = field.lastIndexOf('|');
-    if (sep <= 0) continue;
-    const t = field.slice(0, sep);
-    const what = field.slice(sep + 1);
-    if (what === 'weight') entry(t).weight = Number(value);
-    else if (what === 'maxQueued') entry(t).maxQueued = Number(value);
-  }
-  for (const [t, n] of Object.entries(counts)) entry(t).queued = Number(n);
-  return out;
 }
 
 /** Sets a tenant's weight and/or cap (a cap of 0 removes it). */
