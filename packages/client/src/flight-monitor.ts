@@ -158,7 +158,8 @@ export class FlightMonitor {
       else {
         // No longer our flight (settled, expired, taken over): our job answers only us.
         c.flight.owns = false;
-        if (!hasLiveCallers(c.flight)) o.hooks.forget(c.flight);
+        // One holding a queue place stays until its job ends (answered, or gone: then lost and given back).
+        if (!hasLiveCallers(c.flight) && !c.flight.room) o.hooks.forget(c.flight);
       }
     });
 
