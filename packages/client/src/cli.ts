@@ -7,7 +7,7 @@
  *   inferq limits --model <name> [--max-queue-length <n>]
  *                                            show or set the model's queue bound (0 removes it);
  *                                            every client applies a change within a second
- *   inferq tenants --model <name> [set <tenant> [--weight <w>] [--max-queued <n>]]
+ *   inferq tenants --model <name> [set <tenant> [--weight <w>] [--max-queued <n>] [--max-slots <n>]]
  *                                            tenants: queued, share, weight, cap; set a weight or cap
  *   inferq clear-cache --model <name>        remove the model's cached results
  *   inferq reset-stats --model <name>        zero the model's statistics
@@ -46,7 +46,7 @@ const HELP = `Usage: inferq <stats | limits | tenants | clear-cache | reset-stat
               [--redis <url> | --redis-cluster <host:port,...>] [--prefix <p>]
        inferq stats --model <name> [--json] [--by-tenant]                 statistics; exits 1 when the model has no keys in Redis
        inferq limits --model <name> [--max-queue-length <n>]              show or set the model's queue bound (0 = none)
-       inferq tenants --model <name> [set <tenant> [--weight <w>] [--max-queued <n>]]
+       inferq tenants --model <name> [set <tenant> [--weight <w>] [--max-queued <n>] [--max-slots <n>]]
                                                                           tenants' places, shares, weights, caps; set one
        inferq --help | --version
        inferq set-shards --model <name> --shards <n>                      change queueShards of a drained model
@@ -82,6 +82,7 @@ async function main(): Promise<number> {
       'max-queue-length': { type: 'string' },
       weight: { type: 'string' },
       'max-queued': { type: 'string' },
+      'max-slots': { type: 'string' },
       pardon: { type: 'string' },
       prefix: { type: 'string' },
       json: { type: 'boolean' },
@@ -168,12 +169,18 @@ async function main(): Promise<number> {
             console.error(`inferq: --max-queued must be an integer >= 0 (0 removes the cap), got '${values['max-queued']}'.`);
             return 2;
           }
-          if (weight === undefined && maxQueued === undefined) {
-            console.error('inferq: tenants set <tenant> needs --weight <w> and/or --max-queued <n>.');
+          const maxSlots = values['max-slots'] === undefined ? undefined : Number(values['max-slots']);
+          if (maxSlots !== undefined && !(Number.isInteger(maxSlots) && maxSlots >= 0)) {
+            console.error(`inferq: --max-slots must be an integer >= 0 (0 removes the cap), got '${values['max-slots']}'.`);
             return 2;
           }
-          await setTenant(redis, keys, tenant, { ...(weight !== undefined && { weight }), ...(maxQueued !== undefined && { maxQueued }) });
-          console.log(`tenant '${tenant}' of model '${model}':${weight !== undefined ? ` weight ${weight}` : ''}${maxQueued !== undefined ? ` cap ${maxQueued || 'none'}` : ''}`);
+          if (weight === undefined && maxQueued === undefined && maxSlots === undefined) {
+            console.error('inferq: tenants set <tenant> needs --weight <w>, --max-queued <n> and/or --max-slots <n>.');
+            return 2;
+          }
+          await setTenant(redis, keys, tenant, { ...(weight !== undefined && { weight }), ...(maxQueued !== undefined && { maxQueued }), ...(maxSlots !== undefined && { maxSlots }) });
+          const said = [weight !== undefined ? `weight ${weight}` : '', maxQueued !== undefined ? `cap ${maxQueued || 'none'}` : '', maxSlots !== undefined ? `slot cap ${maxSlots || 'none'}` : ''];
+          console.log(`tenant '${tenant}' of model '${model}': ${said.filter(Boolean).join(', ')}`);
           return 0;
         }
         const rows = await readTenantStats(redis, model, prefix);

@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import type { RedisOptions } from 'ioredis';
 import type { RedisClient } from '@inferq/core';
-import { DEFAULT_TENANT, MAX_QUEUE_SHARDS, TENANT_PATTERN } from '@inferq/core/protocol';
+import { DEFAULT_TENANT, MAX_QUEUE_SHARDS, PRIORITIES, TENANT_PATTERN, type Priority } from '@inferq/core/protocol';
 import type { RedisConnectionInput } from '@inferq/core';
 import {
   DEFAULT_PREFIX,
@@ -92,6 +92,13 @@ export interface InferenceClientOptions<I = unknown> {
    */
   tenant?: string;
   /**
+   * The class of this client's requests when a call names none: `'high'`
+   * goes before `'normal'` before `'low'` when workers choose what to batch;
+   * a request waiting longer than the workers' `priorityAgingMs` in its class
+   * moves up one, so none waits for ever. Default `'normal'`.
+   */
+  priority?: Priority;
+  /**
    * How many finished queue jobs (envelopes) Redis keeps for inspection, e.g.
    * in bull-board (docs/bull-board.md): the last `completed` and `failed` of
    * each queue shard, none older than `maxAgeSeconds`. Default
@@ -138,6 +145,7 @@ const OptionsSchema = z
       ])
       .default(false),
     tenant: z.string().regex(TENANT_PATTERN, "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit").default(DEFAULT_TENANT),
+    priority: z.enum(PRIORITIES).default('normal'),
     keepJobs: z
       .object({
         completed: z.number().int().min(0).max(100_000).default(CLIENT_DEFAULTS.keepJobs.completed),
@@ -168,6 +176,7 @@ export interface ResolvedClientOptions {
   connectTimeoutMs: number;
   localCache: { maxEntries: number; maxBytes: number; ttlMs: number } | false;
   tenant: string;
+  priority: Priority;
   keepJobs: { completed: number; failed: number; maxAgeSeconds: number };
   flushStatsOnExit: boolean;
   logger: Logger | undefined;
@@ -200,6 +209,7 @@ export function resolveClientOptions(input: InferenceClientOptions<unknown>): Re
     connectTimeoutMs: o.connectTimeoutMs,
     localCache: o.localCache,
     tenant: o.tenant,
+    priority: o.priority,
     keepJobs: o.keepJobs,
     flushStatsOnExit: o.flushStatsOnExit,
     logger: o.logger,

@@ -77,6 +77,11 @@ export class FlightTable {
     return this.byId.get(f.id) === f;
   }
 
+  /** Flights tracked now (this client's requests in flight). */
+  size(): number {
+    return this.byId.size;
+  }
+
   values(): IterableIterator<Flight> {
     return this.byId.values();
   }

@@ -24,6 +24,8 @@
  *   when it ends unsent; a sent one's place goes back in the worker's settle.
  */
 
+import type { Priority } from '@inferq/core/protocol';
+
 /** One caller waiting for a result. */
 export interface Caller {
   flight: Flight;
@@ -80,6 +82,10 @@ export interface Flight {
   coalesced: boolean;
   /** Counted in stats as a hit or a miss. */
   counted: boolean;
+  /** Its class: the best of its callers' while it is not yet sent (protocol/priority.ts). */
+  priority: Priority;
+  /** Its tenant's requests waiting when it was admitted (the ledger's count, or this client's in flight): its rank in its class. */
+  rank: number;
   /** Sent again after transient Redis failures (transient-retry.ts): when the first was, and how often. */
   retry?: { first: number; attempts: number };
 }

@@ -43,7 +43,7 @@ import {
   type ModelIdentity,
   type ModelKeys,
 } from '@inferq/core';
-import { CLIENT_TICK_MS, MAX_TIMEOUT_MS, RedisClock, agreeOnShards, clearShardCaches, newInstanceId, shardKeys, shardOf } from '@inferq/core/protocol';
+import { CLIENT_TICK_MS, MAX_TIMEOUT_MS, PRIORITIES, RedisClock, agreeOnShards, clearShardCaches, newInstanceId, shardKeys, shardOf } from '@inferq/core/protocol';
 import { resolveClientOptions, type InferenceClientOptions, type ResolvedClientOptions } from './client-options.js';
 import { DeadlineScheduler } from './deadline-scheduler.js';
 import { ResultInbox } from './result-inbox.js';
@@ -271,6 +271,11 @@ export class InferenceClient<I = unknown, O = unknown> {
         this.recorder.record({ requests: 1, cache_hits: 1, latencies: [Date.now() - start] });
         return resolve({ output: JSON.parse(hit) as O, cached: true, coalesced: false, latencyMs: Date.now() - start });
       }
+      const priority = options.priority ?? this.opts.priority;
+      if (!PRIORITIES.includes(priority)) {
+        const err = new InputInvalidError(`priority must be one of ${PRIORITIES.join(', ')}, got ${String(priority)}.`, { details: { priority: String(priority) } });
+        return reject(this.fail(err, 'bad priority'));
+      }
       const deadline = start + timeoutMs;
       let flight = prepared.key !== undefined ? this.table.ofKey(prepared.key) : undefined;
       const joined = flight !== undefined;
@@ -293,11 +298,15 @@ export class InferenceClient<I = unknown, O = unknown> {
           suspect: false,
           coalesced: false,
           counted: false,
+          priority,
+          rank: 0,
         };
         this.table.add(flight);
       }
       // A joiner keeps its own deadline: the flight lives as long as its latest caller waits.
       if (deadline > flight.deadline) flight.deadline = deadline;
+      // A joiner of a flight not yet sent lifts its class (a sent one keeps its place in the queue).
+      if (PRIORITIES.indexOf(priority) < PRIORITIES.indexOf(flight.priority) && !flight.jobId) flight.priority = priority;
       const caller: Caller = { flight, start, deadline, timeoutMs, done: false, resolve: resolve as (r: unknown) => void, reject };
       flight.callers.push(caller);
       if (joined) this.table.recordJoin(flight);

@@ -42,6 +42,9 @@ import {
   readLimits,
   Admission,
   DEFAULT_TENANT,
+  PRIORITIES,
+  fairRank,
+  jobPriority,
   type ClaimOutcome,
   type RoomReservation,
   type RedisClock,
@@ -115,8 +118,8 @@ export class SendPath {
    * requests ask Redis for).
    */
   private full: { until: number; max: number; retryAfterMs: number; details: Record<string, unknown>; room: number } | undefined;
-  /** The operator's limits as last read (`refreshLimits`): the model's bound and this tenant's cap (0 = none). */
-  private limits = { maxQueueLength: 0, tenantCap: 0 };
+  /** The operator's limits as last read (`refreshLimits`): the model's bound and this tenant's cap (0 = none) and weight. */
+  private limits = { maxQueueLength: 0, tenantCap: 0, weight: 1 };
   private limitsKnown = false;
   /** Once it reserved anything, this client renews its lease on queue places every tick. */
   private reservedAny = false;
@@ -285,6 +288,7 @@ export class SendPath {
     this.reservedAny = true;
     const gone: Flight[] = [];
     let capped = false;
+    let admitted = 0;
     live.forEach((f, i) => {
       const d = r.decisions[i];
       if (f.state !== 'enqueuing') {
@@ -292,6 +296,8 @@ export class SendPath {
         if (d === Admission.ADMITTED) gone.push(f);
       } else if (d === Admission.ADMITTED) {
         f.room = true;
+        // Its place among its tenant's requests waiting (all clients): its rank in its class.
+        f.rank = fairRank(r.count + ++admitted, r.weight);
         this.enqueueStage.push(f);
       } else {
         if (d === Admission.REFUSED_CAP) capped = true;
@@ -323,9 +329,10 @@ export class SendPath {
    */
   async refreshLimits(): Promise<void> {
     const tenant = this.o.opts.tenant;
-    const [{ maxQueueLength }, cap] = await Promise.all([readLimits(this.o.cmd, this.o.keys), this.o.cmd.hget(this.o.keys.tenants, `${tenant}|maxQueued`)]);
-    const next = { maxQueueLength, tenantCap: Number.isInteger(Number(cap)) && Number(cap) > 0 ? Number(cap) : 0 };
-    if (next.maxQueueLength !== this.limits.maxQueueLength || next.tenantCap !== this.limits.tenantCap) {
+    const [{ maxQueueLength }, [cap, weight]] = await Promise.all([readLimits(this.o.cmd, this.o.keys), this.o.cmd.hmget(this.o.keys.tenants, `${tenant}|maxQueued`, `${tenant}|weight`)]);
+    const w = Number(weight ?? 1);
+    const next = { maxQueueLength, tenantCap: Number.isInteger(Number(cap)) && Number(cap) > 0 ? Number(cap) : 0, weight: Number.isFinite(w) && w > 0 ? w : 1 };
+    if (next.maxQueueLength !== this.limits.maxQueueLength || next.tenantCap !== this.limits.tenantCap || next.weight !== this.limits.weight) {
       this.o.logger.info({ ...next, tenant, known: this.limitsKnown }, "the model's queue limits changed");
       this.full = undefined;
     }
@@ -403,7 +410,11 @@ export class SendPath {
         }
       } else fresh.push(f);
     }
-    toSend.push(...this.takeToSend(fresh));
+    const unranked = this.takeToSend(fresh);
+    // Not admitted through the ledger (no bound): ranked among this client's own requests in flight.
+    let inFlight = this.o.table.size() - unranked.length;
+    for (const f of unranked) f.rank = fairRank(++inFlight, this.limits.weight);
+    toSend.push(...unranked);
     for (const f of toSend) if (!f.counted) this.o.table.count(f, false);
     if (toSend.length === 0) return;
     try {
@@ -419,6 +430,7 @@ export class SendPath {
   private async enqueueShard(shard: SendShard, toSend: Flight[]): Promise<void> {
     const envelopes: RequestEnvelope[] = [];
     const members: Flight[][] = [];
+    const priorities: number[] = [];
     for (const group of this.envelopeGroups(toSend)) {
       const items: RequestItem[] = group.map((f) => {
         f.sentDeadline = f.deadline;
@@ -429,6 +441,8 @@ export class SendPath {
         return item;
       });
       members.push(group);
+      // A job's place in the queue: its class, and the best rank of its requests (protocol/priority.ts).
+      priorities.push(jobPriority((group[0] as Flight).priority, Math.min(...group.map((f) => f.rank))));
       envelopes.push({
         v: ENVELOPE_VERSION,
         client: this.o.client,
@@ -443,8 +457,8 @@ export class SendPath {
       // pipeline for it, copying BullMQ's ~40 commands onto it (~4 % of a client's CPU).
       const jobs =
         envelopes.length === 1
-          ? [await shard.queue.add(ENVELOPE_JOB_NAME, envelopes[0] as RequestEnvelope, this.jobOpts)]
-          : await shard.queue.addBulk(envelopes.map((data) => ({ name: ENVELOPE_JOB_NAME, data, opts: this.jobOpts })));
+          ? [await shard.queue.add(ENVELOPE_JOB_NAME, envelopes[0] as RequestEnvelope, { ...this.jobOpts, priority: priorities[0] as number })]
+          : await shard.queue.addBulk(envelopes.map((data, i) => ({ name: ENVELOPE_JOB_NAME, data, opts: { ...this.jobOpts, priority: priorities[i] as number } })));
       const now = Date.now();
       jobs.forEach((job, i) => {
         for (const f of members[i] ?? []) {
@@ -534,13 +548,17 @@ export class SendPath {
     await Promise.all([owned.length ? this.releaseOwned(owned, what, error) : undefined, counted.length ? this.releaseRoom(counted, what) : undefined]);
   }
 
-  /** Splits flights into envelopes of at most maxEnvelopeItems items and maxEnvelopeBytes of inputs (at least one each). */
+  /**
+   * Splits flights into envelopes of one class each (a job has one priority),
+   * of at most maxEnvelopeItems items and maxEnvelopeBytes of inputs (at least one each).
+   */
   private *envelopeGroups(flights: Flight[]): Generator<Flight[]> {
     let group: Flight[] = [];
     let bytes = 0;
-    for (const f of flights) {
+    const byClass = flights.every((f) => f.priority === (flights[0] as Flight).priority) ? flights : PRIORITIES.flatMap((p) => flights.filter((f) => f.priority === p));
+    for (const f of byClass) {
       const size = f.input.length;
-      if (group.length > 0 && (group.length >= this.o.opts.maxEnvelopeItems || bytes + size > this.o.opts.maxEnvelopeBytes)) {
+      if (group.length > 0 && (group.length >= this.o.opts.maxEnvelopeItems || bytes + size > this.o.opts.maxEnvelopeBytes || f.priority !== (group[0] as Flight).priority)) {
         yield group;
         group = [];
         bytes = 0;

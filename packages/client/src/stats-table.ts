@@ -37,7 +37,7 @@ export function formatStatsTable(s: InferenceStats): string {
 /** One row per tenant: what it asked for and got, the places it holds, its share, weight and cap. */
 export function formatTenantTable(rows: readonly TenantStats[]): string {
   if (rows.length === 0) return 'no tenant has made a request or holds a place yet';
-  const head = ['tenant', 'requests', 'cache hits', 'refused', 'timeouts', 'p50 ms', 'p99 ms', 'queued', 'share', 'weight', 'cap'];
+  const head = ['tenant', 'requests', 'cache hits', 'refused', 'timeouts', 'p50 ms', 'p99 ms', 'queued', 'share', 'weight', 'cap', 'slot cap'];
   const body = rows.map((r) => [
     r.tenant,
     fmt(r.requests),
@@ -50,6 +50,7 @@ export function formatTenantTable(rows: readonly TenantStats[]): string {
     r.share > 0 ? fmt(r.share) : '-',
     fmt(r.weight),
     r.cap > 0 ? fmt(r.cap) : '-',
+    r.slotCap > 0 ? fmt(r.slotCap) : '-',
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] ?? '').length)));
   const line = (cells: readonly string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');

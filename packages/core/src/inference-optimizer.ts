@@ -49,6 +49,13 @@ export interface InferOptions {
    * 30000, `Infinity` = none.
    */
   timeoutMs?: number;
+  /**
+   * The request's class (`InferenceClient`): `'high'` before `'normal'` before
+   * `'low'` when workers choose what to batch; a request that waited the
+   * workers' `priorityAgingMs` moves up one class. Default: the client's
+   * `priority` (`'normal'`). `InferenceOptimizer` serves in arrival order.
+   */
+  priority?: 'high' | 'normal' | 'low';
 }
 
 export interface InferenceOptimizerOptions<I, O> {

@@ -23,6 +23,13 @@
  *   accumulating (batches grow instead of queueing as tiny ones) and the next
  *   dispatch happens when a batch finishes: a full batch or an aged item then
  *   goes out at once, otherwise the age timer is re-armed.
+ * - Items are batched lowest `priority` first, in arrival order among
+ *   equals (pending-queue.ts); the age bound stays on the oldest item
+ *   whatever its priority. Workers pass each job's BullMQ priority, so the
+ *   class and fair-share order the queue gave a job holds inside the worker
+ *   too, where a backlog of held items would otherwise be served FIFO.
+ * - With `groupLimit`, a group (a tenant) has at most that many items in
+ *   running batches; its other items wait in place while others go.
  * - The processor is called on a microtask, never inside `submit()`'s stack,
  *   so a processor that submits again cannot re-enter the scheduler.
  *
@@ -38,6 +45,7 @@ import { z } from 'zod';
 import { parseConfig, OptimizationConfigSchema, toConfigError } from './config.js';
 import { ClosedError, ConfigError, ErrorCode, InferqError, NotStartedError, TimeoutError } from './errors.js';
 import { createLogger, type Logger } from './logger.js';
+import { PendingQueue } from './pending-queue.js';
 import { callModel } from './protocol/model-contract.js';
 
 /** When a batch that is not full may go out: see the header. */
@@ -75,11 +83,22 @@ export interface RequestBatcherOptions<I, O> {
   logger?: Logger;
   /** Called after each batch (metrics). A throwing callback is logged and ignored. */
   onBatch?: (info: BatchInfo) => void;
+  /**
+   * Most items of a group (`SubmitOptions.group`) in running batches at once
+   * (a tenant's cap on model slots); 0 or less = no limit. Asked each time a
+   * batch forms. Items over their group's limit wait, in place, while other
+   * items go.
+   */
+  groupLimit?: (group: string) => number;
 }
 
 export interface SubmitOptions {
   /** Reject with `TimeoutError` after this many ms. Default: the batcher's `defaultTimeoutMs`; `Infinity` = none. */
   timeoutMs?: number;
+  /** Lower is batched first (arrival order among equals). Default 0. */
+  priority?: number;
+  /** The items' group, for `groupLimit` (a tenant, in workers). */
+  group?: string;
 }
 
 export interface StopOptions {
@@ -127,6 +146,7 @@ const RequestBatcherOptionsSchema = z
       })
       .optional(),
     onBatch: z.custom<(info: BatchInfo) => void>(isFunction, { message: 'must be a function' }).optional(),
+    groupLimit: z.custom<(group: string) => number>(isFunction, { message: 'must be a function (group) => number' }).optional(),
   })
   .strict();
 
@@ -139,6 +159,7 @@ interface ResolvedOptions<I, O> {
   readonly defaultTimeoutMs: number;
   readonly name: string;
   readonly onBatch: ((info: BatchInfo) => void) | undefined;
+  readonly groupLimit: ((group: string) => number) | undefined;
 }
 
 /** One submitted item, from `submit()` until it is settled. */
@@ -146,6 +167,8 @@ interface Item<I, O> {
   readonly input: I;
   /** `performance.now()` when accepted; the age bound is measured from here. */
   readonly enqueuedAt: number;
+  readonly priority: number;
+  readonly group: string | undefined;
   readonly resolve: (value: O) => void;
   readonly reject: (err: Error) => void;
   timer: NodeJS.Timeout | undefined;
@@ -161,8 +184,10 @@ export class RequestBatcher<I, O> {
   private readonly opts: ResolvedOptions<I, O>;
   private readonly log: Logger;
   private state: State = 'idle';
-  /** Insertion-ordered, so the first entry is the oldest; O(1) removal of a timed-out item. */
-  private readonly pending = new Set<Item<I, O>>();
+  /** In serving order (priority, then arrival), the oldest known too; O(1) removal of a timed-out item. */
+  private readonly pending = new PendingQueue<Item<I, O>>();
+  /** Items of each group in running batches (only with `groupLimit`). */
+  private readonly groupRunning = new Map<string, number>();
   private readonly inFlight = new Set<Item<I, O>[]>();
   /** Cancels the single dispatch timer (setTimeout or setImmediate) when armed. */
   private cancelDispatchTimer: (() => void) | undefined;
@@ -184,12 +209,13 @@ export class RequestBatcher<I, O> {
       defaultTimeoutMs: parsed.defaultTimeoutMs,
       name: parsed.name,
       onBatch: parsed.onBatch,
+      groupLimit: parsed.groupLimit,
     });
     this.log = createLogger('request-batcher', parsed.logger).child({ batcher: parsed.name });
   }
 
   /** The resolved options (defaults applied), frozen. */
-  get options(): Readonly<Omit<ResolvedOptions<I, O>, 'process' | 'onBatch'>> {
+  get options(): Readonly<Omit<ResolvedOptions<I, O>, 'process' | 'onBatch' | 'groupLimit'>> {
     const { maxBatchSize, batchTimeoutMs, numWorkers, batchPolicy, defaultTimeoutMs, name } = this.opts;
     return { maxBatchSize, batchTimeoutMs, numWorkers, batchPolicy, defaultTimeoutMs, name };
   }
@@ -223,7 +249,7 @@ export class RequestBatcher<I, O> {
     if (timeoutMs instanceof Error) return Promise.reject(timeoutMs);
     const refused = this.refusal();
     if (refused) return Promise.reject(refused);
-    const promise = this.enqueue(input, timeoutMs);
+    const promise = this.enqueue(input, timeoutMs, options);
     this.afterEnqueue();
     return promise;
   }
@@ -242,7 +268,7 @@ export class RequestBatcher<I, O> {
     if (timeoutMs instanceof Error) return inputs.map(() => Promise.reject(timeoutMs));
     const refused = this.refusal();
     if (refused) return inputs.map(() => Promise.reject(refused));
-    const promises = inputs.map((input) => this.enqueue(input, timeoutMs));
+    const promises = inputs.map((input) => this.enqueue(input, timeoutMs, options));
     if (inputs.length > 0) this.afterEnqueue();
     return promises;
   }
@@ -280,7 +306,7 @@ export class RequestBatcher<I, O> {
       });
       this.onDrained = undefined;
     }
-    const leftovers = [...this.pending, ...[...this.inFlight].flat()].filter((item) => !item.settled);
+    const leftovers = [...this.pending.values(), ...[...this.inFlight].flat()].filter((item) => !item.settled);
     this.pending.clear();
     this.clearDispatchTimer();
     if (leftovers.length > 0) {
@@ -304,9 +330,9 @@ export class RequestBatcher<I, O> {
     return this.logged(this.state === 'idle' ? new NotStartedError(what) : new ClosedError(what));
   }
 
-  private enqueue(input: I, timeoutMs: number): Promise<O> {
+  private enqueue(input: I, timeoutMs: number, o: SubmitOptions): Promise<O> {
     return new Promise<O>((resolve, reject) => {
-      const item: Item<I, O> = { input, enqueuedAt: now(), resolve, reject, timer: undefined, settled: false };
+      const item: Item<I, O> = { input, enqueuedAt: now(), priority: o.priority ?? 0, group: o.group, resolve, reject, timer: undefined, settled: false };
       if (timeoutMs !== Infinity) item.timer = setTimeout(() => this.timeOut(item, timeoutMs), timeoutMs);
       this.pending.add(item);
       this.totalRequests++;
@@ -332,17 +358,24 @@ export class RequestBatcher<I, O> {
 
   /** Sends out every batch the rules allow now, then arms the timer for the rest. */
   private dispatch(): void {
+    let capped = false;
     while (this.pending.size > 0 && this.inFlight.size < this.opts.numWorkers && this.mayDispatch()) {
-      this.launch(this.takeBatch());
+      const batch = this.takeBatch();
+      if (batch.length === 0) {
+        // Every item waiting is over its group's limit: a running batch ends first and dispatches again.
+        capped = true;
+        break;
+      }
+      this.launch(batch);
     }
-    if (this.pending.size === 0) this.clearDispatchTimer();
+    if (this.pending.size === 0 || capped) this.clearDispatchTimer();
     else this.armDispatchTimer();
   }
 
   private mayDispatch(): boolean {
     if (this.state === 'stopping' || this.pending.size >= this.opts.maxBatchSize) return true;
     if (this.idleEager()) return true;
-    const oldest = this.pending.values().next().value;
+    const oldest = this.pending.oldest();
     return oldest !== undefined && now() >= oldest.enqueuedAt + this.opts.batchTimeoutMs;
   }
 
@@ -352,13 +385,30 @@ export class RequestBatcher<I, O> {
   }
 
   private takeBatch(): Item<I, O>[] {
-    const batch: Item<I, O>[] = [];
-    for (const item of this.pending) {
-      if (batch.length >= this.opts.maxBatchSize) break;
-      batch.push(item);
-    }
-    for (const item of batch) this.pending.delete(item);
+    const limit = this.opts.groupLimit;
+    if (!limit) return this.pending.take(this.opts.maxBatchSize);
+    const taken = new Map<string, number>();
+    const batch = this.pending.take(this.opts.maxBatchSize, (item) => {
+      if (item.group === undefined) return true;
+      const max = limit(item.group);
+      const n = (this.groupRunning.get(item.group) ?? 0) + (taken.get(item.group) ?? 0);
+      if (max > 0 && n >= max) return false;
+      taken.set(item.group, (taken.get(item.group) ?? 0) + 1);
+      return true;
+    });
+    for (const [g, n] of taken) this.groupRunning.set(g, (this.groupRunning.get(g) ?? 0) + n);
     return batch;
+  }
+
+  /** A batch ended: its items leave their groups' counts. */
+  private releaseGroups(batch: readonly Item<I, O>[]): void {
+    if (!this.opts.groupLimit) return;
+    for (const item of batch) {
+      if (item.group === undefined) continue;
+      const n = (this.groupRunning.get(item.group) ?? 0) - 1;
+      if (n > 0) this.groupRunning.set(item.group, n);
+      else this.groupRunning.delete(item.group);
+    }
   }
 
   /** Arms the one dispatch timer for the oldest item's deadline, unless armed or pointless. */
@@ -375,7 +425,7 @@ export class RequestBatcher<I, O> {
       this.cancelDispatchTimer = () => clearImmediate(handle);
       return;
     }
-    const oldest = this.pending.values().next().value as Item<I, O>;
+    const oldest = this.pending.oldest() as Item<I, O>;
     // Timers may fire a little early; dispatch() then finds nothing aged and re-arms.
     const delay = Math.max(1, Math.ceil(oldest.enqueuedAt + this.opts.batchTimeoutMs - now()));
     const handle = setTimeout(fire, delay);
@@ -405,6 +455,7 @@ export class RequestBatcher<I, O> {
       failed = await this.processAndSettle(batch);
     } finally {
       this.inFlight.delete(batch);
+      this.releaseGroups(batch);
       this.reportBatch({ size: batch.length, durationMs: now() - started, failed });
       this.dispatch();
       this.checkDrained();

@@ -29,6 +29,8 @@ export interface TenantStats {
   weight: number;
   /** The operator's cap on its places (0 = none). */
   cap: number;
+  /** The operator's cap on its items in each worker's running batches (0 = none). */
+  slotCap: number;
   /** Its share of the model's bound if it had requests waiting now (0 = no bound). */
   share: number;
 }
@@ -103,6 +105,7 @@ export async function readTenantStats(redis: StatsRedis, model: string, prefix: 
       queued: Number(counts[tenant] ?? 0) || 0,
       weight: weightOf(tenant),
       cap: Number(settings[`${tenant}|maxQueued`] ?? 0) || 0,
+      slotCap: Number(settings[`${tenant}|maxSlots`] ?? 0) || 0,
       share: bound > 0 ? Math.floor((bound * weightOf(tenant)) / (weightOf(tenant) + others)) : 0,
     };
   });
@@ -112,6 +115,6 @@ export async function readTenantStats(redis: StatsRedis, model: string, prefix: 
   const kept = all.slice(0, limit - 1);
   const rest = all.slice(limit - 1);
   const sum = (k: 'requests' | 'cacheHits' | 'refused' | 'timeouts' | 'errors' | 'queued') => rest.reduce((s, r) => s + r[k], 0);
-  kept.push({ tenant: OTHER_TENANTS, requests: sum('requests'), cacheHits: sum('cacheHits'), refused: sum('refused'), timeouts: sum('timeouts'), errors: sum('errors'), p50LatencyMs: 0, p99LatencyMs: 0, queued: sum('queued'), weight: 1, cap: 0, share: 0 });
+  kept.push({ tenant: OTHER_TENANTS, requests: sum('requests'), cacheHits: sum('cacheHits'), refused: sum('refused'), timeouts: sum('timeouts'), errors: sum('errors'), p50LatencyMs: 0, p99LatencyMs: 0, queued: sum('queued'), weight: 1, cap: 0, slotCap: 0, share: 0 });
   return kept;
 }

@@ -504,3 +504,73 @@ describe('RequestBatcher property', () => {
     );
   });
 });
+
+describe('priorities and group limits', () => {
+  it('batches the lowest priority first, arrival order among equals, while the model is busy', async () => {
+    const gate = deferred();
+    const batches: number[][] = [];
+    const b = batcher<number, number>({
+      maxBatchSize: 2,
+      batchTimeoutMs: 0,
+      numWorkers: 1,
+      process: async (xs) => {
+        batches.push([...xs]);
+        if (batches.length === 1) await gate.promise;
+        return xs;
+      },
+    });
+    const first = b.submit(0);
+    await new Promise((r) => setImmediate(r)); // the first batch runs and holds the model
+    const rest = [...b.submitMany([10, 11], { priority: 3 }), ...b.submitMany([20, 21], { priority: 1 }), b.submit(30, { priority: 2 })];
+    gate.resolve();
+    await Promise.all([first, ...rest]);
+    expect(batches).toEqual([[0], [20, 21], [30, 10], [11]]);
+  });
+
+  it('keeps the age bound on the oldest item whatever its priority', async () => {
+    const batches: number[][] = [];
+    const b = batcher<number, number>({ maxBatchSize: 10, batchTimeoutMs: 30, numWorkers: 1, process: (xs) => (batches.push([...xs]), xs) });
+    const t0 = performance.now();
+    const low = b.submit(1, { priority: 9 });
+    await new Promise((r) => setTimeout(r, 15));
+    const high = b.submit(2, { priority: 0 });
+    await Promise.all([low, high]);
+    // One batch, sent when the low item (the oldest) aged, not 30 ms after the high one came.
+    expect(batches).toEqual([[2, 1]]);
+    expect(performance.now() - t0).toBeLessThan(45 + 200); // generous: a busy machine; the point is the batch shape
+  });
+
+  it('holds a group to its limit of items in running batches, others going meanwhile', async () => {
+    const gates: Deferred<void>[] = [];
+    const batches: string[][] = [];
+    const b = batcher<string, string>({
+      maxBatchSize: 4,
+      batchTimeoutMs: 0,
+      numWorkers: 2,
+      groupLimit: (g) => (g === 'a' ? 2 : 0),
+      process: async (xs) => {
+        batches.push([...xs]);
+        const g = deferred();
+        gates.push(g);
+        await g.promise;
+        return xs;
+      },
+    });
+    const a = b.submitMany(['a1', 'a2', 'a3', 'a4', 'a5'], { group: 'a' });
+    await new Promise((r) => setImmediate(r));
+    expect(batches).toEqual([['a1', 'a2']]); // capped at 2: the second model slot stays free of 'a'
+    const other = b.submitMany(['b1', 'b2'], { group: 'b' });
+    await new Promise((r) => setImmediate(r));
+    expect(batches).toEqual([['a1', 'a2'], ['b1', 'b2']]); // b goes while a waits
+    gates[0]?.resolve();
+    await a[1];
+    await new Promise((r) => setImmediate(r));
+    expect(batches[2]).toEqual(['a3', 'a4']);
+    // Let every batch finish as it comes.
+    const release = setInterval(() => gates.forEach((g) => g.resolve()), 1);
+    const outputs = await Promise.all([...a, ...other]).finally(() => clearInterval(release));
+    expect(outputs).toEqual(['a1', 'a2', 'a3', 'a4', 'a5', 'b1', 'b2']);
+    expect(batches.flat()).toHaveLength(7);
+    for (const batch of batches) expect(batch.filter((x) => x.startsWith('a')).length).toBeLessThanOrEqual(2);
+  });
+});

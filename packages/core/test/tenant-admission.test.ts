@@ -94,6 +94,7 @@ describe('fair admission between tenants', () => {
             const r = await reserveRoom(conn, keys, { client: `cl-${t}`, tenant: t, requestIds: want.ids });
             expect(r.decisions).toEqual(want.decisions);
             expect(r.share).toBe(Math.floor(want.share));
+            expect(r.weight, 'the weight the client ranks its requests by').toBe(m.weights.get(t) ?? 1);
             // The promises, stated directly (the model could share a bug with the script).
             let length = lengthBefore;
             let count = countBefore;

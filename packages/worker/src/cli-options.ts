@@ -50,6 +50,7 @@ export const WORKER_CLI_OPTIONS: readonly CliOption[] = [
   { flag: 'stuck-exit-factor', env: 'INFERQ_STUCK_EXIT_FACTOR', kind: 'int', target: 'stuckExitFactor', help: 'hand jobs back and exit 3 once every model slot was stuck this many x model-timeout-ms, 0 = never (default 3)' },
   { flag: 'breaker-failures', env: 'INFERQ_BREAKER_FAILURES', kind: 'int', target: 'breakerFailures', help: 'stop calling a model that failed this many calls in a row (INFERQ_MODEL_UNAVAILABLE), 0 = off (default 7)' },
   { flag: 'breaker-backoff-ms', env: 'INFERQ_BREAKER_BACKOFF_MS', kind: 'int', target: 'breakerBackoffMs', help: 'first wait before an open breaker probes the model, doubling to 30 s (default 1000)' },
+  { flag: 'priority-aging-ms', env: 'INFERQ_PRIORITY_AGING_MS', kind: 'int', target: 'priorityAgingMs', help: 'a request queued this long moves up one priority class (default 2000)' },
   { flag: 'job-concurrency', env: 'INFERQ_JOB_CONCURRENCY', kind: 'int', target: 'jobConcurrency', help: 'jobs held at once (default max-batch-size * num-workers)' },
   { flag: 'max-held-items', env: 'INFERQ_MAX_HELD_ITEMS', kind: 'int', target: 'maxHeldItems', help: 'request items held at once (default 4 * max-batch-size * num-workers)' },
   { flag: 'lock-duration-ms', env: 'INFERQ_LOCK_DURATION_MS', kind: 'int', target: 'lockDurationMs', help: "BullMQ job lock; a killed worker's jobs retry after it (default 30000)" },

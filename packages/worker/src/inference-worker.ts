@@ -9,6 +9,7 @@
  * one settle+stats pipeline). A job completes once all its items' results are
  * delivered; it fails (and BullMQ retries it) only when delivery failed.
  */
+import { QueueUpkeep } from './queue-upkeep.js';
 import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import type { RedisClient } from '@inferq/core';
 import {
@@ -38,7 +39,6 @@ import {
   shardKeys,
   execSettle,
   failurePayload,
-  reserveRoom,
   setMaxQueueLength,
   type RequestEnvelope,
   type SettleItem,
@@ -111,7 +111,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
   private stuckTimer: NodeJS.Timeout | undefined;
   private leaving = false;
   private clockTimer: NodeJS.Timeout | undefined;
-  private reclaimTimer: NodeJS.Timeout | undefined;
+  private upkeep: QueueUpkeep | undefined;
   /** This worker's entry in the model's registry of live workers (what set-shards checks). */
   private heartbeat: WorkerHeartbeat | undefined;
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
@@ -180,17 +180,8 @@ export class InferenceWorker<I = unknown, O = unknown> {
       this.clock.sync(cmd).catch((err: unknown) => logger.warn({ err }, 'reading Redis time failed'));
     }, 10_000);
     this.clockTimer.unref();
-    // Places in the queue ledger held by clients that died: reclaimed by any admission, and here, so
-    // that they go back within seconds even when no client is admitting anything.
-    this.reclaimTimer = setInterval(() => {
-      reserveRoom(cmd, keys, { client: '' }).then(
-        (r) => {
-          if (r.reclaimed > 0) logger.warn({ reclaimed: r.reclaimed }, 'gave back the queue places of clients that died before enqueuing');
-        },
-        (err: unknown) => logger.warn({ err }, 'reclaiming the queue places of dead clients failed'),
-      );
-    }, 2000);
-    this.reclaimTimer.unref();
+    // Dead clients' queue places, tenants' slot caps, aging of queued jobs (queue-upkeep.ts).
+    this.upkeep = new QueueUpkeep({ cmd, keys, workers: () => this.workers, priorityAgingMs: opts.priorityAgingMs, logger });
     // One settle configuration for ordinary batches and isolated calls alike.
     const settle = this.settleOptions();
     this.breaker = new CircuitBreaker({
@@ -262,6 +253,8 @@ export class InferenceWorker<I = unknown, O = unknown> {
       batchTimeoutMs: opts.config.batchTimeoutMs,
       numWorkers: opts.config.numWorkers,
       batchPolicy: opts.batchPolicy,
+      // A tenant's cap on model slots (`inferq tenants set <t> --max-slots n`), per worker.
+      groupLimit: this.upkeep.slotCap,
       logger,
     });
     this.batcher.start();
@@ -292,6 +285,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
       return worker;
     });
     await Promise.all(this.workers.map((w) => w.waitUntilReady()));
+    this.upkeep.start();
     this.state = 'running';
     logger.info({ config: opts.config, jobConcurrency: opts.jobConcurrency, maxHeldItems: opts.maxHeldItems, queueShards: opts.queueShards }, 'worker started');
   }
@@ -344,7 +338,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
     const { logger } = this;
     const t0 = Date.now();
     clearInterval(this.clockTimer);
-    clearInterval(this.reclaimTimer);
+    this.upkeep?.stop();
     clearTimeout(this.stuckTimer);
     this.convicted?.stop();
     const closed = await settledWithin(Promise.all(this.workers.map((w) => w.close())), this.opts.stopTimeoutMs);
@@ -628,7 +622,8 @@ export class InferenceWorker<I = unknown, O = unknown> {
     try {
       // No per-item timer: each item carries its deadline, checked when its batch runs.
       outcomes = await Promise.allSettled(
-        batcher.submitMany(items, { timeoutMs: Infinity }).map((computed) => computed.then((outcome) => outcome.delivered)),
+        // The job's BullMQ priority orders its items in the batcher too (class, then fair rank).
+        batcher.submitMany(items, { timeoutMs: Infinity, priority: job.priority, group: (items[0] as WorkItem).tenant }).map((computed) => computed.then((outcome) => outcome.delivered)),
       );
     } finally {
       this.hold(-items.length, -1, shard);

@@ -38,6 +38,7 @@ export const WORKER_DEFAULTS = Object.freeze({
   stuckExitFactor: 3,
   breakerFailures: 7,
   breakerBackoffMs: 1000,
+  priorityAgingMs: 2000,
   breakerMaxBackoffMs: 30_000,
   batchPolicy: 'eager' as BatchPolicy,
   maxOutputBytes: 8 * 1024 * 1024,
@@ -157,6 +158,13 @@ export interface InferenceWorkerOptions<I = unknown, O = unknown> {
   breakerFailures?: number;
   /** First back-off of the circuit breaker before it probes the model again, ms. Default 1000. */
   breakerBackoffMs?: number;
+  /**
+   * A request queued this long in its priority class moves to the front of
+   * the class above (`low` -> `normal` -> `high`; one that started `low` moves
+   * on to `high` after twice this), so no class starves below a constant
+   * stream above it. In ms, default 2000.
+   */
+  priorityAgingMs?: number;
   /** Longest wait of `start()` for a usable Redis (reachable, authenticated, permitted), in ms. Default 10000. */
   connectTimeoutMs?: number;
   /** Worker id shown in results, stats and logs. Default `<host>-<pid>-<random>`. */
@@ -203,6 +211,7 @@ const OptionsSchema = z
     onStuckExit: z.custom<(info: { stuckMs: number; slots: number; handedBack: number }) => void>(isFunction, 'must be a function (info) => void').optional(),
     breakerFailures: z.number().int().min(0).max(10_000).default(WORKER_DEFAULTS.breakerFailures),
     breakerBackoffMs: z.number().int().min(10).max(3_600_000).default(WORKER_DEFAULTS.breakerBackoffMs),
+    priorityAgingMs: z.number().int().min(100).max(3_600_000).default(WORKER_DEFAULTS.priorityAgingMs),
     batchPolicy: z.enum(['eager', 'timeout']).default(WORKER_DEFAULTS.batchPolicy),
     maxOutputBytes: z.number().int().min(1).max(512 * 1024 * 1024).default(WORKER_DEFAULTS.maxOutputBytes),
     workerId: z.string().min(1).max(128).regex(WIRE_ID_PATTERN, 'letters, digits, ".", "_" and "-" only').optional(),
@@ -236,6 +245,7 @@ export interface ResolvedWorkerOptions {
   onStuckExit: ((info: { stuckMs: number; slots: number; handedBack: number }) => void) | undefined;
   breakerFailures: number;
   breakerBackoffMs: number;
+  priorityAgingMs: number;
   batchPolicy: BatchPolicy;
   maxOutputBytes: number;
   workerId: string;
@@ -271,6 +281,7 @@ export function resolveWorkerOptions(input: InferenceWorkerOptions<unknown, unkn
     onStuckExit: o.onStuckExit,
     breakerFailures: o.breakerFailures,
     breakerBackoffMs: o.breakerBackoffMs,
+    priorityAgingMs: o.priorityAgingMs,
     batchPolicy: o.batchPolicy,
     maxOutputBytes: o.maxOutputBytes,
     workerId: o.workerId ?? newInstanceId(),

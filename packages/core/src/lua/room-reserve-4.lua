@@ -36,7 +36,8 @@
   may only read the operator's settings (docs/acl). They share the ledger's hash tag (one slot).
 
   Returns: {length before, places reclaimed from dead clients, bound (0 = none), tenant's count
-  before, tenant's share (rounded down; 0 = no bound), tenant's cap (0 = none), decision...}:
+  before, tenant's share (rounded down; 0 = no bound), tenant's cap (0 = none), tenant's weight
+  (a string), decision...}:
   one per request id, in order: 1 admitted (or already held), 0 refused at the bound,
   2 refused at the tenant's cap.
 ]]
@@ -87,19 +88,20 @@ end
 local count = tonumber(redis.call('HGET', KEYS[3], tenant) or '0') or 0
 local cap = tonumber(redis.call('HGET', tenantsKey, tenant .. '|maxQueued') or '0') or 0
 
+local function weight(name)
+  local w = tonumber(redis.call('HGET', tenantsKey, name .. '|weight') or '1') or 1
+  if w <= 0 then
+    w = 1
+  end
+  return w
+end
+local mine = weight(tenant)
+
 -- The tenant's share of the bound: its weight over the weights of every tenant holding places
 -- (and itself), so a tenant alone may use the whole queue.
 local share = 0
 if bound > 0 then
   local held = redis.call('HGETALL', KEYS[3])
-  local function weight(name)
-    local w = tonumber(redis.call('HGET', tenantsKey, name .. '|weight') or '1') or 1
-    if w <= 0 then
-      w = 1
-    end
-    return w
-  end
-  local mine = weight(tenant)
   local total = mine
   for k = 1, #held, 2 do
     if held[k] ~= tenant and (tonumber(held[k + 1]) or 0) > 0 then
@@ -109,7 +111,8 @@ if bound > 0 then
   share = bound * mine / total
 end
 
-local out = { length, reclaimed, bound, count, math.floor(share), cap }
+-- (The weight as a string: a Lua number in a reply is cut to an integer.)
+local out = { length, reclaimed, bound, count, math.floor(share), cap, tostring(mine) }
 local size = length
 local added = 0
 for i = 7, #ARGV do

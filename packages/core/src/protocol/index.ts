@@ -16,6 +16,7 @@ export * from './batch-open.js';
 export * from './client-tick.js';
 export * from './inbox.js';
 export * from './queue-room.js';
+export * from './priority.js';
 export * from './shards.js';
 export * from './worker-registry.js';
 export * from './model-contract.js';

@@ -47,6 +47,8 @@ export interface RoomReservation {
   share: number;
   /** The tenant's cap on places (0 = none). */
   cap: number;
+  /** The tenant's weight (default 1): its requests' ranks in their class are divided by it (priority.ts). */
+  weight: number;
   /** One decision per request id, in order. */
   decisions: AdmissionDecision[];
 }
@@ -70,7 +72,7 @@ export async function reserveRoom(redis: RedisClient, keys: ModelKeys, r: Reserv
     [r.client, String(r.clientBound ?? 0), String(ROOM_LEASE_MS), r.tenant ?? DEFAULT_TENANT, keys.limits, keys.tenants, ...(r.requestIds ?? [])],
   )) as number[];
   const n = (i: number) => Number(reply[i]);
-  return { length: n(0), reclaimed: n(1), bound: n(2), count: n(3), share: n(4), cap: n(5), decisions: reply.slice(6).map((x) => Number(x) as AdmissionDecision) };
+  return { length: n(0), reclaimed: n(1), bound: n(2), count: n(3), share: n(4), cap: n(5), weight: n(6), decisions: reply.slice(7).map((x) => Number(x) as AdmissionDecision) };
 }
 
 /** Gives back the places of one tenant's requests (answered, or never to be sent); resolves with how many were held. */
@@ -96,13 +98,17 @@ export interface TenantSettings {
   weight?: number;
   /** Most places it may hold (0 = no cap). */
   maxQueued?: number;
+  /** Most of each worker's model slots (batch places in flight) its requests may take at once (0 = no cap). */
+  maxSlots?: number;
 }
 
-/** Sets a tenant's weight and/or cap (a cap of 0 removes it). */
+/** Sets a tenant's weight and/or caps (a cap of 0 removes it). */
 export async function setTenant(redis: RedisClient, keys: ModelKeys, tenant: string, s: TenantSettings): Promise<void> {
   if (s.weight !== undefined) await redis.hset(keys.tenants, `${tenant}|weight`, String(s.weight));
-  if (s.maxQueued !== undefined) {
-    if (s.maxQueued > 0) await redis.hset(keys.tenants, `${tenant}|maxQueued`, String(s.maxQueued));
-    else await redis.hdel(keys.tenants, `${tenant}|maxQueued`);
+  for (const field of ['maxQueued', 'maxSlots'] as const) {
+    const v = s[field];
+    if (v === undefined) continue;
+    if (v > 0) await redis.hset(keys.tenants, `${tenant}|${field}`, String(v));
+    else await redis.hdel(keys.tenants, `${tenant}|${field}`);
   }
 }
