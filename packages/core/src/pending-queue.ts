@@ -52,6 +52,11 @@ export class PendingQueue<T extends QueuedItem> {
     return true;
   }
 
+  /** The priority that goes next (the lowest value held); undefined when empty. */
+  firstPriority(): number | undefined {
+    return this.order[0];
+  }
+
   /** The item that has waited longest. */
   oldest(): T | undefined {
     return this.all.values().next().value;
@@ -60,13 +65,17 @@ export class PendingQueue<T extends QueuedItem> {
   /**
    * Removes and returns up to `max` items in serving order, skipping those
    * `accept` turns down (they stay, in place). `accept` is told each item in
-   * order and may count what it accepted.
+   * order and may count what it accepted. With `oldestFirst`, the oldest item
+   * is offered before the lanes (a starved item's guaranteed place).
    */
-  take(max: number, accept?: (item: T) => boolean): T[] {
+  take(max: number, accept?: (item: T) => boolean, oldestFirst = false): T[] {
     const out: T[] = [];
+    const first = oldestFirst ? this.oldest() : undefined;
+    if (first !== undefined && max > 0 && (!accept || accept(first))) out.push(first);
     for (const p of this.order) {
       for (const item of this.lanes.get(p) as Set<T>) {
         if (out.length >= max) break;
+        if (item === first) continue;
         if (!accept || accept(item)) out.push(item);
       }
       if (out.length >= max) break;

@@ -28,6 +28,8 @@
  *   whatever its priority. Workers pass each job's BullMQ priority, so the
  *   class and fair-share order the queue gave a job holds inside the worker
  *   too, where a backlog of held items would otherwise be served FIFO.
+ *   With `agingMs`, an item that waited that long goes first (one per batch),
+ *   so a stream of high-priority items cannot starve a low one held here.
  * - With `groupLimit`, a group (a tenant) has at most that many items in
  *   running batches; its other items wait in place while others go.
  * - The processor is called on a microtask, never inside `submit()`'s stack,
@@ -90,6 +92,13 @@ export interface RequestBatcherOptions<I, O> {
    * items go.
    */
   groupLimit?: (group: string) => number;
+  /**
+   * An item that has waited this long (ms) goes into the next batch ahead of
+   * any priority, oldest first, one per batch: items of a lower priority are
+   * never starved by a stream of higher ones (a guaranteed minimum share of
+   * one slot per batch). Default `Infinity` (strict priority).
+   */
+  agingMs?: number;
 }
 
 export interface SubmitOptions {
@@ -97,6 +106,8 @@ export interface SubmitOptions {
   timeoutMs?: number;
   /** Lower is batched first (arrival order among equals). Default 0. */
   priority?: number;
+  /** `submitMany` only: one priority per input, in order (instead of `priority`). */
+  priorities?: readonly number[];
   /** The items' group, for `groupLimit` (a tenant, in workers). */
   group?: string;
 }
@@ -147,6 +158,7 @@ const RequestBatcherOptionsSchema = z
       .optional(),
     onBatch: z.custom<(info: BatchInfo) => void>(isFunction, { message: 'must be a function' }).optional(),
     groupLimit: z.custom<(group: string) => number>(isFunction, { message: 'must be a function (group) => number' }).optional(),
+    agingMs: z.number().positive().default(Infinity),
   })
   .strict();
 
@@ -160,6 +172,7 @@ interface ResolvedOptions<I, O> {
   readonly name: string;
   readonly onBatch: ((info: BatchInfo) => void) | undefined;
   readonly groupLimit: ((group: string) => number) | undefined;
+  readonly agingMs: number;
 }
 
 /** One submitted item, from `submit()` until it is settled. */
@@ -210,12 +223,18 @@ export class RequestBatcher<I, O> {
       name: parsed.name,
       onBatch: parsed.onBatch,
       groupLimit: parsed.groupLimit,
+      agingMs: parsed.agingMs,
     });
     this.log = createLogger('request-batcher', parsed.logger).child({ batcher: parsed.name });
   }
 
   /** The resolved options (defaults applied), frozen. */
-  get options(): Readonly<Omit<ResolvedOptions<I, O>, 'process' | 'onBatch' | 'groupLimit'>> {
+  /** The priority of the items that go next (the lowest `priority` pending); undefined when nothing is pending. */
+  nextPriority(): number | undefined {
+    return this.pending.firstPriority();
+  }
+
+  get options(): Readonly<Omit<ResolvedOptions<I, O>, 'process' | 'onBatch' | 'groupLimit' | 'agingMs'>> {
     const { maxBatchSize, batchTimeoutMs, numWorkers, batchPolicy, defaultTimeoutMs, name } = this.opts;
     return { maxBatchSize, batchTimeoutMs, numWorkers, batchPolicy, defaultTimeoutMs, name };
   }
@@ -268,7 +287,8 @@ export class RequestBatcher<I, O> {
     if (timeoutMs instanceof Error) return inputs.map(() => Promise.reject(timeoutMs));
     const refused = this.refusal();
     if (refused) return inputs.map(() => Promise.reject(refused));
-    const promises = inputs.map((input) => this.enqueue(input, timeoutMs, options));
+    const each = options.priorities;
+    const promises = each ? inputs.map((input, i) => this.enqueue(input, timeoutMs, { ...options, priority: each[i] ?? options.priority ?? 0 })) : inputs.map((input) => this.enqueue(input, timeoutMs, options));
     if (inputs.length > 0) this.afterEnqueue();
     return promises;
   }
@@ -386,7 +406,9 @@ export class RequestBatcher<I, O> {
 
   private takeBatch(): Item<I, O>[] {
     const limit = this.opts.groupLimit;
-    if (!limit) return this.pending.take(this.opts.maxBatchSize);
+    const oldest = this.pending.oldest();
+    const starved = oldest !== undefined && now() - oldest.enqueuedAt >= this.opts.agingMs;
+    if (!limit) return this.pending.take(this.opts.maxBatchSize, undefined, starved);
     const taken = new Map<string, number>();
     const batch = this.pending.take(this.opts.maxBatchSize, (item) => {
       if (item.group === undefined) return true;
@@ -395,7 +417,7 @@ export class RequestBatcher<I, O> {
       if (max > 0 && n >= max) return false;
       taken.set(item.group, (taken.get(item.group) ?? 0) + 1);
       return true;
-    });
+    }, starved);
     for (const [g, n] of taken) this.groupRunning.set(g, (this.groupRunning.get(g) ?? 0) + n);
     return batch;
   }

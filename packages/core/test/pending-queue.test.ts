@@ -1,7 +1,8 @@
 /**
  * PendingQueue against a reference (one array sorted by priority, then
  * arrival) over random adds, removals and takes: the serving order, the
- * oldest item and the size must always agree.
+ * oldest item and the size must always agree (also when the oldest item is
+ * offered first, a starved item's place).
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -12,12 +13,12 @@ interface It {
   seq: number;
 }
 
-type Cmd = { kind: 'add'; priority: number } | { kind: 'delete'; pick: number } | { kind: 'take'; max: number; skipOdd: boolean };
+type Cmd = { kind: 'add'; priority: number } | { kind: 'delete'; pick: number } | { kind: 'take'; max: number; skipOdd: boolean; oldestFirst: boolean };
 
 const cmdArb: fc.Arbitrary<Cmd> = fc.oneof(
   { weight: 5, arbitrary: fc.record({ kind: fc.constant('add' as const), priority: fc.integer({ min: 0, max: 6 }) }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('delete' as const), pick: fc.nat() }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('take' as const), max: fc.integer({ min: 1, max: 5 }), skipOdd: fc.boolean() }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('take' as const), max: fc.integer({ min: 1, max: 5 }), skipOdd: fc.boolean(), oldestFirst: fc.boolean() }) },
 );
 
 describe('PendingQueue', () => {
@@ -41,14 +42,17 @@ describe('PendingQueue', () => {
             ref = ref.filter((x) => x !== it);
           } else {
             const accept = c.skipOdd ? (it: It) => it.seq % 2 === 0 : undefined;
-            const want = order(ref)
+            // oldestFirst: the oldest item (if accepted) ahead of the serving order.
+            const head = c.oldestFirst && ref[0] ? [ref[0]] : [];
+            const want = [...head, ...order(ref).filter((it) => !head.includes(it))]
               .filter((it) => !accept || accept(it))
               .slice(0, c.max);
-            expect(q.take(c.max, accept)).toEqual(want);
+            expect(q.take(c.max, accept, c.oldestFirst)).toEqual(want);
             ref = ref.filter((x) => !want.includes(x));
           }
           expect(q.size).toBe(ref.length);
           expect(q.oldest()).toBe(ref[0]);
+          expect(q.firstPriority()).toBe(order(ref)[0]?.priority);
           expect([...q.values()]).toEqual(ref);
         }
       }),

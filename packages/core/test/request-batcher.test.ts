@@ -527,6 +527,35 @@ describe('priorities and group limits', () => {
     expect(batches).toEqual([[0], [20, 21], [30, 10], [11]]);
   });
 
+  it('with agingMs, a stream of high-priority items does not starve a low one', async () => {
+    const run = async (agingMs?: number): Promise<number> => {
+      const batches: number[][] = [];
+      const highs: Promise<number>[] = [];
+      const b = batcher<number, number>({
+        maxBatchSize: 2,
+        batchTimeoutMs: 0,
+        numWorkers: 1,
+        ...(agingMs === undefined ? {} : { agingMs }),
+        process: async (xs) => {
+          batches.push([...xs]);
+          // Each batch brings two more high items than it serves, for 30 batches.
+          if (batches.length <= 30) highs.push(...b.submitMany([batches.length * 10, batches.length * 10 + 1], { priority: 0 }));
+          await new Promise((r) => setTimeout(r, 2));
+          return xs;
+        },
+      });
+      highs.push(...b.submitMany([1, 2], { priority: 0 }));
+      const low = b.submit(-1, { priority: 9 });
+      await Promise.all([low, ...highs]);
+      await Promise.all(highs);
+      return batches.findIndex((batch) => batch.includes(-1));
+    };
+    // Strict priority: the low item waits for the stream to end.
+    expect(await run()).toBeGreaterThanOrEqual(30);
+    // Aging: it goes once it has waited 10 ms, a few batches in.
+    expect(await run(10)).toBeLessThan(25);
+  });
+
   it('keeps the age bound on the oldest item whatever its priority', async () => {
     const batches: number[][] = [];
     const b = batcher<number, number>({ maxBatchSize: 10, batchTimeoutMs: 30, numWorkers: 1, process: (xs) => (batches.push([...xs]), xs) });

@@ -41,7 +41,7 @@ describe('faults', () => {
     const first = a.infer({ x: 9 }, { timeoutMs: 300 }).catch((e: unknown) => e as InferqError);
     const q = queue(prefix, model);
     // wait for the job, then remove it as an operator would
-    for (let i = 0; i < 100 && (await q.getWaitingCount()) === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 100 && (await q.getJobCountByTypes('waiting', 'prioritized')) === 0; i++) await new Promise((r) => setTimeout(r, 10));
     await q.obliterate({ force: true });
     expect((await first as InferqError).code).toBe(ErrorCode.TIMEOUT);
 

@@ -68,7 +68,8 @@ describe('bounded sizes', () => {
     const pending = Promise.allSettled(Array.from({ length: 10 }, (_, x) => client.infer({ x, pad }, { useCache: false })));
     // Look at the jobs before any worker takes them.
     for (let i = 0; i < 100 && jobSizes.length === 0; i++) {
-      const jobs = await q.getWaiting();
+      // Every job carries a priority (its class and fair rank), so it waits in BullMQ's prioritized set.
+      const jobs = await q.getJobs(['wait', 'prioritized']);
       if (jobs.reduce((n, j) => n + (j.data as { items: unknown[] }).items.length, 0) === 10) for (const j of jobs) jobSizes.push(JSON.stringify(j.data).length);
       else await new Promise((r) => setTimeout(r, 20));
     }

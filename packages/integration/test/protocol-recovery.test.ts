@@ -77,7 +77,7 @@ describe('request protocol: recovery', () => {
     const q = queue(prefix, model);
     let env: RequestEnvelope | undefined;
     for (let i = 0; i < 100 && !env; i++) {
-      env = (await q.getWaiting())[0]?.data as RequestEnvelope | undefined;
+      env = (await q.getJobs(['wait', 'prioritized']))[0]?.data as RequestEnvelope | undefined;
       if (!env) await sleep(20);
     }
     const [a, b] = env!.items;

@@ -29,7 +29,9 @@ describe('queue room', () => {
       expect(outcomes.every((o) => o.status === 'rejected')).toBe(true);
       await new Promise((r) => setTimeout(r, 300));
       let enqueued = 0;
-      for (const id of await conn.lrange(keys.queue('wait'), 0, -1)) {
+      // Jobs wait in BullMQ's prioritized set (every job carries its class and fair rank).
+      const queued = [...(await conn.lrange(keys.queue('wait'), 0, -1)), ...(await conn.zrange(keys.queue('prioritized'), 0, -1))];
+      for (const id of queued) {
         const data = await conn.hget(keys.job(id), 'data');
         enqueued += (JSON.parse(data ?? '{"items":[]}') as { items: unknown[] }).items.length;
       }

@@ -10,6 +10,7 @@
  * delivered; it fails (and BullMQ retries it) only when delivery failed.
  */
 import { QueueUpkeep } from './queue-upkeep.js';
+import { UrgentFetch } from './urgent-fetch.js';
 import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import type { RedisClient } from '@inferq/core';
 import {
@@ -39,6 +40,7 @@ import {
   shardKeys,
   execSettle,
   failurePayload,
+  itemPriority,
   setMaxQueueLength,
   type RequestEnvelope,
   type SettleItem,
@@ -112,6 +114,8 @@ export class InferenceWorker<I = unknown, O = unknown> {
   private leaving = false;
   private clockTimer: NodeJS.Timeout | undefined;
   private upkeep: QueueUpkeep | undefined;
+  /** Takes a job of a better class past the held-items limit (urgent-fetch.ts). */
+  private urgent: UrgentFetch<RequestEnvelope, WorkerJobResult> | undefined;
   /** This worker's entry in the model's registry of live workers (what set-shards checks). */
   private heartbeat: WorkerHeartbeat | undefined;
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
@@ -255,9 +259,20 @@ export class InferenceWorker<I = unknown, O = unknown> {
       batchPolicy: opts.batchPolicy,
       // A tenant's cap on model slots (`inferq tenants set <t> --max-slots n`), per worker.
       groupLimit: this.upkeep.slotCap,
+      // What aging does for jobs queued in Redis (queue-upkeep.ts), for items held here.
+      agingMs: opts.priorityAgingMs,
+      onBatch: () => this.urgent?.check(),
       logger,
     });
     this.batcher.start();
+    const batcher = this.batcher;
+    this.urgent = new UrgentFetch({
+      cmd,
+      workers: () => this.workers,
+      full: () => this.state === 'running' && this.isolating === 0 && this.stuckCalls < opts.config.numWorkers && this.heldItems >= opts.maxHeldItems,
+      nextPending: () => batcher.nextPriority(),
+      logger,
+    });
     this.bullConnection = createRedis(opts.redis, { blocking: true, connectionName: `inferq:worker-queue:${opts.model}` });
     this.bullConnection.on('error', (err) => logConnectionError({ err }, 'Redis connection error (queue)'));
     const logWorkerError = throttledLog(logger, 'error');
@@ -341,7 +356,8 @@ export class InferenceWorker<I = unknown, O = unknown> {
     this.upkeep?.stop();
     clearTimeout(this.stuckTimer);
     this.convicted?.stop();
-    const closed = await settledWithin(Promise.all(this.workers.map((w) => w.close())), this.opts.stopTimeoutMs);
+    // Jobs taken past the limit are outside BullMQ's loop, so its close does not wait for them.
+    const closed = await settledWithin(Promise.all([...this.workers.map((w) => w.close()), this.urgent?.drain()]), this.opts.stopTimeoutMs);
     if (!closed) {
       logger.warn({ stopTimeoutMs: this.opts.stopTimeoutMs }, 'jobs still active at stop timeout; closing anyway (BullMQ will retry them as stalled)');
       const forced = await settledWithin(Promise.all(this.workers.map((w) => w.close(true))), STEP_BOUND_MS);
@@ -387,7 +403,8 @@ export class InferenceWorker<I = unknown, O = unknown> {
     // While isolating after a crash, too: a worker that may die again holds no more innocent jobs than it has.
     const full = this.heldItems >= this.opts.maxHeldItems || this.isolating > 0;
     this.workers.forEach((worker, s) => {
-      const limit = full ? Math.max(1, this.heldJobs[s] ?? 0) : this.shardConcurrency();
+      // BullMQ's loop counts only its own jobs, not those urgent-fetch.ts took.
+      const limit = full ? Math.max(1, (this.heldJobs[s] ?? 0) - (this.urgent?.inHand(s) ?? 0)) : this.shardConcurrency();
       if (worker.concurrency !== limit) worker.concurrency = limit;
     });
   }
@@ -622,8 +639,10 @@ export class InferenceWorker<I = unknown, O = unknown> {
     try {
       // No per-item timer: each item carries its deadline, checked when its batch runs.
       outcomes = await Promise.allSettled(
-        // The job's BullMQ priority orders its items in the batcher too (class, then fair rank).
-        batcher.submitMany(items, { timeoutMs: Infinity, priority: job.priority, group: (items[0] as WorkItem).tenant }).map((computed) => computed.then((outcome) => outcome.delivered)),
+        // The job's BullMQ priority orders its items in the batcher too (class, then fair rank; item i ranks i later).
+        batcher
+          .submitMany(items, { timeoutMs: Infinity, priorities: items.map((it) => itemPriority(job.priority, it.index)), group: (items[0] as WorkItem).tenant })
+          .map((computed) => computed.then((outcome) => outcome.delivered)),
       );
     } finally {
       this.hold(-items.length, -1, shard);

@@ -1,0 +1,95 @@
+/**
+ * A worker that holds its fill of items (`maxHeldItems`) takes no new job
+ * until some are answered: BullMQ fetches only when a job ends. Under a
+ * backlog of large envelopes (up to 256 items each) that is many batches, and
+ * a `high` job queued meanwhile would wait for them although the batcher would
+ * serve it first (priorities order what a worker holds, pending-queue.ts).
+ *
+ * The same holds within a class: a polite tenant's job ranks ahead of a
+ * flooder's backlog (protocol/priority.ts), and would wait behind what the
+ * worker already holds of that backlog.
+ *
+ * So after each batch, a full worker looks at the head of each shard's queue
+ * (one ZRANGE: BullMQ's prioritized set, scored priority * 2^32 + counter)
+ * and, when that job would be served before the items it holds pending (a
+ * lower BullMQ priority: a better class, or a better fair rank), takes that
+ * one job through BullMQ's public manual-fetch API (`Worker.getNextJob` +
+ * `Worker.processJob`: lock renewal, completion and retries exactly as
+ * BullMQ's own loop does them). Between the look and the take another worker
+ * may take the job; the one taken instead is then an ordinary job held early.
+ * What a worker holds stays bounded: at most one such job per shard at a
+ * time, past its limit.
+ */
+import type { Job, Worker } from 'bullmq';
+import type { Logger, RedisClient } from '@inferq/core';
+
+export interface UrgentFetchOptions<D, R> {
+  cmd: RedisClient;
+  /** This worker's BullMQ workers, one per shard. */
+  workers: () => readonly Worker<D, R>[];
+  /** True when the worker holds its fill of items and may otherwise take jobs (running, not isolating a crash, model not stuck). */
+  full: () => boolean;
+  /** The BullMQ priority of the items the batcher serves next (undefined: nothing pending). */
+  nextPending: () => number | undefined;
+  logger: Logger;
+}
+
+const SCORE_PRIORITY = 2 ** 32;
+
+export class UrgentFetch<D, R> {
+  private looking = false;
+  private seq = 0;
+  /** Jobs taken here and still being processed, per shard (BullMQ's own loop does not count them). */
+  private readonly taken = new Map<number, Set<Promise<unknown>>>();
+
+  constructor(private readonly o: UrgentFetchOptions<D, R>) {}
+
+  /** Jobs of `shard` taken here and not finished. */
+  inHand(shard: number): number {
+    return this.taken.get(shard)?.size ?? 0;
+  }
+
+  /** After a batch: look once (never two looks at a time). */
+  check(): void {
+    if (this.looking || !this.o.full()) return;
+    this.looking = true;
+    void this.look()
+      .catch((err: unknown) => this.o.logger.warn({ err }, 'looking for an urgent job failed; the next batch looks again'))
+      .finally(() => {
+        this.looking = false;
+      });
+  }
+
+  /** Waits for the jobs taken here (a stopping worker finishes them before closing BullMQ). */
+  async drain(): Promise<void> {
+    await Promise.allSettled([...this.taken.values()].flatMap((s) => [...s]));
+  }
+
+  private async look(): Promise<void> {
+    const next = this.o.nextPending();
+    if (next === undefined) return; // everything held is in the model: jobs end soon and BullMQ fetches
+    const workers = this.o.workers();
+    for (let shard = 0; shard < workers.length; shard++) {
+      const worker = workers[shard] as Worker<D, R>;
+      if (this.inHand(shard) > 0) continue;
+      const head = await this.o.cmd.zrange(worker.keys.prioritized as string, 0, 0, 'WITHSCORES');
+      if (head.length < 2) continue;
+      const priority = Math.floor(Number(head[1]) / SCORE_PRIORITY);
+      if (priority >= next || !this.o.full()) continue;
+      const token = `${worker.id}:urgent:${this.seq++}`;
+      const job = (await worker.getNextJob(token, { block: false })) as Job<D, R> | undefined;
+      if (!job) continue;
+      this.o.logger.debug({ shard, jobId: job.id, priority: job.priority, pendingPriority: next }, 'took an urgent job past the held-items limit');
+      this.track(shard, worker.processJob(job, token, () => false));
+    }
+  }
+
+  private track(shard: number, p: Promise<unknown>): void {
+    let set = this.taken.get(shard);
+    if (!set) this.taken.set(shard, (set = new Set()));
+    const tracked = p
+      .catch((err: unknown) => this.o.logger.error({ err, shard }, 'processing an urgent job failed'))
+      .finally(() => set.delete(tracked));
+    set.add(tracked);
+  }
+}
