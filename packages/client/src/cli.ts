@@ -122,10 +122,7 @@ async function main(): Promise<number> {
   try {
     switch (command) {
       case 'stats': {
-        if (!(await modelHasKeys(redis, model, prefix))) {
-          console.error(`inferq: model '${model}' has no keys under prefix '${prefix}' in ${where}: no client or worker has used it there. Check --model, --prefix and --redis.`);
-          return 1;
-        }
+        if (!(await modelHasKeys(redis, model, prefix))) return unknownModel(model, prefix, where);
         if (values['by-tenant']) {
           const rows = await readTenantStats(redis, model, prefix);
           console.log(values.json ? JSON.stringify(rows, null, 2) : formatTenantTable(rows));
@@ -188,6 +185,8 @@ async function main(): Promise<number> {
         return 0;
       }
       case 'clear-cache': {
+        // A typo would otherwise "clear" nothing and say it did.
+        if (!(await modelHasKeys(redis, model, prefix))) return unknownModel(model, prefix, where);
         await clearShardCaches(redis, shardKeys(model, prefix, await readShardCount(redis, model, prefix)));
         console.log(`cleared the result cache of model '${model}'`);
         return 0;
@@ -251,6 +250,7 @@ async function main(): Promise<number> {
         return 0;
       }
       case 'reset-stats': {
+        if (!(await modelHasKeys(redis, model, prefix))) return unknownModel(model, prefix, where);
         await resetStats(redis, model, prefix);
         console.log(`reset the statistics of model '${model}'`);
         return 0;
@@ -272,3 +272,9 @@ main().then(
     process.exit(1);
   },
 );
+
+/** A model no client or worker has used under this prefix: most likely a typo. Exit code 1. */
+function unknownModel(model: string, prefix: string, where: string): number {
+  console.error(`inferq: model '${model}' has no keys under prefix '${prefix}' in ${where}: no client or worker has used it there. Check --model, --prefix and --redis.`);
+  return 1;
+}

@@ -44,9 +44,9 @@ describe('inferq CLI', () => {
     expect(await conn.exists(modelKeys(model, redis.prefix).stats)).toBe(1);
   });
 
-  it('stats of a model with no keys says so and exits 1; once a worker has started, its zeros are real', async () => {
+  it('stats, clear-cache and reset-stats of a model with no keys say so and exit 1; once a worker has started, its zeros are real', async () => {
     const model = 'never-used';
-    for (const args of [['stats', '--model', model], ['stats', '--model', model, '--json']]) {
+    for (const args of [['stats', '--model', model], ['stats', '--model', model, '--json'], ['clear-cache', '--model', model], ['reset-stats', '--model', model]]) {
       const r = await cli(args);
       expect(r.code, r.err).toBe(1);
       expect(r.out).toBe('');
