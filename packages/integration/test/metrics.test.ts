@@ -195,8 +195,10 @@ describe('inferq metrics', () => {
     // No worker yet: the requests wait in the queue, and the queue depth shows them.
     const c = client(model);
     const first = c.inferBatch([1, 2, 3, 4, 5].map((x) => ({ x })), { timeoutMs: 20_000 });
-    const queued = await scrapeUntil(url, (m) => (m.value('inferq_queue_jobs', { model, state: 'wait' }) ?? 0) >= 1);
-    expect(queued.value('inferq_queue_jobs', { model, state: 'wait' })).toBeGreaterThanOrEqual(1);
+    // Every job carries a priority (its class and fair rank), so it waits in BullMQ's prioritized set.
+    const waiting = (m: Awaited<ReturnType<typeof scrape>>) => (m.value('inferq_queue_jobs', { model, state: 'wait' }) ?? 0) + (m.value('inferq_queue_jobs', { model, state: 'prioritized' }) ?? 0);
+    const queued = await scrapeUntil(url, (m) => waiting(m) >= 1);
+    expect(queued.value('inferq_queue_jobs', { model, state: 'prioritized' })).toBeGreaterThanOrEqual(1);
 
     const worker = new InferenceWorker<In, Out>({ redis: redis.url, model, prefix: redis.prefix, run: async (xs) => xs.map((i) => ({ y: i.x * i.x })) });
     closers.push(() => worker.stop());
