@@ -55,6 +55,7 @@ svg.spark { display:block; width:100%; height:40px; margin-top:6px; }
 #tenants td:first-child { font:12px ui-monospace,SFMono-Regular,Menlo,"DejaVu Sans Mono",monospace; max-width:32ch; overflow:hidden; text-overflow:ellipsis; }
 #tenants td.warn { color:var(--warn); }
 #tenants td.none { color:var(--muted); }
+.card .note { margin-top:8px; }
 footer { padding:6px 24px 18px; color:var(--muted); font-size:12px; }
 @media (max-width:640px) { .card.wide { grid-column:span 1; } .totals { grid-template-columns:repeat(2,1fr); } }
 `;
@@ -320,7 +321,7 @@ export function dashboardPage(model: string): string {
         <tbody id="tenants-body"></tbody>
       </table>
     </div>
-    <div class="sub">At most 50 rows, most requests first; past that, the rest are summed in one row named <b>other</b>. – : none (no bound, no cap, no latency yet).</div>
+    <div class="sub note">At most 50 rows, most requests first; past that, the rest are summed in one row named <b>other</b>. – : none (no bound, no cap, no latency yet).</div>
   </section>
 </main>
 <footer>Shared numbers of model <b>${m}</b> in Redis (every client and worker), read once a second. Rates, latency, batch size and hit rate: the last <span id="window">–</span> s.</footer>

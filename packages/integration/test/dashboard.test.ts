@@ -154,17 +154,13 @@ describe('inferq dashboard in a browser', () => {
     });
     h.after(worker, (w) => w.stop());
     await worker.start();
-    // Two tenants: alpha with three request loops, beta with one (its weight and caps set by the operator, never reached).
-    await setTenant(conn, modelKeys(model, prefix), 'beta', { weight: 2, maxQueued: 1000, maxSlots: 12 });
+    // Two tenants: alpha with three request loops, beta with one.
     const tenants = ['alpha', 'beta'] as const;
     const clients = Object.fromEntries(
       tenants.map((tenant) => [tenant, h.after(new InferenceClient<{ x: number }, { y: number }>({ redis: redis.url, model, prefix, tenant }), (c) => c.close())]),
     ) as Record<(typeof tenants)[number], InferenceClient<{ x: number }, { y: number }>>;
-    // A tenant name nobody could send (TENANT_PATTERN refuses it), written straight into the stats hash: the page must show it as text.
-    const hostile = `<img src=x onerror="document.title='pwned'">`;
-    await conn.hset(modelKeys(model, prefix).statsTenants, `${hostile}|requests`, '1');
 
-    // The dashboard and the browser start before the load, which keeps both cores busy.
+    // The dashboard and the browser start before the load, which keeps both cores busy; the page opens before any tenant is counted.
     const token = 'browser-test-token';
     const dashboard = h.after(spawnNode(CLIENT_CLI, ['dashboard', '--model', model, '--port', '0', '--redis', redis.url, '--prefix', prefix], { INFERQ_HTTP_TOKEN: token }), (p) => p.stop(5000));
     const launching = puppeteer.launch({
@@ -183,6 +179,30 @@ describe('inferq dashboard in a browser', () => {
     });
     const url = (await dashboard.waitForLine(/^DASHBOARD http:\/\/127\.0\.0\.1:\d+\/$/, 30_000)).slice('DASHBOARD '.length);
     const browser: Browser = await launching;
+
+    const page: Page = await browser.newPage();
+    await page.setViewport({ width: 1280, height: 820, deviceScaleFactor: 1 });
+    expect((await page.goto(url, { waitUntil: 'domcontentloaded', timeout: 15_000 }))?.status()).toBe(401);
+    await page.goto(`${url}?token=${token}`, { waitUntil: 'domcontentloaded', timeout: 15_000 });
+    expect(page.url()).toBe(url); // the token left the address bar
+    expect(await page.title()).toBe(`inferq · ${model}`);
+
+    const ids = ['requests-total', 'items-total', 'throughput', 'p50', 'p95', 'p99', 'batch-size', 'hit-rate', 'queue-wait', 'workers-count', 'clients-count'];
+    const read = () =>
+      page.evaluate((list: string[]) => {
+        // Runs in the page (this tsconfig has no DOM types).
+        const doc = (globalThis as unknown as { document: { getElementById(id: string): { textContent: string | null } | null } }).document;
+        return Object.fromEntries(list.map((id) => [id, doc.getElementById(id)?.textContent ?? null]));
+      }, ids) as Promise<Record<string, string | null>>;
+    const n = (s: string | null | undefined) => Number((s ?? '').replace(/,/g, ''));
+
+    // Live once an event arrived: no tenant yet, so a line says so instead of an empty table.
+    await page.waitForSelector('#status.live', { timeout: 15_000 });
+    expect(await page.$eval('#tenants-empty', (el) => [el.hasAttribute('hidden'), el.textContent])).toEqual([false, expect.stringMatching(/^no tenants yet/)]);
+    expect(await page.$eval('#tenants', (el) => el.hasAttribute('hidden'))).toBe(true);
+
+    // The operator sets beta's weight and caps (never reached here).
+    await setTenant(conn, modelKeys(model, prefix), 'beta', { weight: 2, maxQueued: 1000, maxSlots: 12 });
 
     // Load: 4 loops of requests (3 alpha, 1 beta), bounded in time and count; a third of them from 50 hot inputs (cache hits), the rest new.
     let stopLoad = false;
@@ -203,25 +223,10 @@ describe('inferq dashboard in a browser', () => {
       await Promise.all(loops);
     };
     h.defer(stopTheLoad);
-
-    const page: Page = await browser.newPage();
-    await page.setViewport({ width: 1280, height: 820, deviceScaleFactor: 1 });
-    expect((await page.goto(url, { waitUntil: 'domcontentloaded', timeout: 15_000 }))?.status()).toBe(401);
-    await page.goto(`${url}?token=${token}`, { waitUntil: 'domcontentloaded', timeout: 15_000 });
-    expect(page.url()).toBe(url); // the token left the address bar
-    expect(await page.title()).toBe(`inferq · ${model}`);
-    // Live once an event arrived; the rates need two events.
-    await page.waitForSelector('#status.live', { timeout: 15_000 });
+    // The rates need two events with requests in between.
+    expect(n((await until(read, (r) => n(r['requests-total']) > 0, 15_000))['requests-total'])).toBeGreaterThan(0);
     await sleep(1500);
 
-    const ids = ['requests-total', 'items-total', 'throughput', 'p50', 'p95', 'p99', 'batch-size', 'hit-rate', 'queue-wait', 'workers-count', 'clients-count'];
-    const read = () =>
-      page.evaluate((list: string[]) => {
-        // Runs in the page (this tsconfig has no DOM types).
-        const doc = (globalThis as unknown as { document: { getElementById(id: string): { textContent: string | null } | null } }).document;
-        return Object.fromEntries(list.map((id) => [id, doc.getElementById(id)?.textContent ?? null]));
-      }, ids) as Promise<Record<string, string | null>>;
-    const n = (s: string | null | undefined) => Number((s ?? '').replace(/,/g, ''));
 
     const first = await read();
     await sleep(3000);
@@ -249,6 +254,10 @@ describe('inferq dashboard in a browser', () => {
       await page.screenshot({ path: shot as `${string}.png`, fullPage: true });
     }
 
+    // A tenant name nobody could send (TENANT_PATTERN refuses it), written straight into the stats hash: the page must show it as text.
+    const hostile = `<img src=x onerror="document.title='pwned'">`;
+    await conn.hset(modelKeys(model, prefix).statsTenants, `${hostile}|requests`, '1');
+
     // The tenant table, once the load stopped and every count reached Redis: a row per tenant, cells by column.
     await stopTheLoad();
     type Table = Record<string, Record<string, string>>;
@@ -262,7 +271,7 @@ describe('inferq dashboard in a browser', () => {
         }
         return out;
       }) as Promise<Table>;
-    const settled = (t: Table) => tenants.every((tenant) => n(t[tenant]?.requests) === sentBy[tenant] && t[tenant]?.queued === '0');
+    const settled = (t: Table) => hostile in t && tenants.every((tenant) => n(t[tenant]?.requests) === sentBy[tenant] && t[tenant]?.queued === '0');
     const shown = await until(table, settled, 15_000);
     expect(Object.keys(shown).sort()).toEqual([...tenants, hostile].sort());
     expect(sentBy.alpha).toBeGreaterThan(0);
