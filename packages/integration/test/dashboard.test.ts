@@ -96,9 +96,13 @@ describe('inferq dashboard feed', () => {
     const alpha = h.after(new InferenceClient<{ x: number }, { y: number }>({ redis: h.redis.url, model, prefix, tenant: 'alpha' }), (c) => c.close());
     const beta = h.after(new InferenceClient<{ x: number }, { y: number }>({ redis: h.redis.url, model, prefix, tenant: 'beta' }), (c) => c.close());
 
-    // No worker yet: beta's first request takes its one place and times out holding it; the next two are refused at its cap.
-    await expect(beta.infer({ x: 1 }, { timeoutMs: 300 })).rejects.toMatchObject({ code: 'INFERQ_TIMEOUT' });
+    // No worker yet: beta's first request takes its one place (seen in the feed before its caller gives up, however slow
+    // the client's start) and times out holding it; the next two are refused at its cap.
+    const first = beta.infer({ x: 1 }, { timeoutMs: 4000 });
+    first.catch(() => undefined); // awaited below
+    expect(rows(await until(snapshot, (e) => rows(e).beta?.queued === 1, 10_000)).beta?.queued).toBe(1);
     for (const x of [2, 3]) await expect(beta.infer({ x })).rejects.toMatchObject({ code: 'INFERQ_QUEUE_FULL' });
+    await expect(first).rejects.toMatchObject({ code: 'INFERQ_TIMEOUT' });
     const beforeWorker = rows(await until(snapshot, (e) => rows(e).beta?.refused === 2 && rows(e).beta?.timeouts === 1, 10_000));
     expect(beforeWorker.beta).toMatchObject({ requests: 3, refused: 2, timeouts: 1, cacheHits: 0, queued: 1, weight: 2, cap: 1, slotCap: 4, share: 100 });
     expect(Object.keys(beforeWorker)).toEqual(['beta']);
@@ -282,12 +286,13 @@ describe('inferq dashboard in a browser', () => {
       const want = stored[tenant]!;
       expect(n(row.requests), tenant).toBe(sentBy[tenant]);
       expect([n(row.refused), n(row.timeouts), n(row.cacheHits), n(row.queued)], tenant).toEqual([want.refused, want.timeouts, want.cacheHits, 0]);
-      expect(n(row.cacheHits), `${tenant}: a third of its inputs are hot`).toBeGreaterThan(0);
       expect(n(row.p99LatencyMs), tenant).toBeGreaterThanOrEqual(n(row.p50LatencyMs));
       expect(n(row.p50LatencyMs), tenant).toBeGreaterThan(0);
     }
     expect([shown.alpha!.weight, shown.alpha!.cap, shown.alpha!.slotCap]).toEqual(['1', '–', '–']);
     expect([shown.beta!.weight, shown.beta!.cap, shown.beta!.slotCap]).toEqual(['2', '1,000', '12']);
+    // A third of the inputs are hot: some are cache hits (not per tenant: a short run under load may give beta none).
+    expect(n(shown.alpha!.cacheHits) + n(shown.beta!.cacheHits)).toBeGreaterThan(0);
     // Most requests first: alpha sent about three times as many.
     expect(await page.$$eval('#tenants tbody tr', (trs) => trs.map((tr) => tr.getAttribute('data-tenant')))).toEqual([...tenants, hostile]);
     expect(await page.$eval('#tenants-empty', (el) => el.hasAttribute('hidden'))).toBe(true);
