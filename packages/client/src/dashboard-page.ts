@@ -8,7 +8,7 @@
  * table is `#tenants`, one `<tr data-tenant>` per tenant, its columns named
  * by `<th data-col>`.
  *
- * Everything from Redis is written with `textContent`, never `innerHTML`:
+ * Every string from Redis is written with `textContent`, never `innerHTML`:
  * tenant names and worker ids are chosen by callers, and anyone who can
  * write the stats hashes can write any string there.
  */
