@@ -4,7 +4,13 @@
  * `/events` (server-sent events, one `DashboardEvent` a second, see
  * monitor-server.ts) and redraws its numbers and the last minute's sparklines.
  * Every number has an id (`#throughput`, `#p95`, `#queue-wait`,
- * `#requests-total`, ...), which the browser test reads.
+ * `#requests-total`, ...), which the browser test reads; the per-tenant
+ * table is `#tenants`, one `<tr data-tenant>` per tenant, its columns named
+ * by `<th data-col>`.
+ *
+ * Every string from Redis is written with `textContent`, never `innerHTML`:
+ * tenant names and worker ids are chosen by callers, and anyone who can
+ * write the stats hashes can write any string there.
  */
 
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -39,6 +45,17 @@ svg.spark { display:block; width:100%; height:40px; margin-top:6px; }
 #workers { list-style:none; margin:6px 0 0; padding:0; max-height:96px; overflow:auto; font-size:12.5px; }
 #workers li { display:flex; justify-content:space-between; gap:10px; padding:3px 0; border-top:1px solid var(--line); font-variant-numeric:tabular-nums; }
 #workers li code { color:var(--text); font:12px ui-monospace,SFMono-Regular,Menlo,"DejaVu Sans Mono",monospace; }
+[hidden] { display:none !important; }
+.card.full { grid-column:1 / -1; min-height:0; }
+.table-scroll { max-height:372px; overflow:auto; margin-top:6px; }
+#tenants { width:100%; border-collapse:collapse; font-size:12.5px; font-variant-numeric:tabular-nums; }
+#tenants th { position:sticky; top:0; background:var(--panel); color:var(--muted); font-size:11px; font-weight:600; text-transform:uppercase; letter-spacing:.06em; text-align:right; padding:4px 10px; border-bottom:1px solid var(--line); white-space:nowrap; }
+#tenants td { text-align:right; padding:3px 10px; border-top:1px solid var(--line); white-space:nowrap; }
+#tenants th:first-child, #tenants td:first-child { text-align:left; padding-left:0; }
+#tenants td:first-child { font:12px ui-monospace,SFMono-Regular,Menlo,"DejaVu Sans Mono",monospace; max-width:32ch; overflow:hidden; text-overflow:ellipsis; }
+#tenants td.warn { color:var(--warn); }
+#tenants td.none { color:var(--muted); }
+.card .note { margin-top:8px; }
 footer { padding:6px 24px 18px; color:var(--muted); font-size:12px; }
 @media (max-width:640px) { .card.wide { grid-column:span 1; } .totals { grid-template-columns:repeat(2,1fr); } }
 `;
@@ -87,6 +104,45 @@ const SCRIPT = `
     var area = pts.length ? pts[0].split(',')[0] + ',' + h + ' ' + line + ' ' + pts[pts.length - 1].split(',')[0] + ',' + h : '';
     svg.innerHTML = '<polygon points="' + area + '" fill="' + color + '" fill-opacity="0.14"></polygon>' +
       '<polyline points="' + line + '" fill="none" stroke="' + color + '" stroke-width="1.6" stroke-linejoin="round"></polyline>';
+  }
+  // Columns of the tenant table after the name, in the order of its <th data-col>.
+  var TENANT_COLS = ['requests', 'refused', 'timeouts', 'cacheHits', 'queued', 'share', 'weight', 'cap', 'slotCap', 'p50LatencyMs', 'p99LatencyMs'];
+  var MAX_TENANT_ROWS = 50;
+  function tenantCell(t, k, folded) {
+    var v = t[k];
+    // 0 means none here: no bound (share), no cap, no latency sample yet.
+    if (k === 'share' || k === 'cap' || k === 'slotCap' || k === 'p50LatencyMs' || k === 'p99LatencyMs') {
+      if (!(v > 0)) return null;
+      return k === 'p50LatencyMs' || k === 'p99LatencyMs' ? ms(v) : num(v, 0);
+    }
+    if (k === 'weight') return folded ? null : num(v, 2);
+    return num(v, 0);
+  }
+  function tenants(ts) {
+    ts = ts || [];
+    $('tenants').hidden = !ts.length;
+    $('tenants-empty').hidden = !!ts.length;
+    set('tenants-count', String(ts.length));
+    var body = $('tenants-body'), frag = document.createDocumentFragment();
+    ts.forEach(function (t, i) {
+      // The row past the bound sums many tenants: it has no weight of its own.
+      var folded = ts.length >= MAX_TENANT_ROWS && i === ts.length - 1 && t.tenant === 'other';
+      var tr = document.createElement('tr'), name = document.createElement('td');
+      tr.setAttribute('data-tenant', String(t.tenant));
+      name.textContent = String(t.tenant);
+      name.title = String(t.tenant);
+      tr.appendChild(name);
+      TENANT_COLS.forEach(function (k) {
+        var td = document.createElement('td'), v = tenantCell(t, k, folded);
+        td.textContent = v === null ? '\u2013' : v;
+        if (v === null) td.className = 'none';
+        else if ((k === 'refused' || k === 'timeouts') && t[k] > 0) td.className = 'warn';
+        tr.appendChild(td);
+      });
+      frag.appendChild(tr);
+    });
+    body.textContent = '';
+    body.appendChild(frag);
   }
   function status(kind, label) {
     var el = $('status'); el.className = kind; set('status-text', label);
@@ -149,6 +205,7 @@ const SCRIPT = `
       list.innerHTML = '<li><span class="sub"></span></li>';
       list.firstChild.firstChild.textContent = 'Redis refused CLIENT LIST: ' + (d.workersError || '');
     }
+    tenants(d.tenants);
     set('window', num(d.windowSeconds, 1));
     push('throughput', d.throughput); push('p95', l ? l.p95 : null); push('queue', q ? q.wait + q.prioritized + q.active : null);
     push('batch', d.avgBatchSize); push('hit', d.cacheHitRate); push('errors', d.errorsPerSecond);
@@ -241,6 +298,30 @@ export function dashboardPage(model: string): string {
     <h2>Workers and clients</h2>
     <div class="sub"><b class="big" id="workers-count">–</b> <span id="workers-noun">workers</span> on the queue · <b id="clients-count">–</b> client processes alive</div>
     <ul id="workers"></ul>
+  </section>
+  <section class="card full">
+    <h2>Tenants (<span id="tenants-count">–</span>) · counts since the last stats reset, places and caps now</h2>
+    <p class="sub" id="tenants-empty" hidden>no tenants yet: no request has been counted and no tenant is configured</p>
+    <div class="table-scroll">
+      <table id="tenants" hidden>
+        <thead><tr>
+          <th data-col="tenant">tenant</th>
+          <th data-col="requests">requests</th>
+          <th data-col="refused">refused</th>
+          <th data-col="timeouts">timeouts</th>
+          <th data-col="cacheHits">cache hits</th>
+          <th data-col="queued" title="places held in the queue now (requests admitted, not yet answered)">queued</th>
+          <th data-col="share" title="its share of the model's queue bound if it waited now">share</th>
+          <th data-col="weight">weight</th>
+          <th data-col="cap" title="cap on its places in the queue">queued cap</th>
+          <th data-col="slotCap" title="cap on its inputs in each worker's running batches">slot cap</th>
+          <th data-col="p50LatencyMs">p50 ms</th>
+          <th data-col="p99LatencyMs">p99 ms</th>
+        </tr></thead>
+        <tbody id="tenants-body"></tbody>
+      </table>
+    </div>
+    <div class="sub note">At most 50 rows, most requests first; past that, the rest are summed in one row named <b>other</b>. – : none (no bound, no cap, no latency yet).</div>
   </section>
 </main>
 <footer>Shared numbers of model <b>${m}</b> in Redis (every client and worker), read once a second. Rates, latency, batch size and hit rate: the last <span id="window">–</span> s.</footer>

@@ -17,11 +17,12 @@
  *
  * Rates, latency percentiles, batch size and hit rate of an event are over
  * the last `DASHBOARD_WINDOW_S` seconds (differences of the shared counters
- * and histogram); the `All` fields are since the last stats reset.
+ * and histogram); the `All` fields are since the last stats reset, and so are
+ * the per-tenant counts (`tenants`, the snapshot's rows as they are).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { HttpAccess, LatencyHistogram, LATENCY_BUCKET_BOUNDS_MS, createLogger, throttledLog, type HttpAccessOptions, type Logger } from '@inferq/core';
+import { HttpAccess, LatencyHistogram, LATENCY_BUCKET_BOUNDS_MS, createLogger, throttledLog, type HttpAccessOptions, type Logger, type TenantStats } from '@inferq/core';
 import { dashboardPage } from './dashboard-page.js';
 import { PROMETHEUS_CONTENT_TYPE, formatPrometheus, type ModelReader, type ModelSnapshot, type QueueState, type SeenWorker } from './model-snapshot.js';
 import { SseBroadcaster, type SseLimits } from './sse-broadcaster.js';
@@ -143,6 +144,14 @@ export interface DashboardEvent {
   workersError?: string;
   /** Live client processes (heartbeat keys). */
   clients?: number | null;
+  /**
+   * Per-tenant figures as `inferq stats --by-tenant` shows them: counts and
+   * percentiles since the last stats reset, places held, share, weight and
+   * caps now. At most 50 rows, most requests first, the rest summed in a row
+   * named `other`; empty before any tenant was counted. Tenant names are
+   * chosen by callers: the page shows them as text, never as markup.
+   */
+  tenants?: TenantStats[];
 }
 
 /** Turns one snapshot a second into dashboard events; keeps the window's snapshots. */
@@ -197,6 +206,7 @@ export class DashboardFeed {
         timeouts: st.timeouts,
       },
       cache: { entries: s.cacheEntries, bytes: s.cacheBytes },
+      tenants: s.tenants,
       ...extra,
     };
     if (s.queueError !== undefined) event.queueError = s.queueError;

@@ -12,6 +12,12 @@
  *   good, while new ones are forwarded: what a client sees when one path
  *   dies and a reconnect finds a working one.
  * - `dropAll()`: every connection is reset at once, as by a network reset.
+ * - `hold()` / `release()`: new connections are accepted and what they send
+ *   is kept, in order, until `release()` forwards it. A process started
+ *   against a holding proxy loads its code and connects, then waits; its
+ *   first command runs the moment the test releases it. Tests use it as a
+ *   gate when a command must follow some event within a bound that process
+ *   start-up (seconds under load) cannot promise.
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
 
@@ -24,6 +30,10 @@ interface Pair {
   upstreamLost: boolean;
   /** Swallowed for good (`blackholeExisting`). */
   dead: boolean;
+  /** Accepted during a hold: the bytes it sent, not forwarded until `release()`. */
+  held: Buffer[] | undefined;
+  /** It ended its side during the hold: the upstream is ended once the held bytes are written. */
+  endedWhileHeld: boolean;
 }
 
 export class TcpProxy {
@@ -31,6 +41,7 @@ export class TcpProxy {
   readonly url: string;
   private readonly pairs = new Set<Pair>();
   private blackholed = false;
+  private holding = false;
 
   private constructor(
     private readonly server: Server,
@@ -87,9 +98,30 @@ export class TcpProxy {
       if (pair.upstreamLost) {
         // The path is back and the peer is gone: the client now sees the close it missed.
         this.destroyPair(pair);
-      } else if (!pair.upstream) {
+      } else if (!pair.upstream && !pair.held) {
         this.connectUpstream(pair);
       }
+    }
+  }
+
+  /** New connections from now on are accepted and held: what they send is kept, unforwarded, until `release()`. */
+  hold(): void {
+    this.holding = true;
+  }
+
+  /** Connects every held connection to the target and sends what it kept, in order; new connections are forwarded again. */
+  release(): void {
+    this.holding = false;
+    for (const pair of [...this.pairs]) {
+      const held = pair.held;
+      if (!held) continue;
+      pair.held = undefined;
+      // During a blackhole the held bytes go where a blackhole sends every byte; restore() connects it later.
+      if (this.blackholed) continue;
+      this.connectUpstream(pair);
+      // A socket still connecting queues writes until it is connected.
+      for (const chunk of held) this.forward(chunk, pair.client, pair.upstream);
+      if (pair.endedWhileHeld) pair.upstream?.end();
     }
   }
 
@@ -105,20 +137,22 @@ export class TcpProxy {
   }
 
   private accept(client: Socket): void {
-    const pair: Pair = { client, upstream: undefined, upstreamLost: false, dead: false };
+    const pair: Pair = { client, upstream: undefined, upstreamLost: false, dead: false, held: this.holding ? [] : undefined, endedWhileHeld: false };
     this.pairs.add(pair);
     client.setNoDelay(true);
     client.on('error', () => undefined); // the 'close' that follows does the cleanup
     client.on('data', (chunk: Buffer) => {
-      if (!pair.dead) this.forward(chunk, client, pair.upstream);
+      if (pair.held) pair.held.push(chunk);
+      else if (!pair.dead) this.forward(chunk, client, pair.upstream);
     });
     client.on('end', () => {
-      if (!this.blackholed && !pair.dead) pair.upstream?.end();
+      if (pair.held) pair.endedWhileHeld = true;
+      else if (!this.blackholed && !pair.dead) pair.upstream?.end();
     });
     // Whatever the network state, a client that is gone takes its upstream with it (no leaked sockets to Redis).
     client.on('close', () => this.destroyPair(pair));
-    // Accepted during a blackhole: it must not reach the target until restore().
-    if (!this.blackholed) this.connectUpstream(pair);
+    // Accepted during a blackhole: it must not reach the target until restore(); during a hold, until release().
+    if (!this.blackholed && !pair.held) this.connectUpstream(pair);
   }
 
   private connectUpstream(pair: Pair): void {

@@ -48,8 +48,11 @@ describe('TcpProxy', () => {
     proxy = await TcpProxy.start({ host: target.hostname, port: Number(target.port) });
   });
 
-  // A failed test must not leave the next one behind a blackhole.
-  afterEach(() => proxy.restore());
+  // A failed test must not leave the next one behind a blackhole or a hold.
+  afterEach(() => {
+    proxy.restore();
+    proxy.release();
+  });
 
   afterAll(async () => {
     for (const c of clients) c.disconnect();
@@ -93,6 +96,26 @@ describe('TcpProxy', () => {
     proxy.restore();
     const fresh = client(proxy.url);
     expect(await raceTimer(fresh.ping(), 2000)).toBe('PONG');
+  });
+
+  it('hold() keeps what new connections send until release(), then forwards it in order', async () => {
+    const before = await serverSideClients();
+    proxy.hold();
+    const c = client(proxy.url);
+    const key = `${redis.prefix}:held`;
+    // Sent while held: neither reaches Redis until the release.
+    const set = c.set(key, 'first');
+    const get = c.get(key);
+    await eventually(() => proxy.connections >= 1);
+    expect(await raceTimer(set, 300)).toBe('timeout');
+    expect(await serverSideClients()).toBe(before);
+    expect(await redis.connect().get(key)).toBeNull();
+
+    proxy.release();
+    expect(await raceTimer(set, 2000)).toBe('OK');
+    expect(await raceTimer(get, 2000)).toBe('first');
+    // Connections made after the release are forwarded at once.
+    expect(await raceTimer(client(proxy.url).ping(), 2000)).toBe('PONG');
   });
 
   it('dropAll() resets every connection; the client notices and reconnects', async () => {
