@@ -44,12 +44,7 @@ local waitersOf, missing, seen = {}, { -1 }, {}
 for i = 1, n do
   local waiters = flight_waiters(KEYS[m + i], ARGV[4 + i])
   waitersOf[i] = waiters
-  for _, w in ipairs(waiters or {}) do
-    if not declared[ARGV[2] .. w[1]] and not seen[w[1]] then
-      seen[w[1]] = true
-      missing[#missing + 1] = w[1]
-    end
-  end
+  flight_undeclared(waiters, declared, ARGV[2], seen, missing)
 end
 if #missing > 1 then
   return missing

@@ -177,12 +177,7 @@ for _, i in ipairs(live) do
   if F[i] > 0 then
     local waiters = flight_waiters(KEYS[C + m + F[i]], RID[i])
     waitersOf[i] = waiters
-    for _, w in ipairs(waiters or {}) do
-      if not declared[ARGV[4] .. w[1]] and not seen[w[1]] then
-        seen[w[1]] = true
-        missing[#missing + 1] = w[1]
-      end
-    end
+    flight_undeclared(waiters, declared, ARGV[4], seen, missing)
   end
 end
 if #missing > 1 then

@@ -27,6 +27,9 @@
       The flight's waiters when it is still ownerId's; nil when it is not (it expired and was
       claimed again, or was taken over: its waiters are served by their own flight). Read-only,
       so a script can check every inbox it will write was declared in KEYS before writing.
+    flight_undeclared(waiters, declared, inboxPrefix, seen, missing)
+      Appends to missing the client id of each waiter whose inbox is not in declared (a set
+      of the script's KEYS), once per client (seen): what the caller must declare and resend.
     flight_serve(outbox, flightKey, waiters, payload, inboxPrefix) -> number
       Queues payload for each of those waiters (their inbox being inboxPrefix .. client id),
       marks the flight for deletion and returns the number of waiters served.
@@ -83,6 +86,19 @@ local function flight_waiters(flightKey, ownerId)
     return nil
   end
   return waiters
+end
+
+-- Appends to `missing` each waiter's client whose inbox (inboxPrefix .. client)
+-- is not among the script's `declared` keys, once per client (`seen`): a
+-- Cluster-safe script must name every key it writes, so it returns these
+-- for the caller to declare and call again.
+local function flight_undeclared(waiters, declared, inboxPrefix, seen, missing)
+  for _, w in ipairs(waiters or {}) do
+    if not declared[inboxPrefix .. w[1]] and not seen[w[1]] then
+      seen[w[1]] = true
+      missing[#missing + 1] = w[1]
+    end
+  end
 end
 
 local function flight_serve(outbox, flightKey, waiters, payload, inboxPrefix)
