@@ -38,5 +38,17 @@ export const LoggerSchema = z.custom<Logger>(
   'must be a pino logger',
 );
 
+/**
+ * BullMQ's `telemetry` option (its `Telemetry` interface, e.g. `new
+ * BullMQOtel('inferq')` from bullmq-otel), passed through to BullMQ. Checked
+ * loosely: an object with the interface's two members, so that passing the
+ * class itself or a bare OpenTelemetry tracer fails at construction rather
+ * than inside BullMQ at the first job; the rest is BullMQ's to use.
+ */
+export const TelemetrySchema = z.custom<object>(
+  (v) => typeof v === 'object' && v !== null && typeof (v as { tracer?: unknown }).tracer === 'object' && typeof (v as { contextManager?: unknown }).contextManager === 'object',
+  "must be a BullMQ Telemetry object (with tracer and contextManager), e.g. new BullMQOtel('inferq')",
+);
+
 /** OptimizationConfig values; validated by OptimizationConfig itself (env first, then these). */
 export const ConfigObjectSchema = z.object({}).passthrough();

@@ -274,6 +274,8 @@ export class InferenceWorker<I = unknown, O = unknown> {
         maxStalledCount: maxStalledCountFor(opts.maxCrashes),
         name: this.id,
         autorun: false,
+        // BullMQ's own spans (job process), when the application passes e.g. `new BullMQOtel('inferq')`.
+        ...(opts.telemetry && { telemetry: opts.telemetry }),
       });
       worker.on('error', (err) => logWorkerError({ err, shard: s }, 'BullMQ worker error'));
       // `finishedOn` is set exactly when BullMQ moved the job to failed for good: attempts used up,
