@@ -287,8 +287,9 @@ export class InferenceClient<I = unknown, O = unknown> {
       const joined = flight !== undefined;
       if (!flight) {
         const seq = this.seq++;
+        const id = `${this.id}.${seq.toString(36)}`;
         flight = {
-          id: `${this.id}.${seq.toString(36)}`,
+          id,
           key: prepared.key,
           shard: shardOf(prepared.key, this.shards.length, seq),
           input: prepared.json,
@@ -306,7 +307,7 @@ export class InferenceClient<I = unknown, O = unknown> {
           counted: false,
           priority,
           rank: 0,
-          trace: this.tracer.start(),
+          trace: this.tracer.start(id),
         };
         this.table.add(flight);
       }

@@ -34,17 +34,22 @@ export class RequestTracer {
     this.attributes = { [TRACE_ATTR.tenant]: tenant };
   }
 
-  /** The span of a new flight, or undefined when there is nothing to record or carry (no SDK installed). */
-  start(): FlightTrace | undefined {
+  /**
+   * The span of a new flight (its request id is what the batch span's link
+   * names), or undefined when there is nothing to record or carry (no SDK).
+   */
+  start(requestId: string | undefined): FlightTrace | undefined {
     const t = startRequestSpan(this.model, this.attributes);
     // A non-recording span with a carrier still propagates (a sampled-out parent's decision travels on).
     if (t.carrier === undefined && !t.span.isRecording()) return undefined;
+    // Set here, not in `attributes`: an object per request only when a span is recorded.
+    if (requestId !== undefined) t.span.setAttribute(TRACE_ATTR.requestId, requestId);
     return t;
   }
 
   /** A request answered from the in-process cache: no flight, a span that ends at once. */
   localHit(): void {
-    const t = this.start();
+    const t = this.start(undefined);
     if (t) endRequestSpan(t.span, { cached: true });
   }
 }
