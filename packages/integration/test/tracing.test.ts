@@ -15,7 +15,11 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { BullMQOtel } from 'bullmq-otel';
+import { propagation, trace } from '@opentelemetry/api';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { ConfigError, TRACE_ATTR } from '@inferq/core';
+import { InferenceClient } from '@inferq/client';
 import { InferenceWorker } from '@inferq/worker';
 import { spawnNode, startWorkerProcess } from '@inferq/testkit';
 import { useTestRedis } from '@inferq/testkit/harness';
@@ -157,6 +161,49 @@ describe('tracing across the queue', () => {
     // Each request sent was served by exactly one batch.
     expect(linked.sort()).toEqual(sent.map((r) => r.spanId).sort());
   }, 120_000);
+
+  it('in one process: a flight shared by two callers is one span; a timeout ends it failed, and the late result changes nothing', async () => {
+    const exporter = new InMemorySpanExporter();
+    trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }));
+    propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+    h.defer(() => {
+      trace.disable();
+      propagation.disable();
+    });
+    const prefix = h.redis.newPrefix();
+    type In = { x: number; sleep?: number };
+    const worker = h.after(
+      new InferenceWorker<In, { y: number }>({
+        redis: h.redis.url,
+        model: 'inproc',
+        prefix,
+        config: { batchTimeoutMs: 5 },
+        run: async (xs) => {
+          const sleep = Math.max(0, ...xs.map((x) => x.sleep ?? 0));
+          if (sleep) await new Promise((r) => setTimeout(r, sleep));
+          return xs.map((x) => ({ y: x.x * x.x }));
+        },
+      }),
+    );
+    await worker.start();
+    const client = h.after(new InferenceClient<In, { y: number }>({ redis: h.redis.url, model: 'inproc', prefix }));
+    const [a, b] = await Promise.all([client.infer({ x: 3 }), client.infer({ x: 3 })]);
+    expect([a.output.y, b.output.y, b.coalesced]).toEqual([9, 9, true]);
+    await expect(client.infer({ x: 4, sleep: 1500 }, { timeoutMs: 300 })).rejects.toMatchObject({ code: 'INFERQ_TIMEOUT' });
+    // The late result reaches the client after the timeout: its span must not end a second time.
+    await new Promise((r) => setTimeout(r, 1800));
+
+    const spans = exporter.getFinishedSpans();
+    const requests = spans.filter((s) => s.name === 'inferq.request');
+    expect(requests).toHaveLength(2);
+    const [shared, timedOut] = requests.sort((p, q) => p.startTime[1] - q.startTime[1] + (p.startTime[0] - q.startTime[0]) * 1e9);
+    expect(shared?.attributes).toMatchObject({ [TRACE_ATTR.cacheHit]: false, [TRACE_ATTR.batchSize]: 1 });
+    expect(shared?.status.code).toBe(0);
+    expect(timedOut?.status).toMatchObject({ code: 2, message: expect.stringContaining('timed out') });
+    // Both requests were computed: each batch links exactly one of them.
+    const batches = spans.filter((s) => s.name === 'inferq.batch');
+    expect(batches.flatMap((s) => s.links.map((l) => l.context.spanId)).sort()).toEqual(requests.map((r) => r.spanContext().spanId).sort());
+  }, 30_000);
 
   it('the telemetry option takes a BullMQ Telemetry (bullmq-otel) and refuses anything else', () => {
     const base = { redis: h.redis.url, model: 'm', run: async (xs: unknown[]) => xs };
