@@ -317,7 +317,7 @@ export class BatchPipeline {
     }
 
     // 4. one pipeline (one per shard on a cluster): settle (with the queue ledger) + stats
-    const settleSpan = trace.settling();
+    trace.settling();
     const settleOptions = o.settle;
     const retrying = new Set(retry);
     const waiters = o.waiters.list();
@@ -374,7 +374,7 @@ export class BatchPipeline {
     );
     // Handled by whoever awaits it; this only keeps an unawaited failure from being "unhandled".
     delivered.catch(() => undefined);
-    trace.settled(settleSpan, delivered, workerCacheHits);
+    trace.settled(delivered, workerCacheHits);
     if (o.onBatch) {
       const failedItems = Object.values(errorCodes).reduce((a, b) => a + b, 0);
       reportBatch(o, delivered, {

@@ -29,6 +29,8 @@ export interface TracedItem {
 
 export class BatchTrace {
   private readonly span: Span;
+  /** The settle step's span, from `settling()` until the results reached Redis. */
+  private settle: Span | undefined;
   private ended = false;
 
   constructor(model: string, workerId: string, items: readonly TracedItem[], now: number = Date.now()) {
@@ -48,32 +50,30 @@ export class BatchTrace {
     return inSpan(childSpan(this.span, name), fn);
   }
 
-  /** Starts the settle step; `settled` ends it and the batch once the results reached Redis (or did not). */
-  settling(): Span {
-    return childSpan(this.span, 'inferq.settle');
+  /** Starts the settle step: `settled` ends it, and the batch, once the results reached Redis (or did not). */
+  settling(): void {
+    this.settle = childSpan(this.span, 'inferq.settle');
   }
 
   /** Ends the settle span and the batch span when `delivered` settles; a failed delivery fails both. */
-  settled(settle: Span, delivered: Promise<unknown>, cacheHits: number): void {
+  settled(delivered: Promise<unknown>, cacheHits: number): void {
     this.span.setAttribute(TRACE_ATTR.cacheHit, cacheHits > 0);
+    // A failed delivery was logged by the pipeline where it failed; here it only marks the spans.
     void delivered.then(
-      () => {
-        settle.end();
-        this.end();
-      },
-      (err: unknown) => {
-        // Logged by the pipeline where it failed; here it only marks the spans.
-        failSpan(settle, err);
-        settle.end();
-        this.end(err);
-      },
+      () => this.end(),
+      (err: unknown) => this.end(err),
     );
   }
 
-  /** Ends the batch span once; with `err`, as failed (a step threw before the settle). */
+  /** Ends the batch span (and a settle span still open) once; with `err`, as failed. */
   end(err?: unknown): void {
     if (this.ended) return;
     this.ended = true;
+    const settle = this.settle;
+    if (settle) {
+      if (err !== undefined) failSpan(settle, err);
+      settle.end();
+    }
     if (err !== undefined) failSpan(this.span, err);
     this.span.end();
   }

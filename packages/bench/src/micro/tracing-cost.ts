@@ -61,7 +61,8 @@ async function batchTraced(): Promise<void> {
   const trace = new BatchTrace('bench', 'w-1', items);
   sink += await trace.step('inferq.cache_lookup', async () => 1);
   sink += await trace.step('inferq.model', async () => 1);
-  trace.settled(trace.settling(), delivered, 0);
+  trace.settling();
+  trace.settled(delivered, 0);
 }
 
 async function batchPlain(): Promise<void> {
