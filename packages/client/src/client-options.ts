@@ -4,7 +4,6 @@
  */
 import { z } from 'zod';
 import type { RedisOptions } from 'ioredis';
-import type { Telemetry } from 'bullmq';
 import type { RedisClient } from '@inferq/core';
 import { DEFAULT_TENANT, MAX_QUEUE_SHARDS, PRIORITIES, TENANT_PATTERN, type Priority } from '@inferq/core/protocol';
 import type { RedisConnectionInput } from '@inferq/core';
@@ -19,6 +18,7 @@ import {
   OPTIMIZATION_ENV,
   loadOptimizationConfig,
   parseConfig,
+  type BullMQTelemetry,
   type Logger,
   type OptimizationConfig,
   type OptimizationConfigInput,
@@ -122,7 +122,7 @@ export interface InferenceClientOptions<I = unknown> {
    * does not depend on it). inferq's own spans need only an OpenTelemetry SDK
    * (docs/tracing.md). Default: none.
    */
-  telemetry?: Telemetry;
+  telemetry?: BullMQTelemetry;
   /** A pino logger; default one named `inferq:client`. */
   logger?: Logger;
 }
@@ -190,7 +190,7 @@ export interface ResolvedClientOptions {
   priority: Priority;
   keepJobs: { completed: number; failed: number; maxAgeSeconds: number };
   flushStatsOnExit: boolean;
-  telemetry: Telemetry | undefined;
+  telemetry: BullMQTelemetry | undefined;
   logger: Logger | undefined;
 }
 
@@ -224,7 +224,7 @@ export function resolveClientOptions(input: InferenceClientOptions<unknown>): Re
     priority: o.priority,
     keepJobs: o.keepJobs,
     flushStatsOnExit: o.flushStatsOnExit,
-    telemetry: o.telemetry as Telemetry | undefined,
+    telemetry: o.telemetry,
     logger: o.logger,
   });
 }

@@ -17,7 +17,7 @@
  * A flight moves by one state machine (flight.ts); the flights of a client
  * and how their callers are answered live in flight-table.ts.
  */
-import { Queue } from 'bullmq';
+import { Queue, type Telemetry } from 'bullmq';
 import type { RedisClient } from '@inferq/core';
 import {
   ClosedError,
@@ -140,7 +140,7 @@ export class InferenceClient<I = unknown, O = unknown> {
     this.tracer = new RequestTracer(model, this.opts.tenant);
     const queues = shardKeys(model, prefix, this.opts.queueShards).map((keys, shard) => {
       // telemetry: BullMQ's own spans (job add), when the application passes e.g. `new BullMQOtel('inferq')`.
-      const queue = new Queue(keys.queueName, { connection: this.queueConnection, prefix: keys.queuePrefix, ...(this.opts.telemetry && { telemetry: this.opts.telemetry }) });
+      const queue = new Queue(keys.queueName, { connection: this.queueConnection, prefix: keys.queuePrefix, ...(this.opts.telemetry && { telemetry: this.opts.telemetry as Telemetry }) });
       queue.on('error', (err) => logConnectionError({ err, shard }, 'queue error'));
       return { keys, queue };
     });

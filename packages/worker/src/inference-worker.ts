@@ -10,7 +10,7 @@
  * delivered; it fails (and BullMQ retries it) only when delivery failed.
  */
 import { QueueUpkeep } from './queue-upkeep.js';
-import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
+import { UnrecoverableError, WaitingError, Worker, type Job, type Telemetry } from 'bullmq';
 import type { RedisClient } from '@inferq/core';
 import {
   ErrorCode,
@@ -275,7 +275,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
         name: this.id,
         autorun: false,
         // BullMQ's own spans (job process), when the application passes e.g. `new BullMQOtel('inferq')`.
-        ...(opts.telemetry && { telemetry: opts.telemetry }),
+        ...(opts.telemetry && { telemetry: opts.telemetry as Telemetry }),
       });
       worker.on('error', (err) => logWorkerError({ err, shard: s }, 'BullMQ worker error'));
       // `finishedOn` is set exactly when BullMQ moved the job to failed for good: attempts used up,

@@ -4,7 +4,6 @@
  */
 import { z } from 'zod';
 import type { RedisOptions } from 'ioredis';
-import type { Telemetry } from 'bullmq';
 import {
   DEFAULT_PREFIX,
   ConfigObjectSchema,
@@ -16,6 +15,7 @@ import {
   loadOptimizationConfig,
   parseConfig,
   type BatchPolicy,
+  type BullMQTelemetry,
   type Logger,
   type OptimizationConfig,
   type OptimizationConfigInput,
@@ -180,7 +180,7 @@ export interface InferenceWorkerOptions<I = unknown, O = unknown> {
    * application installs (inferq does not depend on it). inferq's own batch
    * spans need only an OpenTelemetry SDK (docs/tracing.md). Default: none.
    */
-  telemetry?: Telemetry;
+  telemetry?: BullMQTelemetry;
   /**
    * Told about each batch once its results reached Redis (size, model time,
    * items by outcome, errors by code, flight waiters answered), and about
@@ -261,7 +261,7 @@ export interface ResolvedWorkerOptions {
   maxOutputBytes: number;
   workerId: string;
   logger: Logger | undefined;
-  telemetry: Telemetry | undefined;
+  telemetry: BullMQTelemetry | undefined;
   onBatch: ((report: BatchReport) => void) | undefined;
 }
 
@@ -298,7 +298,7 @@ export function resolveWorkerOptions(input: InferenceWorkerOptions<unknown, unkn
     maxOutputBytes: o.maxOutputBytes,
     workerId: o.workerId ?? newInstanceId(),
     logger: o.logger,
-    telemetry: o.telemetry as Telemetry | undefined,
+    telemetry: o.telemetry,
     onBatch: o.onBatch,
   });
 }
