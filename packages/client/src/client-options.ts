@@ -117,7 +117,7 @@ export interface InferenceClientOptions<I = unknown> {
   flushStatsOnExit?: boolean;
   /**
    * BullMQ's own spans (the job add of each envelope), passed to the client's
-   * BullMQ `Queue`s as their `telemetry` option: e.g. `new BullMQOtel('inferq')`
+   * BullMQ `Queue`s as their `telemetry` option: e.g. `new BullMQOtel()`
    * from the `bullmq-otel` package, which the application installs (inferq
    * does not depend on it). inferq's own spans need only an OpenTelemetry SDK
    * (docs/tracing.md). Default: none.

@@ -139,7 +139,7 @@ export class InferenceClient<I = unknown, O = unknown> {
     this.table = new FlightTable({ recorder: this.recorder, deadlines: this.deadlines, logger: this.logger, model });
     this.tracer = new RequestTracer(model, this.opts.tenant);
     const queues = shardKeys(model, prefix, this.opts.queueShards).map((keys, shard) => {
-      // telemetry: BullMQ's own spans (job add), when the application passes e.g. `new BullMQOtel('inferq')`.
+      // telemetry: BullMQ's own spans (job add), when the application passes e.g. `new BullMQOtel()`.
       const queue = new Queue(keys.queueName, { connection: this.queueConnection, prefix: keys.queuePrefix, ...(this.opts.telemetry && { telemetry: this.opts.telemetry as Telemetry }) });
       queue.on('error', (err) => logConnectionError({ err, shard }, 'queue error'));
       return { keys, queue };

@@ -59,7 +59,7 @@ export interface BullMQTelemetry {
  */
 export const TelemetrySchema = z.custom<BullMQTelemetry>(
   (v) => typeof v === 'object' && v !== null && typeof (v as { tracer?: unknown }).tracer === 'object' && typeof (v as { contextManager?: unknown }).contextManager === 'object',
-  "must be a BullMQ Telemetry object (with tracer and contextManager), e.g. new BullMQOtel('inferq')",
+  "must be a BullMQ Telemetry object (with tracer and contextManager), e.g. new BullMQOtel()",
 );
 
 /** OptimizationConfig values; validated by OptimizationConfig itself (env first, then these). */

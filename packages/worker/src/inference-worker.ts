@@ -274,7 +274,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
         maxStalledCount: maxStalledCountFor(opts.maxCrashes),
         name: this.id,
         autorun: false,
-        // BullMQ's own spans (job process), when the application passes e.g. `new BullMQOtel('inferq')`.
+        // BullMQ's own spans (job process), when the application passes e.g. `new BullMQOtel()`.
         ...(opts.telemetry && { telemetry: opts.telemetry as Telemetry }),
       });
       worker.on('error', (err) => logWorkerError({ err, shard: s }, 'BullMQ worker error'));
