@@ -176,7 +176,7 @@ export interface InferenceWorkerOptions<I = unknown, O = unknown> {
   /**
    * BullMQ's own spans (job process, move to completed), passed to the
    * worker's BullMQ `Worker`s as their `telemetry` option: e.g. `new
-   * BullMQOtel('inferq')` from the `bullmq-otel` package, which the
+   * BullMQOtel()` from the `bullmq-otel` package, which the
    * application installs (inferq does not depend on it). inferq's own batch
    * spans need only an OpenTelemetry SDK (docs/tracing.md). Default: none.
    */
