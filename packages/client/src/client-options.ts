@@ -14,9 +14,11 @@ import {
   LoggerSchema,
   ModelNameSchema,
   RedisConnectionSchema,
+  TelemetrySchema,
   OPTIMIZATION_ENV,
   loadOptimizationConfig,
   parseConfig,
+  type BullMQTelemetry,
   type Logger,
   type OptimizationConfig,
   type OptimizationConfigInput,
@@ -113,6 +115,14 @@ export interface InferenceClientOptions<I = unknown> {
    * Default true.
    */
   flushStatsOnExit?: boolean;
+  /**
+   * BullMQ's own spans (the job add of each envelope), passed to the client's
+   * BullMQ `Queue`s as their `telemetry` option: e.g. `new BullMQOtel()`
+   * from the `bullmq-otel` package, which the application installs (inferq
+   * does not depend on it). inferq's own spans need only an OpenTelemetry SDK
+   * (docs/tracing.md). Default: none.
+   */
+  telemetry?: BullMQTelemetry;
   /** A pino logger; default one named `inferq:client`. */
   logger?: Logger;
 }
@@ -156,6 +166,7 @@ const OptionsSchema = z
       // prefault: an absent keepJobs is parsed as {} (each field's default), not taken as-is.
       .prefault({}),
     flushStatsOnExit: z.boolean().default(CLIENT_DEFAULTS.flushStatsOnExit),
+    telemetry: TelemetrySchema.optional(),
     logger: LoggerSchema.optional(),
   })
   .strict();
@@ -179,6 +190,7 @@ export interface ResolvedClientOptions {
   priority: Priority;
   keepJobs: { completed: number; failed: number; maxAgeSeconds: number };
   flushStatsOnExit: boolean;
+  telemetry: BullMQTelemetry | undefined;
   logger: Logger | undefined;
 }
 
@@ -212,6 +224,7 @@ export function resolveClientOptions(input: InferenceClientOptions<unknown>): Re
     priority: o.priority,
     keepJobs: o.keepJobs,
     flushStatsOnExit: o.flushStatsOnExit,
+    telemetry: o.telemetry,
     logger: o.logger,
   });
 }

@@ -14,7 +14,8 @@
  */
 import { InferqError, RedisUnavailableError, type Logger, type StatsRecorder } from '@inferq/core';
 import type { DeadlineScheduler } from './deadline-scheduler.js';
-import { moveTo, type Caller, type Flight } from './flight.js';
+import { hasLiveCallers, moveTo, type Caller, type Flight } from './flight.js';
+import { endFlightTrace } from './request-tracing.js';
 
 export interface ClientInferenceResult<O = unknown> {
   output: O;
@@ -110,6 +111,8 @@ export class FlightTable {
     this.o.deadlines.remove(caller);
     if (outcome instanceof Error) caller.reject(outcome);
     else caller.resolve(outcome);
+    // The request's span ends with the answer of its last caller (once: endFlightTrace clears it).
+    if (caller.flight.trace && !hasLiveCallers(caller.flight)) endFlightTrace(caller.flight, outcome);
   }
 
   /** Answers every waiting caller of a flight with a value, and forgets it. */

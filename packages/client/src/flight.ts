@@ -25,6 +25,7 @@
  */
 
 import type { Priority } from '@inferq/core/protocol';
+import type { FlightTrace } from './request-tracing.js';
 
 /** One caller waiting for a result. */
 export interface Caller {
@@ -88,6 +89,8 @@ export interface Flight {
   rank: number;
   /** Sent again after transient Redis failures (transient-retry.ts): when the first was, and how often. */
   retry?: { first: number; attempts: number };
+  /** Its `inferq.request` span while one is recorded or carried (request-tracing.ts); ended when its last caller is answered. */
+  trace: FlightTrace | undefined;
 }
 
 export class FlightTransitionError extends Error {}

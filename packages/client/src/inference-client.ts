@@ -17,7 +17,7 @@
  * A flight moves by one state machine (flight.ts); the flights of a client
  * and how their callers are answered live in flight-table.ts.
  */
-import { Queue } from 'bullmq';
+import { Queue, type Telemetry } from 'bullmq';
 import type { RedisClient } from '@inferq/core';
 import {
   ClosedError,
@@ -54,6 +54,7 @@ import { FlightTable, type ClientInferenceResult } from './flight-table.js';
 import { ResultDelivery } from './result-delivery.js';
 import { SendPath } from './send-path.js';
 import { flushOnExit } from './exit-flush.js';
+import { RequestTracer } from './request-tracing.js';
 
 export type { ClientInferenceResult } from './flight-table.js';
 
@@ -102,6 +103,8 @@ export class InferenceClient<I = unknown, O = unknown> {
   private readonly table: FlightTable;
   private readonly sendPath: SendPath;
   private readonly delivery: ResultDelivery;
+  /** Its `inferq.request` spans (docs/tracing.md): nothing recorded or sent until the application installs an SDK. */
+  private readonly tracer: RequestTracer;
   private seq = 0;
   private leaseTimer: NodeJS.Timeout | undefined;
   /** The start-up check: settles once Redis is known usable (or why not). */
@@ -134,8 +137,10 @@ export class InferenceClient<I = unknown, O = unknown> {
     this.deadlines = new DeadlineScheduler<Caller>((caller) => this.expire(caller));
     this.local = this.opts.localCache ? new LocalResultCache(this.opts.localCache) : undefined;
     this.table = new FlightTable({ recorder: this.recorder, deadlines: this.deadlines, logger: this.logger, model });
+    this.tracer = new RequestTracer(model, this.opts.tenant);
     const queues = shardKeys(model, prefix, this.opts.queueShards).map((keys, shard) => {
-      const queue = new Queue(keys.queueName, { connection: this.queueConnection, prefix: keys.queuePrefix });
+      // telemetry: BullMQ's own spans (job add), when the application passes e.g. `new BullMQOtel()`.
+      const queue = new Queue(keys.queueName, { connection: this.queueConnection, prefix: keys.queuePrefix, ...(this.opts.telemetry && { telemetry: this.opts.telemetry as Telemetry }) });
       queue.on('error', (err) => logConnectionError({ err, shard }, 'queue error'));
       return { keys, queue };
     });
@@ -269,6 +274,7 @@ export class InferenceClient<I = unknown, O = unknown> {
       if (hit !== undefined) {
         // Answered in process: no Redis, no queue. Counted as a cache hit like any other.
         this.recorder.record({ requests: 1, cache_hits: 1, latencies: [Date.now() - start] });
+        this.tracer.localHit();
         return resolve({ output: JSON.parse(hit) as O, cached: true, coalesced: false, latencyMs: Date.now() - start });
       }
       const priority = options.priority ?? this.opts.priority;
@@ -281,8 +287,9 @@ export class InferenceClient<I = unknown, O = unknown> {
       const joined = flight !== undefined;
       if (!flight) {
         const seq = this.seq++;
+        const id = `${this.id}.${seq.toString(36)}`;
         flight = {
-          id: `${this.id}.${seq.toString(36)}`,
+          id,
           key: prepared.key,
           shard: shardOf(prepared.key, this.shards.length, seq),
           input: prepared.json,
@@ -300,6 +307,7 @@ export class InferenceClient<I = unknown, O = unknown> {
           counted: false,
           priority,
           rank: 0,
+          trace: this.tracer.start(id),
         };
         this.table.add(flight);
       }

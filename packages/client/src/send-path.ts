@@ -438,6 +438,7 @@ export class SendPath {
         // Only an owned flight is the worker's to settle: a flight we lost (taken over) is not.
         if (f.key !== undefined) item.key = f.key;
         if (f.room) item.q = 1;
+        if (f.trace?.carrier) item.t = f.trace.carrier;
         return item;
       });
       members.push(group);

@@ -106,5 +106,5 @@ export { keyFromCanonicalInput } from './cache-key.js';
 export { StatsRecorder, type StatsRecorderOptions } from './stats-recorder.js';
 export { deriveStats } from './stats-reader.js';
 export { LatencyHistogram } from './latency-histogram.js';
-export { ConfigObjectSchema, KeyPrefixSchema, LoggerSchema, ModelNameSchema, RedisConnectionSchema } from './option-schemas.js';
+export { ConfigObjectSchema, KeyPrefixSchema, LoggerSchema, ModelNameSchema, RedisConnectionSchema, TelemetrySchema, type BullMQTelemetry } from './option-schemas.js';
 export { ATTR as TRACE_ATTR, TRACER_NAME, MAX_CARRIER_BYTES, startRequestSpan, endRequestSpan, startBatchSpan, childSpan, recordQueueWait, inSpan, failSpan, linksOf, decodeCarrier, type TraceCarrier } from './tracing.js';

@@ -38,5 +38,29 @@ export const LoggerSchema = z.custom<Logger>(
   'must be a pino logger',
 );
 
+/**
+ * What the client's and worker's `telemetry` option takes: BullMQ's
+ * `Telemetry` interface (e.g. `new BullMQOtel()` from bullmq-otel), by its
+ * two members. Declared by shape rather than imported from bullmq: the
+ * published client and worker bundle BullMQ and do not depend on it, so
+ * their type declarations must not name it (a consumer's tsc would not find
+ * it). Where it is passed to BullMQ, BullMQ's own type is checked against it.
+ */
+export interface BullMQTelemetry {
+  tracer: object;
+  contextManager: object;
+}
+
+/**
+ * The `telemetry` option, passed through to BullMQ. Checked loosely: an
+ * object with the interface's two members, so that passing the class itself
+ * or a bare OpenTelemetry tracer fails at construction rather than inside
+ * BullMQ at the first job; the rest is BullMQ's to use.
+ */
+export const TelemetrySchema = z.custom<BullMQTelemetry>(
+  (v) => typeof v === 'object' && v !== null && typeof (v as { tracer?: unknown }).tracer === 'object' && typeof (v as { contextManager?: unknown }).contextManager === 'object',
+  "must be a BullMQ Telemetry object (with tracer and contextManager), e.g. new BullMQOtel()",
+);
+
 /** OptimizationConfig values; validated by OptimizationConfig itself (env first, then these). */
 export const ConfigObjectSchema = z.object({}).passthrough();

@@ -47,6 +47,7 @@ import {
 } from '@inferq/core/protocol';
 import type { GroupResult, ModelRun, ModelRunner } from './model-runner.js';
 import { recordHangs } from './hang-record.js';
+import { BatchTrace } from './batch-tracing.js';
 
 /** A request item as a worker holds it: with the client that waits, the job that carried it and that job's queue shard. */
 export interface WorkItem {
@@ -62,6 +63,10 @@ export interface WorkItem {
   tenant: string;
   jobId: string;
   shard: number;
+  /** The request span's context (docs/tracing.md): what the batch span links. */
+  t: Record<string, string> | undefined;
+  /** When its job was enqueued (BullMQ's `job.timestamp`, epoch ms): the start of its queue wait. */
+  enqueuedAt: number;
 }
 
 /**
@@ -82,8 +87,8 @@ export function settleItem(item: WorkItem, payload: string, cacheValue?: string)
 }
 
 /** A decoded envelope item as the worker holds it (built field by field: an object spread here cost ~7 % of a worker's CPU). */
-export function workItem(it: EnvelopeItem, client: string, tenant: string, jobId: string, shard: number): WorkItem {
-  return { id: it.id, input: it.input, deadline: it.deadline, index: it.index, key: it.key, q: it.q, client, tenant, jobId, shard };
+export function workItem(it: EnvelopeItem, client: string, tenant: string, jobId: string, shard: number, enqueuedAt: number): WorkItem {
+  return { id: it.id, input: it.input, deadline: it.deadline, index: it.index, key: it.key, q: it.q, client, tenant, jobId, shard, t: it.t, enqueuedAt };
 }
 
 export interface BatchPipelineOptions {
@@ -176,6 +181,17 @@ export class BatchPipeline {
    * with what a fresh probe process computed); every other step is the same.
    */
   async run(items: readonly WorkItem[], call?: (inputs: unknown[]) => Promise<ModelRun>): Promise<BatchOutcome[]> {
+    // Its spans (batch-tracing.ts): ended by the settle once delivered, or here if a step threw.
+    const trace = new BatchTrace(this.o.modelName, this.o.workerId, items);
+    try {
+      return await this.runTraced(items, trace, call);
+    } catch (err) {
+      trace.end(err);
+      throw err;
+    }
+  }
+
+  private async runTraced(items: readonly WorkItem[], trace: BatchTrace, call?: (inputs: unknown[]) => Promise<ModelRun>): Promise<BatchOutcome[]> {
     const { o } = this;
     const settles: SettleItem[][] = o.shards.map(() => []);
     const settle = (item: WorkItem, payload: string, cacheValue?: string) => {
@@ -188,7 +204,7 @@ export class BatchPipeline {
     };
 
     // 1. late cache hits and flight deadlines, on Redis time
-    const opened = await this.open(items);
+    const opened = await trace.step('inferq.cache_lookup', () => this.open(items));
     const now = opened.now;
     let workerCacheHits = 0;
     let deadlineDrops = 0;
@@ -249,7 +265,7 @@ export class BatchPipeline {
       const batchSize = groups.length;
       const context = () => ({ model: o.modelName, worker: o.workerId, batchSize, jobIds: [...new Set(groups.flatMap((g) => g.items.map((i) => i.jobId)))] });
       const runOptions = { deadlines: groups.map((g) => g.deadline), now: () => o.clock.now() };
-      const ran = call ? await call(groups.map((g) => g.input)) : await o.runner.run(groups.map((g) => g.input), runOptions);
+      const ran = await trace.step('inferq.model', () => (call ? call(groups.map((g) => g.input)) : o.runner.run(groups.map((g) => g.input), runOptions)));
       modelMs = ran.ms;
       extraCalls = ran.extraCalls;
       timeouts = ran.timeouts;
@@ -261,7 +277,7 @@ export class BatchPipeline {
       // Hangs are isolated like crashes: see isolateHangs.
       const hung = groups.map((_, i) => i).filter((i) => (results[i] as GroupResult | undefined)?.ok === false && (results[i] as { timedOut?: boolean }).timedOut === true);
       if (hung.length > 0) {
-        const iso = await this.isolateHangs(groups, hung, results, runOptions, context());
+        const iso = await trace.step('inferq.model', () => this.isolateHangs(groups, hung, results, runOptions, context()));
         modelMs += iso.ms;
         extraCalls += iso.calls;
         timeouts += iso.timeouts;
@@ -301,6 +317,7 @@ export class BatchPipeline {
     }
 
     // 4. one pipeline (one per shard on a cluster): settle (with the queue ledger) + stats
+    trace.settling();
     const settleOptions = o.settle;
     const retrying = new Set(retry);
     const waiters = o.waiters.list();
@@ -357,6 +374,7 @@ export class BatchPipeline {
     );
     // Handled by whoever awaits it; this only keeps an unawaited failure from being "unhandled".
     delivered.catch(() => undefined);
+    trace.settled(delivered, workerCacheHits);
     if (o.onBatch) {
       const failedItems = Object.values(errorCodes).reduce((a, b) => a + b, 0);
       reportBatch(o, delivered, {

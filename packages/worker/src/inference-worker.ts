@@ -11,7 +11,7 @@
  */
 import { QueueUpkeep } from './queue-upkeep.js';
 import { UrgentFetch } from './urgent-fetch.js';
-import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
+import { UnrecoverableError, WaitingError, Worker, type Job, type Telemetry } from 'bullmq';
 import type { RedisClient } from '@inferq/core';
 import {
   ErrorCode,
@@ -289,6 +289,8 @@ export class InferenceWorker<I = unknown, O = unknown> {
         maxStalledCount: maxStalledCountFor(opts.maxCrashes),
         name: this.id,
         autorun: false,
+        // BullMQ's own spans (job process), when the application passes e.g. `new BullMQOtel()`.
+        ...(opts.telemetry && { telemetry: opts.telemetry as Telemetry }),
       });
       worker.on('error', (err) => logWorkerError({ err, shard: s }, 'BullMQ worker error'));
       // `finishedOn` is set exactly when BullMQ moved the job to failed for good: attempts used up,
@@ -554,7 +556,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
       // Done for good: its place in the queue ledger (if it held one) goes back in the same settle.
       if (bad.id !== undefined) answerNow.push({ requestId: bad.id, client: env.client, job: { id: jobId, index: bad.index }, payload: failurePayload(err, this.id), counted: raw[bad.index]?.q === 1, tenant: env.tenant });
     }
-    let items: WorkItem[] = env.items.map((it) => workItem(it, env.client, env.tenant, jobId, shard));
+    let items: WorkItem[] = env.items.map((it) => workItem(it, env.client, env.tenant, jobId, shard, job.timestamp));
     const { modelVersion, config } = this.opts;
     if (env.modelVersion !== modelVersion || env.quantization !== config.quantization) {
       // Never computed, never cached: one precision's outputs must not land under the other's keys.
@@ -681,7 +683,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
     const payload = failurePayload(err, this.id);
     // Items an earlier attempt answered are skipped by their done bits: no second answer, no second
     // release of their places in the queue ledger.
-    const settles: SettleItem[] = env.items.map((it) => settleItem(workItem(it, env.client, env.tenant, jobId, shard), payload));
+    const settles: SettleItem[] = env.items.map((it) => settleItem(workItem(it, env.client, env.tenant, jobId, shard, job.timestamp), payload));
     await execSettle(cmd, keys, settles, this.settleOptions(), this.waiters).catch((e: unknown) =>
       this.logger.error({ err: e, jobId }, 'could not tell the callers of a failed job; they learn it from their own checks'),
     );

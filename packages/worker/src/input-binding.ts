@@ -62,5 +62,5 @@ export function checkInputKeys(items: readonly WorkItem[], identity: ModelIdenti
 
 /** The item without its key: settled to its own client only (no cache, flight, waiters or conviction). */
 export function unkeyed(item: WorkItem): WorkItem {
-  return { id: item.id, input: item.input, deadline: item.deadline, index: item.index, key: undefined, q: item.q, client: item.client, tenant: item.tenant, jobId: item.jobId, shard: item.shard };
+  return { id: item.id, input: item.input, deadline: item.deadline, index: item.index, key: undefined, q: item.q, client: item.client, tenant: item.tenant, jobId: item.jobId, shard: item.shard, t: item.t, enqueuedAt: item.enqueuedAt };
 }

@@ -11,9 +11,11 @@ import {
   LoggerSchema,
   ModelNameSchema,
   RedisConnectionSchema,
+  TelemetrySchema,
   loadOptimizationConfig,
   parseConfig,
   type BatchPolicy,
+  type BullMQTelemetry,
   type Logger,
   type OptimizationConfig,
   type OptimizationConfigInput,
@@ -172,6 +174,14 @@ export interface InferenceWorkerOptions<I = unknown, O = unknown> {
   /** A pino logger; default one named `inferq:worker`. */
   logger?: Logger;
   /**
+   * BullMQ's own spans (job process, move to completed), passed to the
+   * worker's BullMQ `Worker`s as their `telemetry` option: e.g. `new
+   * BullMQOtel()` from the `bullmq-otel` package, which the
+   * application installs (inferq does not depend on it). inferq's own batch
+   * spans need only an OpenTelemetry SDK (docs/tracing.md). Default: none.
+   */
+  telemetry?: BullMQTelemetry;
+  /**
    * Told about each batch once its results reached Redis (size, model time,
    * items by outcome, errors by code, flight waiters answered), and about
    * items refused before any batch: what `WorkerMetrics` (the CLI's
@@ -216,6 +226,7 @@ const OptionsSchema = z
     maxOutputBytes: z.number().int().min(1).max(512 * 1024 * 1024).default(WORKER_DEFAULTS.maxOutputBytes),
     workerId: z.string().min(1).max(128).regex(WIRE_ID_PATTERN, 'letters, digits, ".", "_" and "-" only').optional(),
     logger: LoggerSchema.optional(),
+    telemetry: TelemetrySchema.optional(),
     onBatch: z.custom<(report: BatchReport) => void>(isFunction, 'must be a function (report) => void').optional(),
   })
   .strict()
@@ -250,6 +261,7 @@ export interface ResolvedWorkerOptions {
   maxOutputBytes: number;
   workerId: string;
   logger: Logger | undefined;
+  telemetry: BullMQTelemetry | undefined;
   onBatch: ((report: BatchReport) => void) | undefined;
 }
 
@@ -286,6 +298,7 @@ export function resolveWorkerOptions(input: InferenceWorkerOptions<unknown, unkn
     maxOutputBytes: o.maxOutputBytes,
     workerId: o.workerId ?? newInstanceId(),
     logger: o.logger,
+    telemetry: o.telemetry,
     onBatch: o.onBatch,
   });
 }
