@@ -11,14 +11,13 @@
  */
 import { QueueUpkeep } from './queue-upkeep.js';
 import { UrgentFetch } from './urgent-fetch.js';
-import { UnrecoverableError, WaitingError, Worker, type Job, type Telemetry } from 'bullmq';
+import { StuckModelWatch, type HeldJob } from './stuck-model.js';
+import { Worker, type Job, type Telemetry } from 'bullmq';
 import type { RedisClient } from '@inferq/core';
 import {
   ErrorCode,
   InferqError,
   JobLostError,
-  ModelMismatchError,
-  ProtocolError,
   RequestBatcher,
   StatsRecorder,
   checkRedis,
@@ -46,10 +45,10 @@ import {
   type SettleItem,
   type SettleOptions,
 } from '@inferq/core/protocol';
-import { BatchPipeline, settleItem, workItem, type BatchOutcome, type BatchReport, type WorkItem } from './batch-pipeline.js';
+import { BatchPipeline, settleItem, workItem, type BatchOutcome, type WorkItem } from './batch-pipeline.js';
 import { CrashIsolation, maxStalledCountFor } from './crash-isolation.js';
 import { ConvictedInputs } from './convicted-inputs.js';
-import { checkInputKeys, unkeyed } from './input-binding.js';
+import { reportRefused, takeInJob } from './job-intake.js';
 import { ModelGate } from './model-gate.js';
 import { WorkerHeartbeat } from './worker-heartbeat.js';
 import { ModelRunner } from './model-runner.js';
@@ -88,10 +87,8 @@ export class InferenceWorker<I = unknown, O = unknown> {
   private heldItems = 0;
   /** Jobs held, per shard. */
   private heldJobs: number[] = [];
-  /** Model calls past modelTimeoutMs that have not returned. */
-  private stuckCalls = 0;
-  /** When every model slot became stuck; undefined while one is free (for `health()`). */
-  private stuckSince: number | undefined;
+  /** Model calls past modelTimeoutMs: pausing, resuming, leaving (stuck-model.ts). */
+  private readonly stuck: StuckModelWatch;
   /** When the command connection was lost; undefined while it is up (for `health()`). */
   private redisDownSince: number | undefined;
   /** Crash isolation (off with maxCrashes 0), and the jobs it is running: while any, no new job is taken. */
@@ -108,10 +105,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
   private breakerState: BreakerState = 'closed';
   private breaker: CircuitBreaker | undefined;
   /** Jobs in hand with their lock tokens: what a worker that leaves hands back. */
-  private readonly active = new Map<string, { job: Job<RequestEnvelope, WorkerJobResult>; token: string | undefined; handBack: (err: Error) => void }>();
-  /** Fires once every model slot has been stuck for stuckExitFactor x modelTimeoutMs. */
-  private stuckTimer: NodeJS.Timeout | undefined;
-  private leaving = false;
+  private readonly active = new Map<string, HeldJob>();
   private clockTimer: NodeJS.Timeout | undefined;
   private upkeep: QueueUpkeep | undefined;
   /** Takes a job of a better class past the held-items limit (urgent-fetch.ts). */
@@ -128,6 +122,24 @@ export class InferenceWorker<I = unknown, O = unknown> {
     this.keys = modelKeys(this.opts.model, this.opts.prefix);
     this.shards = shardKeys(this.opts.model, this.opts.prefix, this.opts.queueShards);
     this.heldJobs = this.shards.map(() => 0);
+    const { opts, logger } = this;
+    this.stuck = new StuckModelWatch({
+      slots: opts.config.numWorkers,
+      modelTimeoutMs: opts.modelTimeoutMs,
+      stuckExitFactor: opts.stuckExitFactor,
+      logger,
+      running: () => this.state === 'running',
+      pause: () => {
+        for (const w of this.workers) void w.pause(true).catch((err: unknown) => logger.error({ err }, 'pausing the worker failed'));
+      },
+      resume: () => {
+        for (const w of this.workers) w.resume();
+      },
+      jobs: () => this.active.values(),
+      releaseRecords: async () => this.isolation?.releaseRecords(),
+      stop: () => this.stop(),
+      onStuckExit: opts.onStuckExit,
+    });
   }
 
   /** Loads the model (its `init`) and starts taking jobs. */
@@ -205,7 +217,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
       isolatePoison: opts.isolatePoison,
       logger,
       slots: opts.config.numWorkers,
-      onStuck: (n) => this.onModelStuck(n),
+      onStuck: (n) => this.stuck.update(n),
       breaker: this.breaker,
     });
     const pipeline = new BatchPipeline({
@@ -269,7 +281,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
     this.urgent = new UrgentFetch({
       cmd,
       workers: () => this.workers,
-      full: () => this.state === 'running' && this.isolating === 0 && this.stuckCalls < opts.config.numWorkers && this.heldItems >= opts.maxHeldItems,
+      full: () => this.state === 'running' && this.isolating === 0 && !this.stuck.blocked && this.heldItems >= opts.maxHeldItems,
       nextPending: () => batcher.nextPriority(),
       logger,
     });
@@ -326,12 +338,12 @@ export class InferenceWorker<I = unknown, O = unknown> {
     return assessHealth(
       {
         state: this.state,
-        stuckCalls: this.stuckCalls,
+        stuckCalls: this.stuck.stuckCalls,
         slots: this.opts.config.numWorkers,
-        stuckSince: this.stuckSince,
+        stuckSince: this.stuck.since,
         redisStatus: this.cmd?.status,
         redisDownSince: this.redisDownSince,
-        stuckLimitMs: this.stuckLimitMs(),
+        stuckLimitMs: this.stuck.limitMs,
         breaker: this.breakerState,
         breakerRetryAt: this.breaker?.retryAt ?? 0,
         now: Date.now(),
@@ -356,7 +368,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
     const t0 = Date.now();
     clearInterval(this.clockTimer);
     this.upkeep?.stop();
-    clearTimeout(this.stuckTimer);
+    this.stuck.stop();
     this.convicted?.stop();
     // Jobs taken past the limit are outside BullMQ's loop, so its close does not wait for them.
     const closed = await settledWithin(Promise.all([...this.workers.map((w) => w.close()), this.urgent?.drain()]), this.opts.stopTimeoutMs);
@@ -421,74 +433,6 @@ export class InferenceWorker<I = unknown, O = unknown> {
     return this.opts.jobConcurrency;
   }
 
-  /** Every model slot stuck past modelTimeoutMs: take no new job until one returns. */
-  private onModelStuck(stuck: number): void {
-    const wasBlocked = this.stuckCalls >= this.opts.config.numWorkers;
-    this.stuckCalls = stuck;
-    const blocked = stuck >= this.opts.config.numWorkers;
-    if (blocked !== wasBlocked) this.stuckSince = blocked ? Date.now() : undefined;
-    // BullMQ's pause stops fetching at once (concurrency cannot go below 1 job).
-    if (blocked && !wasBlocked) {
-      const limitMs = this.stuckLimitMs();
-      this.logger.error({ stuck, stuckExitInMs: limitMs || undefined }, 'every model slot is stuck past modelTimeoutMs; taking no new jobs until the model returns');
-      for (const w of this.workers) void w.pause(true).catch((err: unknown) => this.logger.error({ err }, 'pausing the worker failed'));
-      if (limitMs > 0) {
-        this.stuckTimer = setTimeout(() => void this.leaveStuck(), limitMs);
-        this.stuckTimer.unref();
-      }
-    }
-    if (!blocked && wasBlocked) {
-      clearTimeout(this.stuckTimer);
-      this.logger.warn({ stuck }, 'the model returned; taking jobs again');
-      if (this.state === 'running') for (const w of this.workers) w.resume();
-    }
-  }
-
-  /** How long every slot may stay stuck before the worker leaves (0: never). */
-  private stuckLimitMs(): number {
-    return this.opts.modelTimeoutMs > 0 ? this.opts.stuckExitFactor * this.opts.modelTimeoutMs : 0;
-  }
-
-  /**
-   * Every model slot has been stuck for stuckExitFactor x modelTimeoutMs: a
-   * stuck call cannot be cancelled, so only a fresh process gets the slots
-   * back. The jobs in hand go back to the queue (`moveToWait`: not answered,
-   * no attempt used, not a stall, so crash isolation does not suspect them;
-   * their hang records tell the next worker what to run alone), crash
-   * records of calls in flight are taken back, then the worker stops and
-   * tells `onStuckExit` (inferq-worker exits with code 3 there).
-   */
-  private async leaveStuck(): Promise<void> {
-    if (this.leaving || this.state !== 'running' || this.stuckCalls < this.opts.config.numWorkers) return;
-    this.leaving = true;
-    const { logger, opts } = this;
-    const stuckMs = Date.now() - (this.stuckSince ?? Date.now());
-    const jobs = [...this.active.values()];
-    logger.error(
-      { stuckMs, stuckCalls: this.stuckCalls, slots: opts.config.numWorkers, modelTimeoutMs: opts.modelTimeoutMs, stuckExitFactor: opts.stuckExitFactor, jobs: jobs.length },
-      'every model slot stuck for stuckExitFactor x modelTimeoutMs; handing the jobs back and leaving (inferq-worker exits with code 3)',
-    );
-    await this.isolation?.releaseRecords();
-    let handedBack = 0;
-    await Promise.all(
-      jobs.map(async ({ job, token, handBack }) => {
-        try {
-          await job.moveToWait(token);
-          handedBack++;
-          handBack(new WaitingError());
-        } catch (err) {
-          logger.warn({ err, jobId: job.id }, 'handing a job back failed; BullMQ runs it again once its lock expires');
-        }
-      }),
-    );
-    void this.stop();
-    try {
-      opts.onStuckExit?.({ stuckMs, slots: opts.config.numWorkers, handedBack });
-    } catch (err) {
-      logger.warn({ err }, 'the onStuckExit observer threw');
-    }
-  }
-
   /**
    * Runs an input that hung before (its job's hang record) alone, after the
    * ordinary work in hand: one at a time, once the batcher is idle or after
@@ -522,7 +466,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
     return { maxSize: Math.ceil(opts.config.cacheMaxSize / n), maxBytes: Math.ceil(opts.config.cacheMaxBytes / n), cacheTtlMs: opts.cacheTtlMs, inboxTtlMs: opts.inboxTtlMs, doneTtlMs, room };
   }
 
-  /** One job: its items answered, unless the worker leaves first and hands it back (see leaveStuck). */
+  /** One job: its items answered, unless the worker leaves first and hands it back (stuck-model.ts). */
   private async process(job: Job<RequestEnvelope, WorkerJobResult>, shard: number, token: string | undefined): Promise<WorkerJobResult> {
     const jobId = String(job.id);
     let handBack!: (err: Error) => void;
@@ -542,41 +486,10 @@ export class InferenceWorker<I = unknown, O = unknown> {
     const keys = this.shards[shard] as ModelKeys;
     if (!batcher || !cmd) throw new InferqError(ErrorCode.NOT_STARTED, 'InferenceWorker is not started.');
     const jobId = String(job.id);
-    const env = decodeEnvelope(job.data);
-    if (!env.ok) {
-      const err = new ProtocolError(`Job ${jobId} is not an inferq request envelope: ${env.reason}.`, { details: { jobId } });
-      this.logger.error({ err, jobId }, 'failing a malformed job (its callers cannot be named)');
-      throw new UnrecoverableError(err.message);
-    }
-    const answerNow: SettleItem[] = [];
-    const raw = (job.data as { items?: Array<{ q?: unknown } | null> }).items ?? [];
-    for (const bad of env.bad) {
-      const err = new ProtocolError(`Request item ${bad.index} of job ${jobId} is malformed: ${bad.reason}.`, { details: { jobId } });
-      this.logger.error({ err, jobId, requestId: bad.id }, 'malformed request item');
-      // Done for good: its place in the queue ledger (if it held one) goes back in the same settle.
-      if (bad.id !== undefined) answerNow.push({ requestId: bad.id, client: env.client, job: { id: jobId, index: bad.index }, payload: failurePayload(err, this.id), counted: raw[bad.index]?.q === 1, tenant: env.tenant });
-    }
-    let items: WorkItem[] = env.items.map((it) => workItem(it, env.client, env.tenant, jobId, shard, job.timestamp));
-    const { modelVersion, config } = this.opts;
-    if (env.modelVersion !== modelVersion || env.quantization !== config.quantization) {
-      // Never computed, never cached: one precision's outputs must not land under the other's keys.
-      const err = new ModelMismatchError(
-        `This worker serves model version '${modelVersion}' at ${config.quantization}; the request asked for version '${env.modelVersion}' at ${env.quantization}.`,
-        { jobId, worker: this.id },
-      );
-      this.logger.error({ err, jobId, items: items.length }, 'refusing requests for another model version or quantization');
-      for (const it of items) {
-        // The cache key closes the item's flight (its waiters get the same refusal); nothing is cached.
-        answerNow.push(settleItem(it, failurePayload(err, this.id)));
-      }
-      items = [];
-    }
-    if (items.length > 0) {
-      // The worker, not the client, binds a result to its input: a key that is not the input's is refused.
-      const { bound, forged } = checkInputKeys(items, { model: this.opts.model, modelVersion, quantization: config.quantization }, this.logger);
-      for (const { item, err } of forged) answerNow.push(settleItem(unkeyed(item), failurePayload(err, this.id)));
-      items = bound;
-    }
+    const { config } = this.opts;
+    const intake = takeInJob(job, shard, { model: this.opts.model, modelVersion: this.opts.modelVersion, quantization: config.quantization, workerId: this.id, logger: this.logger });
+    const { answerNow } = intake;
+    let { items } = intake;
     if (answerNow.length > 0) {
       await execSettle(cmd, keys, answerNow, this.settleOptions(), this.waiters);
     }
@@ -694,23 +607,4 @@ export class InferenceWorker<I = unknown, O = unknown> {
 function bitIsSet(bitmap: Buffer, index: number): boolean {
   const byte = bitmap[index >> 3];
   return byte !== undefined && (byte & (0x80 >> (index & 7))) !== 0;
-}
-
-/** Items refused before any batch (malformed, another model version): reported to `onBatch` as failed items of no model call. */
-function reportRefused(onBatch: (report: BatchReport) => void, refused: readonly SettleItem[], logger: Logger): void {
-  const errors: Record<string, number> = {};
-  for (const s of refused) {
-    let code: string = ErrorCode.PROTOCOL_ERROR;
-    try {
-      code = (JSON.parse(s.payload) as { error?: { code?: string } }).error?.code ?? code;
-    } catch {
-      // our own payload; cannot happen
-    }
-    errors[code] = (errors[code] ?? 0) + 1;
-  }
-  try {
-    onBatch({ items: refused.length, computed: 0, modelMs: 0, ok: 0, cacheHits: 0, errors, retried: 0, extraCalls: 0, modelTimeouts: 0, flightWaiters: 0, delivered: true });
-  } catch (err) {
-    logger.warn({ err }, 'the onBatch observer threw');
-  }
 }

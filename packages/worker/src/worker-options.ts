@@ -3,7 +3,6 @@
  * value throws one ConfigError listing every bad field.
  */
 import { z } from 'zod';
-import type { RedisOptions } from 'ioredis';
 import {
   DEFAULT_PREFIX,
   ConfigObjectSchema,
