@@ -3,7 +3,6 @@
  * value throws one ConfigError listing every bad field.
  */
 import { z } from 'zod';
-import type { RedisOptions } from 'ioredis';
 import type { RedisClient } from '@inferq/core';
 import { DEFAULT_TENANT, MAX_QUEUE_SHARDS, PRIORITIES, TENANT_PATTERN, type Priority } from '@inferq/core/protocol';
 import type { RedisConnectionInput } from '@inferq/core';

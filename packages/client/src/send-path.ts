@@ -33,23 +33,16 @@ import {
 } from '@inferq/core';
 import {
   ENVELOPE_JOB_NAME,
-  ENVELOPE_VERSION,
   claimFlights,
   failurePayload,
   releaseFlights,
   releaseRoom,
-  reserveRoom,
-  readLimits,
   Admission,
-  DEFAULT_TENANT,
-  PRIORITIES,
   fairRank,
-  jobPriority,
   type ClaimOutcome,
   type RoomReservation,
   type RedisClock,
   type RequestEnvelope,
-  type RequestItem,
 } from '@inferq/core/protocol';
 import type { ResolvedClientOptions } from './client-options.js';
 import { CoalescingStage } from './coalescing-stage.js';
@@ -57,6 +50,8 @@ import { hasLiveCallers, moveTo, resetFlight, type Flight } from './flight.js';
 import type { FlightTable } from './flight-table.js';
 import type { LocalResultCache } from './local-result-cache.js';
 import { isTransientRedisError, retryDelayMs, RETRY_WINDOW_MS } from './transient-retry.js';
+import { QueueAdmission } from './queue-admission.js';
+import { packEnvelopes } from './envelope-packing.js';
 
 /** One queue shard as the send path uses it. */
 export interface SendShard {
@@ -80,9 +75,6 @@ export interface SendPathOptions {
   /** True once the client is closing or broken: nothing is sent again. */
   stopped(): boolean;
 }
-
-/** Longest a client trusts a "queue full" answer before asking Redis again. */
-const FULL_TRUST_MS = 20;
 
 /**
  * Finished jobs are kept for inspection (bull-board), but few and not for long
@@ -111,24 +103,15 @@ export class SendPath {
     (fs) => this.enqueue(fs),
     (err, fs) => this.o.table.fail(fs, err, 'enqueue stage failed'),
   );
-  /**
-   * Set when the model's queue refused requests (maxQueueLength): until
-   * `until`, requests are refused without a round trip, except as many as
-   * results arrived since (`room`: each answer frees a place, which those
-   * requests ask Redis for).
-   */
-  private full: { until: number; max: number; retryAfterMs: number; details: Record<string, unknown>; room: number } | undefined;
-  /** The operator's limits as last read (`refreshLimits`): the model's bound and this tenant's cap (0 = none) and weight. */
-  private limits = { maxQueueLength: 0, tenantCap: 0, weight: 1 };
-  private limitsKnown = false;
-  /** Once it reserved anything, this client renews its lease on queue places every tick. */
-  private reservedAny = false;
+  /** The model's queue bound, this client's side (queue-admission.ts). */
+  private readonly admission: QueueAdmission;
   private readonly logQueueFull: ReturnType<typeof throttledLog>;
   private readonly jobOpts: JobsOptions;
 
   constructor(private readonly o: SendPathOptions) {
     this.logQueueFull = throttledLog(o.logger, 'warn');
     this.jobOpts = envelopeJobOpts(o.opts.keepJobs);
+    this.admission = new QueueAdmission({ client: o.client, opts: o.opts, keys: o.keys, cmd: o.cmd, logger: o.logger, answeredPerSecond: () => o.table.answeredPerSecond() });
   }
 
   /** A new flight enters the path: claimed when it has a cache key, else straight to the queue. */
@@ -139,7 +122,7 @@ export class SendPath {
 
   /** Results arrived (`answers` of them): as many requests may ask Redis for the places they freed. */
   freed(answers: number): void {
-    if (this.full) this.full.room += answers;
+    this.admission.freed(answers);
   }
 
   /** Flights grouped by their shard, in the order they came. */
@@ -264,16 +247,15 @@ export class SendPath {
       await this.giveUp(live, err, 'Redis not usable');
       return;
     }
-    if (!this.bounded()) {
+    if (!this.admission.bounded()) {
       // No bound after all (the limits were not known when these were routed): straight on.
       for (const f of live) this.enqueueStage.push(f);
       return;
     }
-    const tenant = this.o.opts.tenant;
     let r: RoomReservation;
     try {
       // One model-wide ledger: the bound is the model's whatever the number of shards.
-      r = await reserveRoom(this.o.cmd, this.o.keys, { client: this.o.client, tenant, requestIds: live.map((f) => f.id), clientBound: this.o.opts.config.maxQueueLength });
+      r = await this.admission.reserve(live.map((f) => f.id));
     } catch (err) {
       // A reservation whose reply was lost holds its place until the resend (same request id:
       // admitted again, not counted twice) or this client's lease ends.
@@ -285,7 +267,6 @@ export class SendPath {
       return;
     }
     const refused: Flight[] = [];
-    this.reservedAny = true;
     const gone: Flight[] = [];
     let capped = false;
     let admitted = 0;
@@ -306,38 +287,15 @@ export class SendPath {
     });
     if (gone.length > 0) void this.releaseRoom(gone, 'answered while its admission was in Redis');
     if (refused.length > 0) {
-      const limit = capped ? r.cap : r.bound;
-      const excess = Math.max(1, (capped ? r.count : r.length) + live.length - limit);
-      // A hint from this client's own recent pace of answers; a second when it has none.
-      const rate = this.o.table.answeredPerSecond();
-      const retryAfterMs = Math.min(30_000, Math.max(50, rate > 0 ? Math.ceil((1000 * excess) / rate) : 1000));
-      const details = { model: this.o.opts.model, queued: r.length, tenant, share: r.share, tenantQueued: r.count, reason: capped ? 'cap' : 'full', ...(capped ? { cap: r.cap } : {}) };
-      this.full = { until: Date.now() + Math.min(FULL_TRUST_MS, retryAfterMs), max: r.bound, retryAfterMs, details, room: 0 };
+      const err = this.admission.refusal(r, live.length, capped);
       this.unsend(refused);
-      this.refuse(refused, new QueueFullError(r.bound, retryAfterMs, details));
+      this.refuse(refused, err);
     }
   }
 
-  /** Whether the model's queue is bounded for this client: the operator's bound, its own, or a cap on its tenant. */
-  private bounded(): boolean {
-    return this.limits.maxQueueLength > 0 || this.limits.tenantCap > 0 || this.o.opts.config.maxQueueLength > 0;
-  }
-
-  /**
-   * Reads the operator's limits (the model's bound and this tenant's cap):
-   * at start and every tick, so a change needs no restart of clients.
-   */
-  async refreshLimits(): Promise<void> {
-    const tenant = this.o.opts.tenant;
-    const [{ maxQueueLength }, [cap, weight]] = await Promise.all([readLimits(this.o.cmd, this.o.keys), this.o.cmd.hmget(this.o.keys.tenants, `${tenant}|maxQueued`, `${tenant}|weight`)]);
-    const w = Number(weight ?? 1);
-    const next = { maxQueueLength, tenantCap: Number.isInteger(Number(cap)) && Number(cap) > 0 ? Number(cap) : 0, weight: Number.isFinite(w) && w > 0 ? w : 1 };
-    if (next.maxQueueLength !== this.limits.maxQueueLength || next.tenantCap !== this.limits.tenantCap || next.weight !== this.limits.weight) {
-      this.o.logger.info({ ...next, tenant, known: this.limitsKnown }, "the model's queue limits changed");
-      this.full = undefined;
-    }
-    this.limits = next;
-    this.limitsKnown = true;
+  /** Reads the operator's limits: at start (the client's start-up check) and every tick. */
+  refreshLimits(): Promise<void> {
+    return this.admission.refreshLimits();
   }
 
   /** Requests refused for a full queue: nothing of them is (or stays) in Redis. */
@@ -355,21 +313,13 @@ export class SendPath {
    */
   toQueue(f: Flight): void {
     // Until the limits are known (the start-up check reads them), admission decides after reading them.
-    if (this.limitsKnown && !this.bounded()) {
+    if (!this.admission.needed()) {
       this.enqueueStage.push(f);
       return;
     }
-    const full = this.full;
-    if (full) {
-      const left = full.until - Date.now();
-      if (left > 0 && full.room > 0) {
-        full.room--;
-      } else if (left > 0) {
-        this.refuse([f], new QueueFullError(full.max, Math.max(1, full.retryAfterMs - (FULL_TRUST_MS - left)), { ...full.details, cached: true }));
-        return;
-      } else this.full = undefined;
-    }
-    this.admitStage.push(f);
+    const refused = this.admission.fastRefusal();
+    if (refused) this.refuse([f], refused);
+    else this.admitStage.push(f);
   }
 
   /**
@@ -413,7 +363,7 @@ export class SendPath {
     const unranked = this.takeToSend(fresh);
     // Not admitted through the ledger (no bound): ranked among this client's own requests in flight.
     let inFlight = this.o.table.size() - unranked.length;
-    for (const f of unranked) f.rank = fairRank(++inFlight, this.limits.weight);
+    for (const f of unranked) f.rank = fairRank(++inFlight, this.admission.weight);
     toSend.push(...unranked);
     for (const f of toSend) if (!f.counted) this.o.table.count(f, false);
     if (toSend.length === 0) return;
@@ -428,31 +378,7 @@ export class SendPath {
   }
 
   private async enqueueShard(shard: SendShard, toSend: Flight[]): Promise<void> {
-    const envelopes: RequestEnvelope[] = [];
-    const members: Flight[][] = [];
-    const priorities: number[] = [];
-    for (const group of this.envelopeGroups(toSend)) {
-      const items: RequestItem[] = group.map((f) => {
-        f.sentDeadline = f.deadline;
-        const item: RequestItem = { id: f.id, input: f.input, deadline: this.o.clock.toRedis(f.deadline) };
-        // Only an owned flight is the worker's to settle: a flight we lost (taken over) is not.
-        if (f.key !== undefined) item.key = f.key;
-        if (f.room) item.q = 1;
-        if (f.trace?.carrier) item.t = f.trace.carrier;
-        return item;
-      });
-      members.push(group);
-      // A job's place in the queue: its class, and the best rank of its requests (protocol/priority.ts).
-      priorities.push(jobPriority((group[0] as Flight).priority, Math.min(...group.map((f) => f.rank))));
-      envelopes.push({
-        v: ENVELOPE_VERSION,
-        client: this.o.client,
-        modelVersion: this.o.opts.modelVersion,
-        quantization: this.o.opts.config.quantization,
-        ...(this.o.opts.tenant !== DEFAULT_TENANT ? { tenant: this.o.opts.tenant } : {}),
-        items,
-      });
-    }
+    const { envelopes, members, priorities } = packEnvelopes(toSend, this.o.client, this.o.opts, this.o.clock);
     try {
       // One envelope (the usual tick) is one script call; addBulk would build an ioredis
       // pipeline for it, copying BullMQ's ~40 commands onto it (~4 % of a client's CPU).
@@ -549,27 +475,6 @@ export class SendPath {
     await Promise.all([owned.length ? this.releaseOwned(owned, what, error) : undefined, counted.length ? this.releaseRoom(counted, what) : undefined]);
   }
 
-  /**
-   * Splits flights into envelopes of one class each (a job has one priority),
-   * of at most maxEnvelopeItems items and maxEnvelopeBytes of inputs (at least one each).
-   */
-  private *envelopeGroups(flights: Flight[]): Generator<Flight[]> {
-    let group: Flight[] = [];
-    let bytes = 0;
-    const byClass = flights.every((f) => f.priority === (flights[0] as Flight).priority) ? flights : PRIORITIES.flatMap((p) => flights.filter((f) => f.priority === p));
-    for (const f of byClass) {
-      const size = f.input.length;
-      if (group.length > 0 && (group.length >= this.o.opts.maxEnvelopeItems || bytes + size > this.o.opts.maxEnvelopeBytes || f.priority !== (group[0] as Flight).priority)) {
-        yield group;
-        group = [];
-        bytes = 0;
-      }
-      group.push(f);
-      bytes += size;
-    }
-    if (group.length > 0) yield group;
-  }
-
   /** Flights we own but that will not be computed: their waiters elsewhere are told, the flights close. */
   private async releaseOwned(owned: Flight[], reason: string, error: InferqError = new JobLostError(reason)): Promise<void> {
     const payload = failurePayload(error, this.o.client);
@@ -607,17 +512,9 @@ export class SendPath {
     await this.giveUp(live, new JobLostError(`Request lost: ${reason}.`), 'requests lost');
   }
 
-  /** Renews this client's lease on its places in the queue ledger (and reclaims dead clients' places). */
   /** Every tick: the operator's limits read again, and this client's lease on its queue places renewed. */
   admissionTick(): void {
-    if (this.o.stopped()) return;
-    this.refreshLimits().catch((err: unknown) => this.o.logger.warn({ err }, "reading the model's queue limits failed; retrying next tick"));
-    // Once it reserved anything: a request whose callers gave up is no longer tracked here, yet its
-    // place stays held until a worker answers its job, so the lease must live as long as this client.
-    if (!this.reservedAny) return;
-    reserveRoom(this.o.cmd, this.o.keys, { client: this.o.client, tenant: this.o.opts.tenant }).catch((err: unknown) =>
-      this.o.logger.warn({ err }, 'renewing the lease on queue places failed; retrying next tick'),
-    );
+    if (!this.o.stopped()) this.admission.tick();
   }
 
   /** Sends a flight without its cache key: no cache read or write, no single-flight. */
