@@ -33,7 +33,7 @@ alone) and priorities (a high trickle behind a deep low backlog).
                           onnx-bullmq, onnx-bullmq-batched, onnx-inferq, onnx-floor, cache-inferq,
                           lowload-seq-inferq[-timeout], lowload-50rps-inferq[-timeout], overload-1x, overload-5x,
                           bad-model-clean, bad-model, scale-w1, scale-w2, scale-w4, scale-cluster-s1, scale-cluster-s3,
-                          noisy-neighbour-alone, noisy-neighbour, priority, priority-normal)
+                          noisy-neighbour-alone, noisy-neighbour, noisy-neighbour-flood-alone, priority, priority-normal)
                           or groups (noop, onnx, cache, lowload, overload, bad-model, scale, noisy-neighbour, priority)
                           or systems (bullmq, bullmq-batched, inferq, floor; a system does not select
                           the scaling group: name it)

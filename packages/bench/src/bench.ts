@@ -293,7 +293,7 @@ function printHeader(
     console.log(
       `(h) noisy neighbour: sleep model of ${SLEEP_MODEL_COST_MS} ms per call, ${NOISY.workers} worker processes x --num-workers ${NOISY.numWorkers} x --max-batch-size ${NOISY.maxBatchSize} = ${NOISY.capacityPerSec} req/s, ` +
         `worker --max-queue-length ${NOISY.maxQueueLength} (the operator's bound, shared between tenants); tenant A: 1 process, ${NOISY.floodPerSec} req/s open loop (5x), refusals counted, not sent again; ` +
-        `tenant B: 1 process, ${NOISY.politePerSec} req/s open loop (5 %); noisy-neighbour-alone: B alone, the same rate.`,
+        `tenant B: 1 process, ${NOISY.politePerSec} req/s open loop (5 %); noisy-neighbour-alone: B alone, the same rate; noisy-neighbour-flood-alone: A alone.`,
     );
   }
   if (scenarios.some((s) => s.group === 'priority')) {

@@ -504,6 +504,15 @@ export function checkGoals(rows: readonly ScenarioRow[], pingIdle: LatencySummar
       detail: `B p99 ${ms(b?.p99Ms ?? NaN)} ms with A vs ${ms(b0?.p99Ms ?? NaN)} ms alone (median runs); ${ratio(p.median)}${list(p.perRep, ratio)}; p50 ${ms(b?.p50Ms ?? NaN)} vs ${ms(b0?.p50Ms ?? NaN)} ms (${ratio((b?.p50Ms ?? NaN) / (b0?.p50Ms ?? NaN))}) (goal <= 2x)`,
     };
   });
+  // A with no B in the same run: what the flood gets of the fleet anyway (the fleet's own goodput under it).
+  const floodAlone = (n: ScenarioRun): string => {
+    const alone = get('noisy-neighbour-flood-alone');
+    const a0 = alone ? partOf(alone, 'A') : undefined;
+    const a = partOf(n, 'A');
+    if (!a0 || !a) return '';
+    const p = pairedRatio(row('noisy-neighbour'), row('noisy-neighbour-flood-alone'), (r) => partOf(r, 'A')?.reqPerSec ?? NaN);
+    return `A alone (noisy-neighbour-flood-alone) answered ${int(a0.reqPerSec)} req/s, avg batch ${batch(alone!.avgBatch)}: A next to B got ${ratio(p.median)} of that${list(p.perRep, ratio)}; `;
+  };
   need('noisy neighbour: tenant A >= 90 % of the capacity B leaves', ['noisy-neighbour'], ([n]) => {
     const name = 'noisy neighbour: tenant A >= 90 % of the capacity B leaves';
     const share = (r: ScenarioRun) => {
@@ -521,7 +530,7 @@ export function checkGoals(rows: readonly ScenarioRow[], pingIdle: LatencySummar
       detail:
         `A answered ${int(a?.reqPerSec ?? NaN)} req/s of ${int(NOISY.capacityPerSec)} (capacity) - ${int(b?.reqPerSec ?? NaN)} (B) in the median run; ` +
         `${pct(100 * v)} of what B leaves${list(xs, (x) => pct(100 * x))}; the whole fleet answered ${int(n!.reqPerSec)} req/s, avg batch ${batch(n!.avgBatch)} of ${NOISY.maxBatchSize}, ` +
-        `batch time ${ms(batchMs(n!))} ms (a sleep of ${SLEEP_MODEL_COST_MS} ms that a busy machine stretches): at that batch time full batches would serve ${int(measuredCapacity(n!))} req/s, of which A got ${pct((100 * (a?.reqPerSec ?? NaN)) / (measuredCapacity(n!) - (b?.reqPerSec ?? NaN)))} of what B left (goal >= 90 % of the nominal ${int(NOISY.capacityPerSec)} - B)`,
+        `${floodAlone(n!)}batch time ${ms(batchMs(n!))} ms (a sleep of ${SLEEP_MODEL_COST_MS} ms that a busy machine stretches): at that batch time full batches would serve ${int(measuredCapacity(n!))} req/s, of which A got ${pct((100 * (a?.reqPerSec ?? NaN)) / (measuredCapacity(n!) - (b?.reqPerSec ?? NaN)))} of what B left (goal >= 90 % of the nominal ${int(NOISY.capacityPerSec)} - B)`,
     };
   });
   // (i) priority: the high trickle's p50 against the model time per batch of the same run.

@@ -213,7 +213,9 @@ const scale = (id: string, title: string, workers: number, cluster?: { shards: n
  * the workers (`--max-queue-length`, shared max-min fairly between tenants), and two tenants in
  * separate processes: A floods at 5x capacity open loop (refusals counted, never sent again), B
  * sends 5 % of capacity open loop. `noisy-neighbour-alone` is B with no A, in the same run: B's
- * latency with nobody else, the baseline of the goal. The workers keep the library's default job
+ * latency with nobody else, the baseline of the goal; `noisy-neighbour-flood-alone` is A with no
+ * B: what the flood itself gets of this fleet on this machine, which tells a shortfall of A's next
+ * to B (unfairness) from one the fleet has under any flood (the bound, the machine). The workers keep the library's default job
  * concurrency (maxBatchSize x numWorkers: the batch in the model, none waiting behind it in the
  * worker), so a request of B goes into the next batch rather than behind a batch of A's already
  * formed in the worker.
@@ -234,25 +236,25 @@ export const NOISY = Object.freeze({
     return 0.05 * this.capacityPerSec;
   },
 });
-const noisyNeighbour = (withFlood: boolean): ScenarioDef => ({
-  id: withFlood ? 'noisy-neighbour' : 'noisy-neighbour-alone',
+const noisyNeighbour = (who: 'both' | 'B' | 'A'): ScenarioDef => ({
+  id: who === 'both' ? 'noisy-neighbour' : who === 'B' ? 'noisy-neighbour-alone' : 'noisy-neighbour-flood-alone',
   group: 'noisy-neighbour',
   system: 'inferq',
   model: 'sleep',
   caching: false,
   repeatFraction: 0,
   probePing: false,
-  title: withFlood ? `(h) tenant A at 5x capacity + tenant B at 5 %` : '(h) tenant B alone (its baseline)',
+  title: who === 'both' ? `(h) tenant A at 5x capacity + tenant B at 5 %` : who === 'B' ? '(h) tenant B alone (its baseline)' : '(h) tenant A alone (what its flood gets of the fleet)',
   inQuick: true,
-  load: { kind: 'open', ratePerSec: (withFlood ? NOISY.floodPerSec : 0) + NOISY.politePerSec },
+  load: { kind: 'open', ratePerSec: (who !== 'B' ? NOISY.floodPerSec : 0) + (who !== 'A' ? NOISY.politePerSec : 0) },
   workers: NOISY.workers,
   worker: { maxBatchSize: NOISY.maxBatchSize, numWorkers: NOISY.numWorkers },
   workerArgs: ['--max-queue-length', String(NOISY.maxQueueLength)],
   parts: [
-    ...(withFlood ? [{ name: 'A', tenant: 'tenant-a', load: { kind: 'open' as const, ratePerSec: NOISY.floodPerSec } }] : []),
-    { name: 'B', tenant: 'tenant-b', load: { kind: 'open', ratePerSec: NOISY.politePerSec } },
+    ...(who !== 'B' ? [{ name: 'A', tenant: 'tenant-a', load: { kind: 'open' as const, ratePerSec: NOISY.floodPerSec } }] : []),
+    ...(who !== 'A' ? [{ name: 'B', tenant: 'tenant-b', load: { kind: 'open' as const, ratePerSec: NOISY.politePerSec } }] : []),
   ],
-  medianBy: { part: 'B', metric: 'p99' },
+  medianBy: who === 'A' ? { part: 'A', metric: 'p99' } : { part: 'B', metric: 'p99' },
 });
 
 /**
@@ -341,8 +343,9 @@ export const SCENARIOS: readonly ScenarioDef[] = Object.freeze([
   scale('scale-w4', '(f) 4 workers, one Redis', 4),
   scale('scale-cluster-s1', `(f) ${SCALE_CLUSTER_WORKERS} workers, cluster, 1 shard`, SCALE_CLUSTER_WORKERS, { shards: 1 }),
   scale('scale-cluster-s3', `(f) ${SCALE_CLUSTER_WORKERS} workers, cluster, 3 shards`, SCALE_CLUSTER_WORKERS, { shards: 3 }),
-  noisyNeighbour(false),
-  noisyNeighbour(true),
+  noisyNeighbour('B'),
+  noisyNeighbour('both'),
+  noisyNeighbour('A'),
   priority('high'),
   priority('normal'),
 ]);
