@@ -224,8 +224,9 @@ async function run(
         caching: r.def.caching,
         localCache: r.def.localCache ?? false,
         repeatFraction: r.def.repeatFraction,
-        load: r.def.load ?? { kind: 'closed', inFlight: opts.inFlight },
-        clients: r.def.clients ?? opts.clients,
+        // With parts, each part has its own load and processes (`parts`).
+        load: r.def.parts ? null : (r.def.load ?? { kind: 'closed', inFlight: opts.inFlight }),
+        clients: r.def.parts ? r.def.parts.reduce((n, p) => n + (p.clients ?? 1), 0) : (r.def.clients ?? opts.clients),
         workers: r.def.workers ?? opts.workers,
         libraryDefaults: r.def.libraryDefaults ?? false,
         batchPolicy: r.def.batchPolicy ?? null,
