@@ -12,7 +12,9 @@ then inferq alone at low load (1 in flight; 50 req/s open loop) and in
 overload (1x and 5x what its workers serve, maxQueueLength set); with a bad
 model (some inputs hang, some throw) against the same model clean; then how
 inferq scales (no-op model): 1, 2 and 4 worker processes on one Redis, and
-2 worker processes on a local Redis Cluster with queueShards 1 and 3.
+2 worker processes on a local Redis Cluster with queueShards 1 and 3; then
+tenants (a tenant flooding at 5x capacity next to one at 5 %, and the second
+alone) and priorities (a high trickle behind a deep low backlog).
 
   --quick                 1 s warm-up + 2.5 s measured per scenario, 1 repetition (whole run ~2 min:
                           starting a scenario's processes takes another 2-6 s on 2 cores); without
@@ -30,8 +32,9 @@ inferq scales (no-op model): 1, 2 and 4 worker processes on one Redis, and
   --only <list>           comma list of scenarios (noop-bullmq, noop-bullmq-batched, noop-inferq, noop-floor,
                           onnx-bullmq, onnx-bullmq-batched, onnx-inferq, onnx-floor, cache-inferq,
                           lowload-seq-inferq[-timeout], lowload-50rps-inferq[-timeout], overload-1x, overload-5x,
-                          bad-model-clean, bad-model, scale-w1, scale-w2, scale-w4, scale-cluster-s1, scale-cluster-s3)
-                          or groups (noop, onnx, cache, lowload, overload, bad-model, scale)
+                          bad-model-clean, bad-model, scale-w1, scale-w2, scale-w4, scale-cluster-s1, scale-cluster-s3,
+                          noisy-neighbour-alone, noisy-neighbour, noisy-neighbour-flood-alone, priority, priority-normal)
+                          or groups (noop, onnx, cache, lowload, overload, bad-model, scale, noisy-neighbour, priority)
                           or systems (bullmq, bullmq-batched, inferq, floor; a system does not select
                           the scaling group: name it)
   --batch-timeout-ms <ms> inferq --batch-timeout-ms, BullMQ + batching's batcher (default 5)

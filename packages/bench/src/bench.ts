@@ -43,9 +43,9 @@ import { defaultModelDescription, defaultModelInputSize, measureDefaultModelCost
 import { openClusterTarget, type ClusterTarget } from './cluster-target.js';
 import { openRedisTarget, type RedisTarget } from './redis-target.js';
 import { formatColdStart, measureColdStart, type ColdStartReport } from './cold-start.js';
-import { buildRows, checkGoals, formatGoals, formatLatencyTable, formatNotes, formatScaleNotes, formatScaleTable, formatTable, isScaleRow, isThroughputRow, ms, shardCeiling } from './report.js';
+import { batchMs, buildRows, checkGoals, formatGoals, formatLatencyTable, formatNotes, formatPartsTable, formatScaleNotes, formatScaleTable, formatTable, isPartsRow, isScaleRow, isThroughputRow, ms, shardCeiling } from './report.js';
 import { CACHE_MAX_SIZE, REPEAT_WINDOW, runScenario, type ScenarioRun } from './run-scenario.js';
-import { BAD_MODEL_RATE, OVERLOAD, SCALE_CLUSTER_WORKERS, SCENARIOS, needsCluster, selectScenarios, type ScenarioDef } from './scenarios.js';
+import { BAD_MODEL_RATE, NOISY, OVERLOAD, PRIORITY, SCALE_CLUSTER_WORKERS, SCENARIOS, needsCluster, selectScenarios, type ScenarioDef } from './scenarios.js';
 import { BAD_MODEL, SLEEP_MODEL_COST_MS } from './settings.js';
 import { SYSTEM_LABELS } from './systems/registry.js';
 
@@ -148,7 +148,11 @@ async function run(
       const tag = `[${rep}/${opts.reps}] ${def.id.padEnd(26)} ${(labels[def.system] ?? '').padEnd(18)}`;
       if (r.ok) {
         const errs = (r.errors ? `, ${r.errors} errors` : '') + (r.rejected ? `, ${r.rejected} refused (p99 ${ms(r.rejectP99Ms)} ms)` : '');
-        console.log(`${tag} ${Math.round(r.reqPerSec).toLocaleString('en-US').padStart(7)} req/s  p50 ${ms(r.p50Ms)} ms  p99 ${ms(r.p99Ms)} ms  batch ${Number.isFinite(r.avgBatch) ? r.avgBatch.toFixed(1) : '-'}${errs}  (ready in ${(r.startupMs / 1000).toFixed(1)} s, ended in ${(r.teardownMs / 1000).toFixed(1)} s)`);
+        // Scenarios with parts: each part's own figures too (the totals mix a flood with a trickle).
+        const parts = r.parts
+          ? `  [${Object.values(r.parts).map((p) => `${p.name}: ${Math.round(p.reqPerSec)} req/s, p50 ${ms(p.p50Ms)} p99 ${ms(p.p99Ms)} ms${p.rejected ? `, ${p.rejected} refused` : ''}`).join('; ')}; batch ${ms(batchMs(r))} ms]`
+          : '';
+        console.log(`${tag} ${Math.round(r.reqPerSec).toLocaleString('en-US').padStart(7)} req/s  p50 ${ms(r.p50Ms)} ms  p99 ${ms(r.p99Ms)} ms  batch ${Number.isFinite(r.avgBatch) ? r.avgBatch.toFixed(1) : '-'}${errs}${parts}  (ready in ${(r.startupMs / 1000).toFixed(1)} s, ended in ${(r.teardownMs / 1000).toFixed(1)} s)`);
       } else {
         console.log(`${tag} FAILED: ${(r.failure ?? '').split('\n')[0]}`);
       }
@@ -161,7 +165,8 @@ async function run(
   console.log(`\nResults (${mode}: ${opts.durationMs / 1000} s measured per scenario after ${opts.warmupMs / 1000} s warm-up, ${opts.reps === 1 ? '1 repetition' : `median of ${opts.reps} repetitions by req/s`}):\n`);
   const throughput = rows.filter(isThroughputRow);
   const scale = rows.filter(isScaleRow);
-  const latency = rows.filter((r) => !isThroughputRow(r) && !isScaleRow(r));
+  const parts = rows.filter(isPartsRow);
+  const latency = rows.filter((r) => !isThroughputRow(r) && !isScaleRow(r) && !isPartsRow(r));
   if (throughput.length) console.log(formatTable(throughput));
   const clean = rows.find((r) => r.def.id === 'bad-model-clean');
   const bad = rows.find((r) => r.def.id === 'bad-model');
@@ -183,6 +188,12 @@ async function run(
     console.log(
       `${throughput.length || latency.length ? '\n' : ''}Scaling (f), inferq alone, no-op model, closed loop (${opts.inFlight} in flight from ${opts.clients} client processes in every row; ` +
         `ratios = req/s / req/s of scale-w1 and of scale-cluster-s1; Redis main thread = INFO cpu used_cpu_*_main_thread over the window, 1.00 = one core):\n\n${scale.length ? formatScaleTable(scale) : '(no scaling scenario ran)'}\n${formatScaleNotes(scale, machine.cpus)}${why}`,
+    );
+  }
+  if (parts.length) {
+    console.log(
+      `\nTenants (h) and priorities (i), inferq alone, one line per part of a scenario (its own client processes; answered = goodput; ` +
+        `refused % = INFERQ_QUEUE_FULL of what the part asked for; batch ms = model time per batch, the workers' stats over the window):\n\n${formatPartsTable(parts)}`,
     );
   }
   const notes = formatNotes(rows);
@@ -213,14 +224,16 @@ async function run(
         caching: r.def.caching,
         localCache: r.def.localCache ?? false,
         repeatFraction: r.def.repeatFraction,
-        load: r.def.load ?? { kind: 'closed', inFlight: opts.inFlight },
-        clients: r.def.clients ?? opts.clients,
+        // With parts, each part has its own load and processes (`parts`).
+        load: r.def.parts ? null : (r.def.load ?? { kind: 'closed', inFlight: opts.inFlight }),
+        clients: r.def.parts ? r.def.parts.reduce((n, p) => n + (p.clients ?? 1), 0) : (r.def.clients ?? opts.clients),
         workers: r.def.workers ?? opts.workers,
         libraryDefaults: r.def.libraryDefaults ?? false,
         batchPolicy: r.def.batchPolicy ?? null,
         maxQueueLength: r.def.maxQueueLength ?? 0,
         redis: r.def.redis ?? 'single',
         queueShards: r.def.queueShards ?? 1,
+        parts: r.def.parts ?? null,
         vsScaleW1: nullIfNaN(r.vsScaleW1),
         vsScaleClusterS1: nullIfNaN(r.vsScaleClusterS1),
         vsPlainBullmq: nullIfNaN(r.vsBullmq),
@@ -277,6 +290,19 @@ function printHeader(
         `bad-model: ${BAD_MODEL.hangRate * 100}% of inputs hang their call ${BAD_MODEL.hangMs} ms, ${BAD_MODEL.throwRate * 100}% make it throw; bad-model-clean: none.`,
     );
   }
+  if (scenarios.some((s) => s.group === 'noisy-neighbour')) {
+    console.log(
+      `(h) noisy neighbour: sleep model of ${SLEEP_MODEL_COST_MS} ms per call, ${NOISY.workers} worker processes x --num-workers ${NOISY.numWorkers} x --max-batch-size ${NOISY.maxBatchSize} = ${NOISY.capacityPerSec} req/s, ` +
+        `worker --max-queue-length ${NOISY.maxQueueLength} (the operator's bound, shared between tenants); tenant A: 1 process, ${NOISY.floodPerSec} req/s open loop (5x), refusals counted, not sent again; ` +
+        `tenant B: 1 process, ${NOISY.politePerSec} req/s open loop (5 %); noisy-neighbour-alone: B alone, the same rate; noisy-neighbour-flood-alone: A alone.`,
+    );
+  }
+  if (scenarios.some((s) => s.group === 'priority')) {
+    console.log(
+      `(i) priority: the same fleet (${PRIORITY.capacityPerSec} req/s), no bound; 1 process keeping ${PRIORITY.backlog} low requests in flight (closed loop: a queue ~${(PRIORITY.backlog / PRIORITY.capacityPerSec).toFixed(0)} s deep), ` +
+        `1 process sending ${PRIORITY.tricklePerSec} req/s open loop at high (priority) or normal (priority-normal); the default tenant for both.`,
+    );
+  }
   if (scenarios.some((s) => s.group === 'scale') || skipped.length) {
     console.log(
       `(f) scaling: inferq, no-op model, closed loop, the load above (${opts.clients} clients, ${opts.inFlight} in flight), each worker --max-batch-size ${opts.maxBatchSize} --num-workers ${opts.numWorkers}; ` +
@@ -327,6 +353,30 @@ function runJson(r: ScenarioRun) {
     repeats: r.repeats,
     stderr: r.stderr ?? null,
     latencyHistogram: r.latency,
+    batchMs: nullIfNaN(batchMs(r)),
+    parts: r.parts
+      ? Object.fromEntries(
+          Object.values(r.parts).map((p) => [
+            p.name,
+            {
+              tenant: p.tenant ?? null,
+              priority: p.priority ?? null,
+              offeredPerSec: nullIfNaN(p.offeredPerSec),
+              completed: p.completed,
+              errors: p.errors,
+              rejected: p.rejected,
+              skipped: p.skipped,
+              sent: p.sent,
+              reqPerSec: nullIfNaN(p.reqPerSec),
+              p50Ms: nullIfNaN(p.p50Ms),
+              p99Ms: nullIfNaN(p.p99Ms),
+              meanMs: nullIfNaN(p.meanMs),
+              latency: summaryJson(p.latency),
+              rejections: summaryJson(p.rejections),
+            },
+          ]),
+        )
+      : null,
   };
 }
 

@@ -12,7 +12,8 @@
  * counted from the request's SCHEDULED time, so a client that fell behind
  * (event loop busy) shows up in the numbers instead of hiding (coordinated
  * omission). Refusals by a bounded queue (INFERQ_QUEUE_FULL) are counted and
- * timed apart from other errors. At most MAX_OPEN_OUTSTANDING requests are
+ * timed apart from other errors; a refused request is not sent again (each
+ * open-loop request is a new one, so a flood never turns into a retry spin). At most MAX_OPEN_OUTSTANDING requests are
  * unanswered at once; past it a due request is not sent and counted as
  * `skipped` (a bound on the generator, not part of any system).
  * Every process waits for the parent's start signal, so all clients of a
@@ -31,6 +32,8 @@ import { Workload } from './workload.js';
 /** What a client process reports (the `RESULT` line). */
 export interface ClientReport {
   client: number;
+  /** The scenario part this client played (ClientConfig.part), if any. */
+  part?: string;
   /** Requests completed successfully inside the window. */
   completed: number;
   /** Requests failed (error or timeout) inside the window, refusals (INFERQ_QUEUE_FULL) not included. */
@@ -199,6 +202,7 @@ export async function runLoadClient(system: SystemDefinition, cfg: ClientConfig)
   }
   const report: ClientReport = {
     client: cfg.clientIndex,
+    ...(cfg.part !== undefined ? { part: cfg.part } : {}),
     completed,
     errors,
     rejected,

@@ -5,8 +5,9 @@
  * and warnings, and the goals checked against those numbers.
  */
 import { mean, percentile, type LatencySummary } from './latency.js';
-import type { ScenarioRun } from './run-scenario.js';
-import type { ScenarioDef } from './scenarios.js';
+import type { PartRun, ScenarioRun } from './run-scenario.js';
+import { NOISY, type ScenarioDef } from './scenarios.js';
+import { SLEEP_MODEL_COST_MS } from './settings.js';
 
 export interface ScenarioRow {
   def: ScenarioDef;
@@ -26,6 +27,8 @@ export interface ScenarioRow {
 export const isThroughputRow = (r: ScenarioRow) => r.def.group === 'noop' || r.def.group === 'onnx' || r.def.group === 'cache';
 /** The scaling scenarios (f): their own table. */
 export const isScaleRow = (r: ScenarioRow) => r.def.group === 'scale';
+/** The tenant and priority scenarios (h, i): one line per part. */
+export const isPartsRow = (r: ScenarioRow) => r.def.parts !== undefined;
 
 export type GoalStatus = 'PASS' | 'FAIL' | 'INFO' | 'N/A';
 
@@ -39,7 +42,11 @@ export function buildRows(defs: readonly ScenarioDef[], runs: readonly ScenarioR
   const rows = defs.map((def): ScenarioRow => {
     const mine = runs.filter((r) => r.id === def.id);
     // Closed loop: the median by req/s. Open loop (req/s is set by the load): the median by p99.
-    const key = (r: ScenarioRun) => (def.load?.kind === 'open' ? (Number.isFinite(r.p99Ms) ? r.p99Ms : Infinity) : r.reqPerSec);
+    // With parts: by the latency of the part the scenario's goal is about.
+    const by = def.medianBy;
+    const finite = (n: number | undefined) => (n !== undefined && Number.isFinite(n) ? n : Infinity);
+    const key = (r: ScenarioRun) =>
+      by ? finite(by.metric === 'p50' ? r.parts?.[by.part]?.p50Ms : r.parts?.[by.part]?.p99Ms) : def.load?.kind === 'open' ? finite(r.p99Ms) : r.reqPerSec;
     const ok = mine.filter((r) => r.ok).sort((a, b) => key(a) - key(b));
     return {
       def,
@@ -146,6 +153,44 @@ function alignTable(header: string[], body: string[][]): string {
   const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join(' | ');
   return [line(header), widths.map((w) => '-'.repeat(w)).join('-|-'), ...body.map(line)].join('\n');
 }
+
+/** A part's refused share of what it asked for in the window (answered, refused, failed), in %. */
+export const refusedPct = (p: PartRun): number => {
+  const asked = p.completed + p.rejected + p.errors;
+  return asked > 0 ? (100 * p.rejected) / asked : NaN;
+};
+
+/** Model time per batch over the window (the workers' stats), ms; NaN when unknown. */
+export const batchMs = (r: ScenarioRun): number => (r.counters?.modelMs !== undefined && r.counters.batches > 0 ? r.counters.modelMs / r.counters.batches : NaN);
+
+/**
+ * Tenants (h) and priorities (i): one line per part of each scenario (a
+ * tenant, a priority class), offered vs answered, refusals, latency of the
+ * answered requests; and the model time per batch of the run.
+ */
+export function formatPartsTable(rows: readonly ScenarioRow[]): string {
+  const header = ['scenario', 'id', 'part', 'tenant', 'priority', 'offered req/s', 'answered req/s', 'refused %', 'p50 ms', 'p99 ms', 'max ms', 'errors', 'avg batch', 'batch ms'];
+  const body: string[][] = [];
+  for (const r of rows) {
+    const m = r.median;
+    for (const p of r.def.parts ?? []) {
+      const x = m?.parts?.[p.name];
+      const head = [r.def.title, r.def.id, p.name, p.tenant ?? 'default', p.priority ?? 'normal'];
+      if (!m || !x) {
+        body.push([...head, 'FAILED', '-', '-', '-', '-', '-', '-', '-', '-']);
+        continue;
+      }
+      const offered = p.load.kind === 'closed' ? `closed, ${p.load.inFlight} in flight` : int(x.offeredPerSec);
+      body.push([...head, offered, int(x.reqPerSec), pct(refusedPct(x)), ms(x.p50Ms), ms(x.p99Ms), ms(x.latency.maxMs), int(x.errors + x.skipped), batch(m.avgBatch), ms(batchMs(m))]);
+    }
+  }
+  return alignTable(header, body);
+}
+
+/** What the noisy-neighbour fleet serves with full batches at the model time per batch measured in a run. */
+const measuredCapacity = (r: ScenarioRun): number => (NOISY.workers * NOISY.numWorkers * NOISY.maxBatchSize * 1000) / batchMs(r);
+
+const pct = (n: number) => (Number.isFinite(n) ? `${n < 10 ? n.toFixed(2) : n.toFixed(1)} %` : '-');
 
 /**
  * Scaling (f): req/s, latency, ratios to scale-w1 and scale-cluster-s1, and
@@ -256,7 +301,10 @@ export function formatNotes(rows: readonly ScenarioRow[]): string {
   for (const r of rows) {
     const notes: string[] = [];
     for (const f of r.runs.filter((x) => !x.ok)) notes.push(`rep ${f.rep} FAILED: ${firstLines(f.failure ?? 'unknown', 6)}`);
-    if (r.runs.length > 1) {
+    const by = r.def.medianBy;
+    if (r.runs.length > 1 && by) {
+      notes.push(`${by.part} ${by.metric} ms per repetition: ${r.runs.map((x) => (x.ok ? ms((by.metric === 'p50' ? x.parts?.[by.part]?.p50Ms : x.parts?.[by.part]?.p99Ms) ?? NaN) : 'failed')).join(', ')} (median shown)`);
+    } else if (r.runs.length > 1) {
       notes.push(
         r.def.load?.kind === 'open'
           ? `p99 ms per repetition: ${r.runs.map((x) => (x.ok ? ms(x.p99Ms) : 'failed')).join(', ')} (median shown)`
@@ -429,6 +477,88 @@ export function checkGoals(rows: readonly ScenarioRow[], pingIdle: LatencySummar
       ? 'no refusal in the window'
       : `${int(o!.rejected)} refusals: p50 ${ms(percentile(o!.rejections, 50))} ms, p99 ${ms(o!.rejectP99Ms)} ms, max ${ms(o!.rejections.maxMs)} ms`,
   }));
+  // (h) noisy neighbour: every figure per repetition, then the median (as pairedRatio does for req/s).
+  const perRep = (id: string, f: (r: ScenarioRun) => number): number[] => (row(id)?.runs ?? []).filter((r) => r.ok).map(f).filter(Number.isFinite);
+  const list = (xs: number[], fmt: (n: number) => string) => (xs.length > 1 ? ` (per repetition: ${xs.map(fmt).join(', ')})` : '');
+  const partOf = (r: ScenarioRun, name: string): PartRun | undefined => r.parts?.[name];
+  need('noisy neighbour: tenant B refused <= 1 %', ['noisy-neighbour'], ([n]) => {
+    const name = 'noisy neighbour: tenant B refused <= 1 %';
+    const xs = perRep('noisy-neighbour', (r) => (partOf(r, 'B') ? refusedPct(partOf(r, 'B') as PartRun) : NaN));
+    const v = medianOf(xs);
+    const b = partOf(n!, 'B');
+    const a = partOf(n!, 'A');
+    return {
+      name,
+      status: Number.isFinite(v) && v <= 1 ? 'PASS' : 'FAIL',
+      detail: `B refused ${pct(v)}${list(xs, pct)} (median run: ${int(b?.rejected ?? NaN)} of ${int((b?.completed ?? 0) + (b?.rejected ?? 0) + (b?.errors ?? 0))}); A refused ${a ? pct(refusedPct(a)) : '-'} (goal <= 1 %)`,
+    };
+  });
+  need('noisy neighbour: tenant B p99 <= 2x B alone', ['noisy-neighbour', 'noisy-neighbour-alone'], ([n, alone]) => {
+    const name = 'noisy neighbour: tenant B p99 <= 2x B alone';
+    const p = pairedRatio(row('noisy-neighbour'), row('noisy-neighbour-alone'), (r) => partOf(r, 'B')?.p99Ms ?? NaN);
+    const b = partOf(n!, 'B');
+    const b0 = partOf(alone!, 'B');
+    return {
+      name,
+      status: p.median <= 2 ? 'PASS' : 'FAIL',
+      detail: `B p99 ${ms(b?.p99Ms ?? NaN)} ms with A vs ${ms(b0?.p99Ms ?? NaN)} ms alone (median runs); ${ratio(p.median)}${list(p.perRep, ratio)}; p50 ${ms(b?.p50Ms ?? NaN)} vs ${ms(b0?.p50Ms ?? NaN)} ms (${ratio((b?.p50Ms ?? NaN) / (b0?.p50Ms ?? NaN))}) (goal <= 2x)`,
+    };
+  });
+  // A with no B in the same run: what the flood gets of the fleet anyway (the fleet's own goodput under it).
+  const floodAlone = (n: ScenarioRun): string => {
+    const alone = get('noisy-neighbour-flood-alone');
+    const a0 = alone ? partOf(alone, 'A') : undefined;
+    const a = partOf(n, 'A');
+    if (!a0 || !a) return '';
+    const p = pairedRatio(row('noisy-neighbour'), row('noisy-neighbour-flood-alone'), (r) => partOf(r, 'A')?.reqPerSec ?? NaN);
+    return `A alone (noisy-neighbour-flood-alone) answered ${int(a0.reqPerSec)} req/s, avg batch ${batch(alone!.avgBatch)}: A next to B got ${ratio(p.median)} of that${list(p.perRep, ratio)}; `;
+  };
+  need('noisy neighbour: tenant A >= 90 % of the capacity B leaves', ['noisy-neighbour'], ([n]) => {
+    const name = 'noisy neighbour: tenant A >= 90 % of the capacity B leaves';
+    const share = (r: ScenarioRun) => {
+      const a = partOf(r, 'A');
+      const b = partOf(r, 'B');
+      return a && b ? a.reqPerSec / (NOISY.capacityPerSec - b.reqPerSec) : NaN;
+    };
+    const xs = perRep('noisy-neighbour', share);
+    const v = medianOf(xs);
+    const a = partOf(n!, 'A');
+    const b = partOf(n!, 'B');
+    return {
+      name,
+      status: v >= 0.9 ? 'PASS' : 'FAIL',
+      detail:
+        `A answered ${int(a?.reqPerSec ?? NaN)} req/s of ${int(NOISY.capacityPerSec)} (capacity) - ${int(b?.reqPerSec ?? NaN)} (B) in the median run; ` +
+        `${pct(100 * v)} of what B leaves${list(xs, (x) => pct(100 * x))}; the whole fleet answered ${int(n!.reqPerSec)} req/s, avg batch ${batch(n!.avgBatch)} of ${NOISY.maxBatchSize}, ` +
+        `${floodAlone(n!)}batch time ${ms(batchMs(n!))} ms (a sleep of ${SLEEP_MODEL_COST_MS} ms that a busy machine stretches): at that batch time full batches would serve ${int(measuredCapacity(n!))} req/s, of which A got ${pct((100 * (a?.reqPerSec ?? NaN)) / (measuredCapacity(n!) - (b?.reqPerSec ?? NaN)))} of what B left (goal >= 90 % of the nominal ${int(NOISY.capacityPerSec)} - B)`,
+    };
+  });
+  // (i) priority: the high trickle's p50 against the model time per batch of the same run.
+  need('priority: high p50 <= 2 batch times behind a low backlog', ['priority'], ([p]) => {
+    const name = 'priority: high p50 <= 2 batch times behind a low backlog';
+    const xs = perRep('priority', (r) => (partOf(r, 'high')?.p50Ms ?? NaN) / batchMs(r));
+    const v = medianOf(xs);
+    const h = partOf(p!, 'high');
+    const low = partOf(p!, 'low');
+    return {
+      name,
+      status: v <= 2 ? 'PASS' : 'FAIL',
+      detail:
+        `high p50 ${ms(h?.p50Ms ?? NaN)} ms, p99 ${ms(h?.p99Ms ?? NaN)} ms, batch time ${ms(batchMs(p!))} ms (model time per batch, the workers' stats) in the median run; ` +
+        `p50 = ${v.toFixed(2)} batch times${list(xs, (x) => x.toFixed(2))}; the low backlog: ${int(low?.reqPerSec ?? NaN)} req/s answered, p50 ${ms(low?.p50Ms ?? NaN)} ms (goal <= 2)`,
+    };
+  });
+  if (row('priority-normal')) {
+    need('priority: the same trickle at normal (comparison)', ['priority-normal'], ([p]) => {
+      const x = partOf(p!, 'normal');
+      const h = get('priority') ? partOf(get('priority')!, 'high') : undefined;
+      return {
+        name: 'priority: the same trickle at normal (comparison)',
+        status: 'INFO',
+        detail: `normal p50 ${ms(x?.p50Ms ?? NaN)} ms, p99 ${ms(x?.p99Ms ?? NaN)} ms (high: p50 ${ms(h?.p50Ms ?? NaN)}, p99 ${ms(h?.p99Ms ?? NaN)} ms); batch time ${ms(batchMs(p!))} ms`,
+      };
+    });
+  }
   need('cache hits (c): Redis-tier hit <= 1.5x a PING in the same loaded processes', ['cache-inferq'], ([c]) => {
     const hits = c!.hits;
     const idle = mean(pingIdle);

@@ -16,7 +16,7 @@ import type { ClientReport } from './load-client.js';
 import { mean, mergeSummaries, percentile, type LatencySummary } from './latency.js';
 import { ProcessSet, withTimeout, type StderrDigest } from './processes.js';
 import type { RedisTarget } from './redis-target.js';
-import type { ScenarioDef } from './scenarios.js';
+import type { ClientPart, ScenarioDef, ScenarioLoad } from './scenarios.js';
 import { MODEL_ENV, type BatchCounters, type ClientConfig, type GoSignal, type LoadShape, type ScenarioSettings } from './settings.js';
 import { CHILD_SCRIPT, loadSystem } from './systems/registry.js';
 
@@ -67,7 +67,30 @@ export interface ScenarioRun {
   cpu?: CpuUsage;
   /** queueShards the scenario ran with (1 when not set). */
   queueShards: number;
+  /** Scenarios with `parts`: each part's own results (the fields above are of all clients together). */
+  parts?: Record<string, PartRun>;
   stderr: { workers: StderrDigest; clients: StderrDigest } | undefined;
+}
+
+/** One part of a scenario (ScenarioDef.parts): what its clients saw in the window. */
+export interface PartRun {
+  name: string;
+  tenant: string | undefined;
+  priority: string | undefined;
+  /** Offered req/s (open loop), or NaN (closed loop). */
+  offeredPerSec: number;
+  completed: number;
+  errors: number;
+  rejected: number;
+  skipped: number;
+  sent: number;
+  /** Answered req/s in the window. */
+  reqPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  meanMs: number;
+  latency: LatencySummary;
+  rejections: LatencySummary;
 }
 
 export interface ScenarioContext {
@@ -92,6 +115,19 @@ export const CACHE_MAX_SIZE = 10_000;
  * the scenario's own flags decide where its queue lives.
  */
 const CHILD_ENV: NodeJS.ProcessEnv = { INFERQ_LOG_LEVEL: 'warn', REDIS_CLUSTER_NODES: '', INFERQ_QUEUE_SHARDS: '', ...MODEL_ENV };
+
+/** A client process of a scenario: its share of a load, and the part it plays (scenarios with parts). */
+interface ClientSpec {
+  load: LoadShape;
+  part?: ClientPart;
+}
+
+/** Client `i` of `n`'s share of a load: an open loop's rate split (phases spread evenly), a closed loop's requests in flight split. */
+function shareOf(load: ScenarioLoad, i: number, n: number): LoadShape {
+  if (load.kind === 'open') return { kind: 'open', ratePerSec: load.ratePerSec / n, phase: i / n };
+  const base = Math.floor(load.inFlight / n);
+  return { kind: 'closed', inFlight: Math.max(1, base + (i < load.inFlight % n ? 1 : 0)) };
+}
 
 const sleepUntil = (t: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, t - Date.now())));
 
@@ -120,14 +156,13 @@ export async function runScenario(def: ScenarioDef, rep: number, ctx: ScenarioCo
     maxQueueLength: def.maxQueueLength ?? 0,
     requestTimeoutMs: Math.max(10_000, opts.durationMs + opts.warmupMs),
   };
-  const numClients = def.clients ?? opts.clients;
   const numWorkerProcs = def.workers ?? opts.workers;
   const load = def.load ?? { kind: 'closed', inFlight: opts.inFlight };
-  const clientLoad = (i: number): LoadShape => {
-    if (load.kind === 'open') return { kind: 'open', ratePerSec: load.ratePerSec / numClients, phase: i / numClients };
-    const base = Math.floor(load.inFlight / numClients);
-    return { kind: 'closed', inFlight: Math.max(1, base + (i < load.inFlight % numClients ? 1 : 0)) };
-  };
+  // One entry per client process: the scenario's clients sharing its load, or each part's own.
+  const clientSpecs: ClientSpec[] = def.parts
+    ? def.parts.flatMap((p) => Array.from({ length: p.clients ?? 1 }, (_, i) => ({ load: shareOf(p.load, i, p.clients ?? 1), part: p })))
+    : Array.from({ length: def.clients ?? opts.clients }, (_, i) => ({ load: shareOf(load, i, def.clients ?? opts.clients) }));
+  const numClients = clientSpecs.length;
   const run: ScenarioRun = {
     id: def.id,
     rep,
@@ -172,11 +207,13 @@ export async function runScenario(def: ScenarioDef, rep: number, ctx: ScenarioCo
       procs.spawn(`${def.id} worker ${i}`, 'worker', script, args, CHILD_ENV);
     }
     for (let i = 0; i < numClients; i++) {
+      const spec = clientSpecs[i] as ClientSpec;
       const cfg: ClientConfig = {
         ...settings,
         role: 'client',
         clientIndex: i,
-        load: clientLoad(i),
+        load: spec.load,
+        ...(spec.part ? { part: spec.part.name, tenant: spec.part.tenant, priority: spec.part.priority } : {}),
         workload: {
           inputSize: def.model === 'onnx' ? ctx.onnxInputSize : NOOP_INPUT_SIZE,
           seed: opts.seed,
@@ -186,7 +223,7 @@ export async function runScenario(def: ScenarioDef, rep: number, ctx: ScenarioCo
         controlKey,
         probePing: def.probePing,
       };
-      procs.spawn(`${def.id} client ${i}`, 'client', CHILD_SCRIPT, [JSON.stringify(cfg)], CHILD_ENV, /^RESULT /);
+      procs.spawn(`${def.id} client ${i}${spec.part ? ` (${spec.part.name})` : ''}`, 'client', CHILD_SCRIPT, [JSON.stringify(cfg)], CHILD_ENV, /^RESULT /);
     }
     const crashed = procs.unexpectedExit();
 
@@ -301,6 +338,31 @@ function summarise(
   run.p50Ms = percentile(run.latency, 50);
   run.p99Ms = percentile(run.latency, 99);
   run.meanMs = mean(run.latency);
+  if (def.parts) {
+    run.parts = {};
+    for (const p of def.parts) {
+      const mine = reports.filter((r) => r.part === p.name);
+      const latency = mergeSummaries(mine.map((r) => r.latency));
+      const completed = mine.reduce((n, r) => n + r.completed, 0);
+      run.parts[p.name] = {
+        name: p.name,
+        tenant: p.tenant,
+        priority: p.priority,
+        offeredPerSec: p.load.kind === 'open' ? p.load.ratePerSec : NaN,
+        completed,
+        errors: mine.reduce((n, r) => n + r.errors, 0),
+        rejected: mine.reduce((n, r) => n + r.rejected, 0),
+        skipped: mine.reduce((n, r) => n + r.skipped, 0),
+        sent: mine.reduce((n, r) => n + r.sent, 0),
+        reqPerSec: completed / (windowMs / 1000),
+        p50Ms: percentile(latency, 50),
+        p99Ms: percentile(latency, 99),
+        meanMs: mean(latency),
+        latency,
+        rejections: mergeSummaries(mine.map((r) => r.rejections)),
+      };
+    }
+  }
   if (def.system === 'bullmq') {
     run.avgBatch = 1;
   } else if (before && after) {
@@ -312,7 +374,7 @@ function summarise(
 
 function diffCounters(a: BatchCounters, b: BatchCounters): BatchCounters {
   const out: BatchCounters = { batches: b.batches - a.batches, items: b.items - a.items };
-  for (const k of ['cacheHits', 'cacheMisses', 'coalesced', 'workerCacheHits', 'errors', 'timeouts', 'deadlineDrops'] as const) {
+  for (const k of ['cacheHits', 'cacheMisses', 'coalesced', 'workerCacheHits', 'errors', 'timeouts', 'deadlineDrops', 'modelMs'] as const) {
     const x = a[k];
     const y = b[k];
     if (x !== undefined && y !== undefined) out[k] = y - x;

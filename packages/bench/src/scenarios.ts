@@ -16,14 +16,36 @@
  * Scaling (inferq only, no-op model, closed loop, the same clients and load):
  *   1, 2 and 4 worker processes on the bench's one Redis; 2 worker processes
  *   on a Redis Cluster (3 masters + 3 replicas) with queueShards 1 and 3.
+ * Noisy neighbour (inferq only, sleep model, the operator's bound): a tenant
+ *   flooding at 5x capacity next to one at 5 %, and the second alone.
+ * Priority (inferq only, sleep model): a high trickle behind a deep low
+ *   backlog, and the same trickle at normal.
  */
-import { BAD_MODEL, SLEEP_MODEL_COST_MS, type BatchPolicy, type ModelKind, type SystemId } from './settings.js';
+import { BAD_MODEL, SLEEP_MODEL_COST_MS, type BatchPolicy, type ModelKind, type Priority, type SystemId } from './settings.js';
 
-export type ScenarioGroup = 'noop' | 'onnx' | 'cache' | 'lowload' | 'overload' | 'bad-model' | 'scale';
-export const GROUPS: readonly ScenarioGroup[] = ['noop', 'onnx', 'cache', 'lowload', 'overload', 'bad-model', 'scale'];
+export type ScenarioGroup = 'noop' | 'onnx' | 'cache' | 'lowload' | 'overload' | 'bad-model' | 'scale' | 'noisy-neighbour' | 'priority';
+export const GROUPS: readonly ScenarioGroup[] = ['noop', 'onnx', 'cache', 'lowload', 'overload', 'bad-model', 'scale', 'noisy-neighbour', 'priority'];
 
 /** Offered load of a whole scenario (split over its client processes). */
 export type ScenarioLoad = { kind: 'closed'; inFlight: number } | { kind: 'open'; ratePerSec: number };
+
+/**
+ * One kind of client in a scenario whose clients differ (a tenant, a
+ * priority class): its own processes and load, its results reported apart
+ * (ScenarioRun.parts) besides the scenario's totals.
+ */
+export interface ClientPart {
+  /** Key of its results, e.g. 'A', 'B', 'high'. */
+  name: string;
+  /** inferq client option `tenant` (undefined: the default tenant). */
+  tenant?: string;
+  /** inferq client option `priority` (undefined: normal). */
+  priority?: Priority;
+  /** This part's load, split over its processes. */
+  load: ScenarioLoad;
+  /** Client processes of this part (default 1). */
+  clients?: number;
+}
 
 export interface ScenarioDef {
   id: string;
@@ -59,6 +81,13 @@ export interface ScenarioDef {
   queueShards?: number;
   /** inferq clients with their in-process result cache on (its defaults). */
   localCache?: boolean;
+  /** Clients of different kinds (tenants, priorities) instead of `clients` x `load`: see ClientPart. */
+  parts?: readonly ClientPart[];
+  /**
+   * The part whose latency picks the median repetition (`p99`, or `p50`),
+   * instead of the scenario's req/s or p99: the number its goal is about.
+   */
+  medianBy?: { part: string; metric: 'p50' | 'p99' };
 }
 
 const plain = (group: 'noop' | 'onnx', system: SystemId): ScenarioDef => ({
@@ -178,6 +207,94 @@ const scale = (id: string, title: string, workers: number, cluster?: { shards: n
   ...(cluster ? { redis: 'cluster' as const, queueShards: cluster.shards } : {}),
 });
 
+/**
+ * Noisy neighbour: one fleet of the overload scenarios' shape (sleep model, 2 worker processes x
+ * 1 batch of 8 per 40 ms = 400 req/s, whatever the machine's noise), the operator's bound set on
+ * the workers (`--max-queue-length`, shared max-min fairly between tenants), and two tenants in
+ * separate processes: A floods at 5x capacity open loop (refusals counted, never sent again), B
+ * sends 5 % of capacity open loop. `noisy-neighbour-alone` is B with no A, in the same run: B's
+ * latency with nobody else, the baseline of the goal; `noisy-neighbour-flood-alone` is A with no
+ * B: what the flood itself gets of this fleet on this machine, which tells a shortfall of A's next
+ * to B (unfairness) from one the fleet has under any flood (the bound, the machine). The workers keep the library's default job
+ * concurrency (maxBatchSize x numWorkers: the batch in the model, none waiting behind it in the
+ * worker), so a request of B goes into the next batch rather than behind a batch of A's already
+ * formed in the worker.
+ */
+export const NOISY = Object.freeze({
+  workers: 2,
+  numWorkers: 1,
+  maxBatchSize: 8,
+  /** Two rounds of batches of the fleet, as in the overload scenarios. */
+  maxQueueLength: 32,
+  get capacityPerSec() {
+    return (this.workers * this.numWorkers * this.maxBatchSize * 1000) / SLEEP_MODEL_COST_MS;
+  },
+  get floodPerSec() {
+    return 5 * this.capacityPerSec;
+  },
+  get politePerSec() {
+    return 0.05 * this.capacityPerSec;
+  },
+});
+const noisyNeighbour = (who: 'both' | 'B' | 'A'): ScenarioDef => ({
+  id: who === 'both' ? 'noisy-neighbour' : who === 'B' ? 'noisy-neighbour-alone' : 'noisy-neighbour-flood-alone',
+  group: 'noisy-neighbour',
+  system: 'inferq',
+  model: 'sleep',
+  caching: false,
+  repeatFraction: 0,
+  probePing: false,
+  title: who === 'both' ? `(h) tenant A at 5x capacity + tenant B at 5 %` : who === 'B' ? '(h) tenant B alone (its baseline)' : '(h) tenant A alone (what its flood gets of the fleet)',
+  inQuick: true,
+  load: { kind: 'open', ratePerSec: (who !== 'B' ? NOISY.floodPerSec : 0) + (who !== 'A' ? NOISY.politePerSec : 0) },
+  workers: NOISY.workers,
+  worker: { maxBatchSize: NOISY.maxBatchSize, numWorkers: NOISY.numWorkers },
+  workerArgs: ['--max-queue-length', String(NOISY.maxQueueLength)],
+  parts: [
+    ...(who !== 'B' ? [{ name: 'A', tenant: 'tenant-a', load: { kind: 'open' as const, ratePerSec: NOISY.floodPerSec } }] : []),
+    ...(who !== 'A' ? [{ name: 'B', tenant: 'tenant-b', load: { kind: 'open' as const, ratePerSec: NOISY.politePerSec } }] : []),
+  ],
+  medianBy: who === 'A' ? { part: 'A', metric: 'p99' } : { part: 'B', metric: 'p99' },
+});
+
+/**
+ * Priority: the same fleet (400 req/s), a low-priority backlog kept deep by a closed loop of
+ * PRIORITY.backlog requests in flight (3 s of work queued at any time: a new low request for
+ * every one answered), and a trickle of PRIORITY.tricklePerSec requests open loop from another
+ * process, at `high` (`priority`) or `normal` (`priority-normal`, the comparison: the band below
+ * high, where lows that waited priorityAgingMs (2 s) are aged to). The queue is not bounded: the
+ * backlog is what is queued, not refused. Both clients are the default tenant, so what orders
+ * the trickle is its class, not a tenant's fair share.
+ */
+export const PRIORITY = Object.freeze({
+  workers: 2,
+  numWorkers: 1,
+  maxBatchSize: 8,
+  backlog: 1200,
+  tricklePerSec: 20,
+  get capacityPerSec() {
+    return (this.workers * this.numWorkers * this.maxBatchSize * 1000) / SLEEP_MODEL_COST_MS;
+  },
+});
+const priority = (trickle: 'high' | 'normal'): ScenarioDef => ({
+  id: trickle === 'high' ? 'priority' : 'priority-normal',
+  group: 'priority',
+  system: 'inferq',
+  model: 'sleep',
+  caching: false,
+  repeatFraction: 0,
+  probePing: false,
+  title: `(i) ${PRIORITY.tricklePerSec} req/s ${trickle} behind ${PRIORITY.backlog.toLocaleString('en-US')} low in flight`,
+  inQuick: true,
+  workers: PRIORITY.workers,
+  worker: { maxBatchSize: PRIORITY.maxBatchSize, numWorkers: PRIORITY.numWorkers },
+  parts: [
+    { name: 'low', priority: 'low', load: { kind: 'closed', inFlight: PRIORITY.backlog } },
+    { name: trickle, priority: trickle, load: { kind: 'open', ratePerSec: PRIORITY.tricklePerSec } },
+  ],
+  medianBy: { part: trickle, metric: 'p50' },
+});
+
 export const SCENARIOS: readonly ScenarioDef[] = Object.freeze([
   plain('noop', 'bullmq'),
   plain('noop', 'bullmq-batched'),
@@ -226,6 +343,11 @@ export const SCENARIOS: readonly ScenarioDef[] = Object.freeze([
   scale('scale-w4', '(f) 4 workers, one Redis', 4),
   scale('scale-cluster-s1', `(f) ${SCALE_CLUSTER_WORKERS} workers, cluster, 1 shard`, SCALE_CLUSTER_WORKERS, { shards: 1 }),
   scale('scale-cluster-s3', `(f) ${SCALE_CLUSTER_WORKERS} workers, cluster, 3 shards`, SCALE_CLUSTER_WORKERS, { shards: 3 }),
+  noisyNeighbour('B'),
+  noisyNeighbour('both'),
+  noisyNeighbour('A'),
+  priority('high'),
+  priority('normal'),
 ]);
 
 /** Scenarios that run on the run's Redis Cluster. */

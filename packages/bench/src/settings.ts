@@ -9,6 +9,8 @@ import type { WorkloadConfig } from './workload.js';
 export type SystemId = 'bullmq' | 'bullmq-batched' | 'inferq' | 'floor';
 export type ModelKind = 'noop' | 'onnx' | 'sleep' | 'bad' | 'clean';
 export type BatchPolicy = 'eager' | 'timeout';
+/** inferq's request classes (client option `priority`). */
+export type Priority = 'high' | 'normal' | 'low';
 
 /** Cost of one call of the `sleep` model (src/models/sleep-model.mjs), ms, whatever the batch size. */
 export const SLEEP_MODEL_COST_MS = 40;
@@ -93,6 +95,12 @@ export interface ClientConfig extends ScenarioSettings {
   controlKey: string;
   /** Also time PING round trips on a spare connection during the measured window. */
   probePing: boolean;
+  /** The part of the scenario this client plays (scenarios with `parts`: a tenant, a priority class); reported apart. */
+  part?: string;
+  /** inferq client option `tenant`; undefined = the library default. */
+  tenant?: string;
+  /** inferq client option `priority` of every request; undefined = the library default (normal). */
+  priority?: Priority;
 }
 
 export interface WorkerConfig extends ScenarioSettings {
@@ -121,4 +129,6 @@ export interface BatchCounters {
   errors?: number;
   timeouts?: number;
   deadlineDrops?: number;
+  /** Time inside the model, summed over the batches (inferq: its stats' model time). */
+  modelMs?: number;
 }

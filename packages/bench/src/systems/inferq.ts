@@ -23,6 +23,8 @@ async function connectClient(cfg: ClientConfig): Promise<Transport> {
     },
     defaultTimeoutMs: cfg.requestTimeoutMs,
     ...(cfg.localCache ? { localCache: {} } : {}),
+    ...(cfg.tenant !== undefined ? { tenant: cfg.tenant } : {}),
+    ...(cfg.priority !== undefined ? { priority: cfg.priority } : {}),
   });
   // The client connects lazily; one round trip now keeps connection setup out of the warm-up.
   await client.stats();
@@ -70,6 +72,8 @@ export const inferq: SystemDefinition = {
       errors: st.errors,
       timeouts: st.timeouts,
       deadlineDrops: st.deadlineDrops,
+      // The stats keep the sum and the batch count; their ratio is what readStats returns.
+      modelMs: st.avgModelTimeMs * st.totalBatches,
     };
   },
   connectClient,
