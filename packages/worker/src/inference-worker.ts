@@ -315,6 +315,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
     });
     await Promise.all(this.workers.map((w) => w.waitUntilReady()));
     this.upkeep.start();
+    this.urgent.start();
     this.state = 'running';
     logger.info({ config: opts.config, jobConcurrency: opts.jobConcurrency, maxHeldItems: opts.maxHeldItems, queueShards: opts.queueShards }, 'worker started');
   }
@@ -368,6 +369,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
     const t0 = Date.now();
     clearInterval(this.clockTimer);
     this.upkeep?.stop();
+    this.urgent?.stop();
     this.stuck.stop();
     this.convicted?.stop();
     // Jobs taken past the limit are outside BullMQ's loop, so its close does not wait for them.

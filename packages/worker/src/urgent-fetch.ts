@@ -9,7 +9,9 @@
  * flooder's backlog (protocol/priority.ts), and would wait behind what the
  * worker already holds of that backlog.
  *
- * So after each batch, a full worker looks at the head of each shard's queue
+ * So after each batch, and every POLL_MS while it is full (so that such a
+ * job is in hand before the running batch ends and goes into the next one,
+ * not the one after), a full worker looks at the head of each shard's queue
  * (one ZRANGE: BullMQ's prioritized set, scored priority * 2^32 + counter)
  * and, when that job would be served before the items it holds pending (a
  * lower BullMQ priority: a better class, or a better fair rank), takes that
@@ -35,6 +37,8 @@ export interface UrgentFetchOptions<D, R> {
 }
 
 const SCORE_PRIORITY = 2 ** 32;
+/** How often a full worker looks (one ZRANGE per shard; nothing while not full). */
+const POLL_MS = 10;
 
 export class UrgentFetch<D, R> {
   private looking = false;
@@ -42,7 +46,20 @@ export class UrgentFetch<D, R> {
   /** Jobs taken here and still being processed, per shard (BullMQ's own loop does not count them). */
   private readonly taken = new Map<number, Set<Promise<unknown>>>();
 
+  private timer: NodeJS.Timeout | undefined;
+
   constructor(private readonly o: UrgentFetchOptions<D, R>) {}
+
+  /** Looks every POLL_MS while the worker is full (`check` returns at once otherwise). */
+  start(): void {
+    this.timer ??= setInterval(() => this.check(), POLL_MS);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
 
   /** Jobs of `shard` taken here and not finished. */
   inHand(shard: number): number {
