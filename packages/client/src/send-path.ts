@@ -57,6 +57,7 @@ import { hasLiveCallers, moveTo, resetFlight, type Flight } from './flight.js';
 import type { FlightTable } from './flight-table.js';
 import type { LocalResultCache } from './local-result-cache.js';
 import { isTransientRedisError, retryDelayMs, RETRY_WINDOW_MS } from './transient-retry.js';
+import { requestItem } from './wire-input.js';
 
 /** One queue shard as the send path uses it. */
 export interface SendShard {
@@ -434,7 +435,7 @@ export class SendPath {
     for (const group of this.envelopeGroups(toSend)) {
       const items: RequestItem[] = group.map((f) => {
         f.sentDeadline = f.deadline;
-        const item: RequestItem = { id: f.id, input: f.input, deadline: this.o.clock.toRedis(f.deadline) };
+        const item: RequestItem = requestItem(f.id, f, this.o.clock.toRedis(f.deadline));
         // Only an owned flight is the worker's to settle: a flight we lost (taken over) is not.
         if (f.key !== undefined) item.key = f.key;
         if (f.room) item.q = 1;
