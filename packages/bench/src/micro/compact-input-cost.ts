@@ -9,6 +9,9 @@
  *   model (JSON.parse of the text, or decodeF64: the Float64Array an opted-in
  *   model such as onnxModel reads, plus Array.from for one that did not opt
  *   in), and the Float32Array batch tensor write the ONNX model does.
+ * - client only and worker only: the two sides apart (uncached; the worker
+ *   side as onnxModel reads a typed input: one Float32Array.set);
+ * - JSON embedded unescaped (as JSON.rawJSON would allow) against compact;
  * - `cached`: the same plus the cache key (client: canonical JSON + SHA-256;
  *   worker: the key check of input-binding.ts, which for a compact input
  *   first writes the canonical JSON back from the numbers).
@@ -53,6 +56,20 @@ function jsonPath(input: number[], cached: boolean, seq: number): number {
   return wire.length;
 }
 
+/**
+ * The alternative that keeps JSON: the text embedded in the job's JSON as a
+ * value, not an escaped string (what JSON.rawJSON would let BullMQ write;
+ * Node 20 has it only behind a flag), so the worker's one JSON.parse of the
+ * job yields the numbers. Simulated by concatenation.
+ */
+function rawJsonPath(input: number[], seq: number): number {
+  const text = canonicalJson(input);
+  const wire = `{"id":"c-1.${seq}","input":${text},"deadline":1800000000000}`;
+  const item = JSON.parse(wire) as { input: number[] };
+  writeTensor(item.input);
+  return wire.length;
+}
+
 /** The same, compact; `typed`: the model opted in to Float64Array inputs (no Array.from). */
 function compactPath(input: number[], cached: boolean, seq: number, typed: boolean): number {
   const numbers = flatNumbers(input) as Float64Array;
@@ -65,6 +82,10 @@ function compactPath(input: number[], cached: boolean, seq: number, typed: boole
   writeTensor(typed ? decoded : Array.from(decoded));
   return wire.length;
 }
+
+/** Items as a worker receives them (BullMQ's JSON of each), for the worker-only cases. */
+const wiresJson = inputs.map((x, i) => JSON.stringify({ id: `c-1.${i}`, input: canonicalJson(x), deadline: 1_800_000_000_000 }));
+const wiresCompact = inputs.map((x, i) => JSON.stringify({ id: `c-1.${i}`, f64: encodeF64(flatNumbers(x) as Float64Array), deadline: 1_800_000_000_000 }));
 
 /** µs per input of `fn` over MS ms. */
 function time(fn: (input: number[], seq: number) => number): number {
@@ -87,9 +108,25 @@ console.log(
   `one input of ${FLOATS} floats: item ${JSON.stringify({ input: canonicalJson(sample) }).length} bytes as JSON text, ` +
     `${JSON.stringify({ f64: encodeF64(flatNumbers(sample) as Float64Array) }).length} compact; node ${process.version}; ${PAIRS} interleaved pairs of ${MS} ms`,
 );
+/** [name, A, B]: A is the JSON way (unless the name says otherwise), B the compact one. */
 const cases: Array<[string, (i: number[], s: number) => number, (i: number[], s: number) => number]> = [
+  ['client only (validate, encode, item JSON)', (i, s) => JSON.stringify({ id: `c-1.${s}`, input: canonicalJson(i), deadline: 1_800_000_000_000 }).length, (i, s) => JSON.stringify({ id: `c-1.${s}`, f64: encodeF64(flatNumbers(i) as Float64Array), deadline: 1_800_000_000_000 }).length],
+  [
+    'worker only (item JSON, decode, tensor)',
+    (_, s) => {
+      const numbers = JSON.parse((JSON.parse(wiresJson[s % POOL] as string) as { input: string }).input) as number[];
+      writeTensor(numbers);
+      return numbers.length;
+    },
+    (_, s) => {
+      const numbers = decodeF64((JSON.parse(wiresCompact[s % POOL] as string) as { f64: string }).f64) as Float64Array;
+      tensor.set(numbers);
+      return numbers.length;
+    },
+  ],
   ['uncached, model takes number[]', (i, s) => jsonPath(i, false, s), (i, s) => compactPath(i, false, s, false)],
   ['uncached, model takes Float64Array', (i, s) => jsonPath(i, false, s), (i, s) => compactPath(i, false, s, true)],
+  ['uncached, vs JSON embedded unescaped (A)', (i, s) => rawJsonPath(i, s), (i, s) => compactPath(i, false, s, true)],
   ['cached (key + key check), Float64Array', (i, s) => jsonPath(i, true, s), (i, s) => compactPath(i, true, s, true)],
 ];
 for (const [name, a, b] of cases) {
@@ -104,6 +141,6 @@ for (const [name, a, b] of cases) {
     bs.push(tb);
     ratios.push(tb / ta);
   }
-  console.log(`  ${name.padEnd(40)} JSON text ${median(as).toFixed(2)} µs  compact ${median(bs).toFixed(2)} µs  compact/JSON ${median(ratios).toFixed(3)} (pairs ${ratios.map((r) => r.toFixed(2)).join(' ')})`);
+  console.log(`  ${name.padEnd(42)} JSON text ${median(as).toFixed(2)} µs  compact ${median(bs).toFixed(2)} µs  compact/JSON ${median(ratios).toFixed(3)} (pairs ${ratios.map((r) => r.toFixed(2)).join(' ')})`);
 }
 if (sink === -1) console.log(sink);
