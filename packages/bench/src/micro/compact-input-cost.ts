@@ -16,9 +16,10 @@
  *   worker: the key check of input-binding.ts, which for a compact input
  *   first writes the canonical JSON back from the numbers).
  *
- * A and B run interleaved (A B A B ...), each round timed for `--ms`, and the
- * report gives the median of each side and of the per-pair ratio: this
- * machine's speed drifts, so only ratios within one pair mean much.
+ * A and B run interleaved (A B A B ...), each round for `--ms` of this
+ * process's CPU time, and the report gives CPU µs per input: the median of
+ * each side and of the per-pair ratio. This machine's speed drifts, so only
+ * ratios within one pair mean much.
  *
  *   npx tsx --conditions=source packages/bench/src/micro/compact-input-cost.ts [--floats 256] [--pairs 7] [--ms 300]
  */
@@ -87,14 +88,24 @@ function compactPath(input: number[], cached: boolean, seq: number, typed: boole
 const wiresJson = inputs.map((x, i) => JSON.stringify({ id: `c-1.${i}`, input: canonicalJson(x), deadline: 1_800_000_000_000 }));
 const wiresCompact = inputs.map((x, i) => JSON.stringify({ id: `c-1.${i}`, f64: encodeF64(flatNumbers(x) as Float64Array), deadline: 1_800_000_000_000 }));
 
-/** µs per input of `fn` over MS ms. */
+/** This process's CPU time, µs (user + system). */
+function cpuMicros(): number {
+  const u = process.cpuUsage();
+  return u.user + u.system;
+}
+
+/**
+ * CPU µs per input of `fn` over MS ms of CPU time. CPU time, not wall time:
+ * on a machine shared with other runs, wall time counts the time this
+ * process waited for a core, which has nothing to do with the code.
+ */
 function time(fn: (input: number[], seq: number) => number): number {
   let n = 0;
-  const t0 = performance.now();
-  while (performance.now() - t0 < MS) {
+  const t0 = cpuMicros();
+  while (cpuMicros() - t0 < MS * 1000) {
     for (let k = 0; k < 64; k++, n++) sink += fn(inputs[n % POOL] as number[], n);
   }
-  return ((performance.now() - t0) * 1000) / n;
+  return (cpuMicros() - t0) / n;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
@@ -141,6 +152,6 @@ for (const [name, a, b] of cases) {
     bs.push(tb);
     ratios.push(tb / ta);
   }
-  console.log(`  ${name.padEnd(42)} JSON text ${median(as).toFixed(2)} µs  compact ${median(bs).toFixed(2)} µs  compact/JSON ${median(ratios).toFixed(3)} (pairs ${ratios.map((r) => r.toFixed(2)).join(' ')})`);
+  console.log(`  ${name.padEnd(42)} JSON text ${median(as).toFixed(2)} µs CPU  compact ${median(bs).toFixed(2)} µs  compact/JSON ${median(ratios).toFixed(3)} (pairs ${ratios.map((r) => r.toFixed(2)).join(' ')})`);
 }
 if (sink === -1) console.log(sink);
