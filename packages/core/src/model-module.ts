@@ -51,6 +51,8 @@ export interface ModelModule<I = unknown, O = unknown> {
    * an input as the `number[]` it always got; with it, as a `Float64Array`
    * holding the same values (-0 as 0), which a model that copies inputs into
    * a tensor reads directly (onnxModel sets it). Other inputs are unchanged.
+   * A crash probe (a fresh process running one suspect input) still passes
+   * the `number[]`: it receives the input as canonical JSON text.
    */
   typedInputs?: boolean;
 }
