@@ -10,10 +10,11 @@
  * computed from the old ones; "clean" and "empty" drop requests whose callers
  * then wait for their timeout. inferq retries and fails jobs itself.
  *
- * An envelope carries each input as a string of JSON (see RequestItem in
- * envelope.ts): the `data` formatter shows it as the JSON value it holds, so
- * the board does not show escaped strings. Only the display changes; Redis
- * holds what the client wrote.
+ * An envelope carries each input as a string of JSON, or a flat number
+ * array in compact form, `f64` (base64 of its float64 values; see RequestItem
+ * in envelope.ts): the `data` formatter shows either as the JSON value it
+ * stands for, so the board shows neither escaped strings nor base64. Only
+ * the display changes; Redis holds what the client wrote.
  */
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
@@ -21,7 +22,7 @@ import { ExpressAdapter } from '@bull-board/express';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { DEFAULT_PREFIX } from '@inferq/core';
-import { readShardCount, shardKeys } from '@inferq/core/protocol';
+import { decodeF64, readShardCount, shardKeys } from '@inferq/core/protocol';
 
 export interface BoardModel {
   /** Model (queue) name, as given to its clients and workers. */
@@ -65,13 +66,22 @@ export async function inferqQueues(connection: Redis, models: readonly BoardMode
   return queues;
 }
 
-/** An envelope's data with each input shown as the JSON value its string holds. */
+/**
+ * An envelope's data with each input shown as the JSON value its string holds;
+ * a compact input as its numbers, its item marked `"f64": "(compact, N numbers)"`.
+ */
 export function envelopeForDisplay(data: unknown): unknown {
   if (typeof data !== 'object' || data === null || !Array.isArray((data as { items?: unknown }).items)) return data;
   const env = data as { items: unknown[] };
   return {
     ...env,
     items: env.items.map((item) => {
+      if (typeof item === 'object' && item !== null && typeof (item as { f64?: unknown }).f64 === 'string') {
+        const it = item as { f64: string };
+        const numbers = decodeF64(it.f64);
+        // Not decodable (a hand-made job, refused by workers too): shown as it is.
+        return typeof numbers === 'string' ? it : { ...it, f64: `(compact, ${numbers.length} numbers)`, input: Array.from(numbers) };
+      }
       if (typeof item !== 'object' || item === null || typeof (item as { input?: unknown }).input !== 'string') return item;
       const it = item as { input: string };
       try {

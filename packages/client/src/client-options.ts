@@ -34,6 +34,7 @@ export const CLIENT_DEFAULTS = Object.freeze({
   connectTimeoutMs: 10_000,
   keepJobs: Object.freeze({ completed: 10, failed: 100, maxAgeSeconds: 3600 }),
   flushStatsOnExit: true,
+  compactInputs: true,
 });
 
 export interface InferenceClientOptions<I = unknown> {
@@ -68,6 +69,15 @@ export interface InferenceClientOptions<I = unknown> {
   maxEnvelopeItems?: number;
   /** Most input bytes (JSON characters) packed into one queue job; a larger input travels alone. Default 4 MiB. */
   maxEnvelopeBytes?: number;
+  /**
+   * Send a flat array of finite numbers (`number[]`, Float32Array,
+   * Float64Array) of a request that does not use the cache in compact form
+   * (its float64 values) instead of JSON text: no number formatting here, no
+   * parsing in the worker. Same values, same meaning. Workers older than this
+   * option refuse such requests (INFERQ_PROTOCOL_ERROR): upgrade workers
+   * first, or set false until they are. Default true.
+   */
+  compactInputs?: boolean;
   /** How often buffered stats are written to Redis, in ms. Default 100. */
   statsFlushIntervalMs?: number;
   /**
@@ -138,6 +148,7 @@ const OptionsSchema = z
     inputSchema: z.custom<z.ZodType>((v) => v instanceof z.ZodType, 'must be a zod schema').optional(),
     maxEnvelopeItems: z.number().int().min(1).max(10_000).default(CLIENT_DEFAULTS.maxEnvelopeItems),
     maxEnvelopeBytes: z.number().int().min(1024).max(512 * 1024 * 1024).default(CLIENT_DEFAULTS.maxEnvelopeBytes),
+    compactInputs: z.boolean().default(CLIENT_DEFAULTS.compactInputs),
     statsFlushIntervalMs: z.number().int().min(1).max(60_000).default(CLIENT_DEFAULTS.statsFlushIntervalMs),
     connectTimeoutMs: z.number().int().min(100).max(600_000).default(CLIENT_DEFAULTS.connectTimeoutMs),
     queueShards: z.number().int().min(1).max(MAX_QUEUE_SHARDS).default(1),
@@ -182,6 +193,7 @@ export interface ResolvedClientOptions {
   inputSchema: z.ZodType | undefined;
   maxEnvelopeItems: number;
   maxEnvelopeBytes: number;
+  compactInputs: boolean;
   statsFlushIntervalMs: number;
   connectTimeoutMs: number;
   localCache: { maxEntries: number; maxBytes: number; ttlMs: number } | false;
@@ -216,6 +228,7 @@ export function resolveClientOptions(input: InferenceClientOptions<unknown>): Re
     inputSchema: o.inputSchema,
     maxEnvelopeItems: o.maxEnvelopeItems,
     maxEnvelopeBytes: o.maxEnvelopeBytes,
+    compactInputs: o.compactInputs,
     statsFlushIntervalMs: o.statsFlushIntervalMs,
     connectTimeoutMs: o.connectTimeoutMs,
     localCache: o.localCache,

@@ -7,6 +7,7 @@
 import { DEFAULT_TENANT, ENVELOPE_VERSION, PRIORITIES, jobPriority, type RedisClock, type RequestEnvelope, type RequestItem } from '@inferq/core/protocol';
 import type { ResolvedClientOptions } from './client-options.js';
 import type { Flight } from './flight.js';
+import { requestItem } from './wire-input.js';
 
 export interface PackedEnvelopes {
   envelopes: RequestEnvelope[];
@@ -22,7 +23,8 @@ export function packEnvelopes(flights: Flight[], client: string, opts: ResolvedC
   for (const group of envelopeGroups(flights, opts)) {
     const items: RequestItem[] = group.map((f) => {
       f.sentDeadline = f.deadline;
-      const item: RequestItem = { id: f.id, input: f.input, deadline: clock.toRedis(f.deadline) };
+      // A tensor-shaped uncached input travels compact (wire-input.ts), the rest as canonical JSON text.
+      const item: RequestItem = requestItem(f.id, f, clock.toRedis(f.deadline));
       // Only an owned flight is the worker's to settle: a flight we lost (taken over) is not.
       if (f.key !== undefined) item.key = f.key;
       if (f.room) item.q = 1;

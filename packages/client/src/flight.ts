@@ -57,8 +57,9 @@ export interface Flight {
   readonly id: string;
   /** Cache key; dropped (undefined) when the cache is unusable. */
   key: string | undefined;
-  /** Canonical JSON of the input. */
+  /** Canonical JSON of the input, or its compact form when `compact` (wire-input.ts). */
   readonly input: string;
+  readonly compact: boolean;
   /** The queue shard it goes to (by its cache key): its claim, job, flight and results live there. */
   readonly shard: number;
   readonly callers: Caller[];

@@ -33,8 +33,6 @@ import {
   createRedis,
   describeRedis,
   throttledLog,
-  canonicalJson,
-  keyFromCanonicalInput,
   modelKeys,
   readStats,
   type InferOptions,
@@ -53,6 +51,7 @@ import { hasLiveCallers, type Caller } from './flight.js';
 import { FlightTable, type ClientInferenceResult } from './flight-table.js';
 import { ResultDelivery } from './result-delivery.js';
 import { SendPath } from './send-path.js';
+import { wireInput, type WireInput } from './wire-input.js';
 import { flushOnExit } from './exit-flush.js';
 import { RequestTracer } from './request-tracing.js';
 
@@ -263,7 +262,7 @@ export class InferenceClient<I = unknown, O = unknown> {
         const err = new InputInvalidError(`timeoutMs must be a number of ms in (0, ${MAX_TIMEOUT_MS}], got ${String(timeoutMs)}.`, { details: { timeoutMs: String(timeoutMs) } });
         return reject(this.fail(err, 'bad timeoutMs'));
       }
-      let prepared: { json: string; key: string | undefined };
+      let prepared: WireInput;
       try {
         prepared = this.prepare(input, useCache);
       } catch (err) {
@@ -292,7 +291,8 @@ export class InferenceClient<I = unknown, O = unknown> {
           id,
           key: prepared.key,
           shard: shardOf(prepared.key, this.shards.length, seq),
-          input: prepared.json,
+          input: prepared.text,
+          compact: prepared.compact,
           callers: [],
           state: 'new',
           owns: false,
@@ -418,7 +418,7 @@ export class InferenceClient<I = unknown, O = unknown> {
   }
 
   /** Validates the input; its cache key only when the request uses the cache (hashing is per-request CPU). */
-  private prepare(input: I, useCache: boolean): { json: string; key: string | undefined } {
+  private prepare(input: I, useCache: boolean): WireInput {
     let value: unknown = input;
     const schema = this.opts.inputSchema;
     if (schema) {
@@ -429,9 +429,7 @@ export class InferenceClient<I = unknown, O = unknown> {
       }
       value = parsed.data;
     }
-    // The size limit is enforced while serialising: work and memory bounded by the limit, not the input.
-    const json = canonicalJson(value, { maxBytes: this.opts.maxInputBytes });
-    return { json, key: useCache ? keyFromCanonicalInput(this.identity, json) : undefined };
+    return wireInput(value, useCache, { identity: this.identity, maxInputBytes: this.opts.maxInputBytes, compactInputs: this.opts.compactInputs });
   }
 
   private expire(caller: Caller): void {

@@ -44,6 +44,17 @@ export interface ModelModule<I = unknown, O = unknown> {
    * of an INT8 model are never served to callers of the FP32 one.
    */
   quantization?: Quantization;
+  /**
+   * Opt-in fast path for tensor models. A client sends a flat array of
+   * finite numbers (a `number[]`, Float32Array, Float64Array) in compact form
+   * (the float64 values, not JSON text). Without this flag `run` gets such
+   * an input as the `number[]` it always got; with it, as a `Float64Array`
+   * holding the same values (-0 as 0), which a model that copies inputs into
+   * a tensor reads directly (onnxModel sets it). Other inputs are unchanged.
+   * A crash probe (a fresh process running one suspect input) still passes
+   * the `number[]`: it receives the input as canonical JSON text.
+   */
+  typedInputs?: boolean;
 }
 
 /** What a model module may default-export: a bare batch function or a {@link ModelModule}. */

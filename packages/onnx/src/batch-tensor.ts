@@ -2,7 +2,7 @@
  * Stacking per-item inputs into one batch tensor, and splitting a batch
  * output back into per-item outputs.
  *
- * Inputs arrive as JSON from Redis, so nothing about them is trusted: each
+ * Inputs arrive from Redis (JSON, or compact inputs as Float64Array), so nothing about them is trusted: each
  * item is checked on its own, and a bad one is reported (and left out of the
  * tensor) without touching the others.
  */
@@ -42,7 +42,13 @@ export function writeItem(item: unknown, shape: readonly number[], target: Float
 
   if (item instanceof Float32Array || item instanceof Float64Array) {
     if (item.length !== size) return `expected ${expected}, got a ${item.constructor.name} of length ${item.length}`;
-    return writeFlat(item, target, offset);
+    // Every element is a number: check finiteness, then one native copy (rounded to float32 as
+    // an element-by-element write would). Compact inputs arrive as Float64Array (typedInputs).
+    for (let i = 0; i < item.length; i++) {
+      if (!Number.isFinite(item[i])) return `element [${i}] is ${describeValue(item[i])}, expected a finite number`;
+    }
+    target.set(item, offset);
+    return undefined;
   }
   if (!Array.isArray(item)) return `expected an array of ${expected}, got ${describeValue(item)}`;
 

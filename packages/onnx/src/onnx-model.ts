@@ -55,6 +55,8 @@ export interface OnnxModel extends ModelModule<unknown, number[]> {
   init(): Promise<void>;
   /** Waits for running batches, then releases the session. Later `run` calls throw `ClosedError`. */
   close(): Promise<void>;
+  /** True: compact inputs reach `run` as Float64Array (ModelModule.typedInputs). */
+  readonly typedInputs: true;
 }
 
 type Ort = typeof import('onnxruntime-node');
@@ -239,6 +241,8 @@ export function onnxModel(options: OnnxModelOptions): OnnxModel {
     init,
     run,
     close,
+    // Compact inputs as Float64Array: read straight into the batch tensor (no number[] in between).
+    typedInputs: true,
   });
 }
 

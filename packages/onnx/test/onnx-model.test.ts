@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { ClosedError, ConfigError, ErrorCode, InferqError, InputInvalidError, ModelError } from '@inferq/core';
+import { ClosedError, ConfigError, ErrorCode, InferqError, InputInvalidError, ModelError, canonicalJson } from '@inferq/core';
+import { decodeF64, encodeF64, flatNumbers } from '@inferq/core/protocol';
 import { writeItem } from '../src/batch-tensor.js';
 import { buildMlpModelBytes, type MlpGraphSpec } from '../src/mlp-graph.js';
 import { mulberry32 } from '../src/mulberry32.js';
@@ -141,6 +142,24 @@ describe('onnxModel run', () => {
       [0.5, 1, 1.5, 2, 2.5, 3],
     ]);
     expect(out[3]).toBeInstanceOf(InputInvalidError);
+  });
+
+  it('takes compact inputs as Float64Array (typedInputs): the same outputs as the number[] JSON gives', async () => {
+    const m = mlp();
+    expect(m.typedInputs).toBe(true);
+    const items = randomItems(9);
+    // What a worker hands it: each compact input decoded from the wire.
+    const compact = items.map((x) => decodeF64(encodeF64(flatNumbers(x) as Float64Array)) as Float64Array);
+    expect(compact.every((x) => x instanceof Float64Array)).toBe(true);
+    const fromJson = await m.run(items.map((x) => JSON.parse(canonicalJson(x)) as number[]));
+    const fromCompact = await m.run(compact);
+    // Identical, not merely close: the same float64 values round to the same float32 tensor.
+    expect(fromCompact).toEqual(fromJson);
+    // Mixed in one batch, and a bad typed item fails alone.
+    const mixed = await m.run([compact[0], items[1], new Float64Array(WIDTH).fill(Number.NaN), new Float64Array(3)]);
+    expect(mixed.slice(0, 2)).toEqual(fromJson.slice(0, 2));
+    expect((mixed[2] as Error).message).toContain('element [0] is NaN');
+    expect((mixed[3] as Error).message).toContain('Float64Array of length 3');
   });
 
   it('puts an error in the slot of an output holding NaN or Infinity (JSON would make it null)', async () => {

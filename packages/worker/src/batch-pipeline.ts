@@ -40,6 +40,7 @@ import {
   type SettleOptions,
   type WaiterClients,
   type EnvelopeItem,
+  type ItemInput,
   type ModelKeys,
   type OpenedItem,
   type RedisClock,
@@ -48,11 +49,13 @@ import {
 import type { GroupResult, ModelRun, ModelRunner } from './model-runner.js';
 import { recordHangs } from './hang-record.js';
 import { BatchTrace } from './batch-tracing.js';
+import { modelInput } from './item-input.js';
 
 /** A request item as a worker holds it: with the client that waits, the job that carried it and that job's queue shard. */
 export interface WorkItem {
   id: string;
-  input: string;
+  /** Canonical JSON text, or the numbers of a compact input (item-input.ts). */
+  input: ItemInput;
   deadline: number;
   index: number;
   /** Every field always present (undefined when absent): one object shape for every item, which V8 handles fastest. */
@@ -114,6 +117,8 @@ export interface BatchPipelineOptions {
   settle: SettleOptions;
   /** Largest output sent or cached, in bytes of its JSON. */
   maxOutputBytes: number;
+  /** The model takes compact inputs as Float64Array (ModelModule.typedInputs). */
+  typedInputs?: boolean;
   logger: Logger;
   /** Told about each batch once its results reached Redis (or failed to); for metrics. Its throw is logged, never propagated. */
   onBatch?: ((report: BatchReport) => void) | undefined;
@@ -241,7 +246,7 @@ export class BatchPipeline {
       }
       let input: unknown;
       try {
-        input = JSON.parse(item.input) as unknown;
+        input = modelInput(item.input, o.typedInputs === true);
       } catch (cause) {
         const err = new ProtocolError(`Request ${item.id} carries an input that is not JSON text.`, { cause });
         o.logger.error({ err, requestId: item.id, jobId: item.jobId }, 'malformed request item');

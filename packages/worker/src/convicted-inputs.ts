@@ -17,6 +17,7 @@
  * pardon every input at once.
  */
 import { keyFromCanonicalInput, type Logger, type ModelIdentity, type RedisClient } from '@inferq/core';
+import { itemInputJson } from '@inferq/core/protocol';
 import type { WorkItem } from './batch-pipeline.js';
 
 /** How often each worker reads the fleet's convictions again. */
@@ -70,7 +71,7 @@ export class ConvictedInputs {
   }
 
   private fingerprint(item: WorkItem): string {
-    return item.key ?? keyFromCanonicalInput(this.identity, item.input);
+    return item.key ?? keyFromCanonicalInput(this.identity, itemInputJson(item.input));
   }
 
   private async refresh(): Promise<void> {

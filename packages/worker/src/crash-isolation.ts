@@ -39,6 +39,7 @@
 import { ErrorCode, InferqError, ModelCrashedError, isErrorCode, type Logger, type ModelKeys, type RedisClient, type StatsRecorder } from '@inferq/core';
 import {
   appendSettle,
+  itemInputJson,
   failurePayload,
   settleReplies,
   type SettleItem,
@@ -125,9 +126,11 @@ export class CrashIsolation {
     // Convicted: maxCrashes deaths alone in the model, at least one proven; and the same input elsewhere in the job.
     const convictedInputs = new Map<string, number>();
     const guilty = (item: WorkItem) => proven(item) >= 1 && crashes(item) >= o.maxCrashes;
-    for (const item of items) if (guilty(item)) convictedInputs.set(item.input, Math.max(crashes(item), convictedInputs.get(item.input) ?? 0));
-    const convicted = items.filter((item) => convictedInputs.has(item.input));
-    const rest = items.filter((item) => !convictedInputs.has(item.input));
+    // By canonical JSON text: a compact input is the same input as its text.
+    const text = (item: WorkItem) => itemInputJson(item.input);
+    for (const item of items) if (guilty(item)) convictedInputs.set(text(item), Math.max(crashes(item), convictedInputs.get(text(item)) ?? 0));
+    const convicted = items.filter((item) => convictedInputs.has(text(item)));
+    const rest = items.filter((item) => !convictedInputs.has(text(item)));
     for (const item of rest) {
       const n = crashes(item);
       if (n > 0) {
@@ -138,7 +141,7 @@ export class CrashIsolation {
       }
     }
     if (convicted.length > 0) {
-      const crashesOf = (item: WorkItem) => convictedInputs.get(item.input) ?? o.maxCrashes;
+      const crashesOf = (item: WorkItem) => convictedInputs.get(text(item)) ?? o.maxCrashes;
       // Remembered by every worker first: the same input in a later job is answered at once.
       await o.convicted
         .convict(convicted.map((item) => ({ item, crashes: crashesOf(item) })))
@@ -213,7 +216,7 @@ export class CrashIsolation {
     const probe = o.probe as (inputJson: string) => Promise<ProbeResult>;
     for (let kills = deaths; ; ) {
       void o.stats.record({ isolated_calls: 1 });
-      const r = await probe(item.input);
+      const r = await probe(itemInputJson(item.input));
       if (r.kind === 'unavailable') {
         o.logger.warn({ jobId, index: item.index, requestId: item.id, reason: r.reason }, 'the crash probe could not run; running the input alone in this worker instead');
         return undefined;

@@ -233,6 +233,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
       workerId: this.id,
       settle,
       maxOutputBytes: opts.maxOutputBytes,
+      typedInputs: opts.module.typedInputs === true,
       logger,
       onBatch: opts.onBatch,
     });

@@ -22,8 +22,14 @@
  * have. The encoding is injective for a fixed identity: the text sits
  * between a fixed prefix and a fixed suffix, so two texts give the same
  * string only when they are equal.
+ *
+ * A compact input (numbers, compact-input.ts) is hashed as its canonical
+ * JSON, written back from the very numbers the model gets (`f64Json`): the
+ * binding holds the same way, and its key is the key of the same numbers
+ * sent as text.
  */
 import { ProtocolError, keyFromCanonicalInput, type Logger, type ModelIdentity } from '@inferq/core';
+import { itemInputJson } from '@inferq/core/protocol';
 import type { WorkItem } from './batch-pipeline.js';
 
 export interface KeyCheck {
@@ -46,7 +52,7 @@ export function checkInputKeys(items: readonly WorkItem[], identity: ModelIdenti
       bound.push(item);
       continue;
     }
-    const computed = keyFromCanonicalInput(identity, item.input);
+    const computed = keyFromCanonicalInput(identity, itemInputJson(item.input));
     if (computed === item.key) {
       bound.push(item);
       continue;

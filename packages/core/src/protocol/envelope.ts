@@ -10,12 +10,15 @@
  * for: they are part of every cache key, so a worker serving another one
  * refuses the items instead of caching one precision's outputs under the
  * other's keys. `decodeEnvelope` checks everything a worker relies on; an
- * item that fails the check fails alone.
+ * item that fails the check fails alone. An item's input is its canonical
+ * JSON text (`input`) or, for a flat array of finite numbers, its compact
+ * form (`f64`), which the decoder turns into a Float64Array.
  */
 import { QUANTIZATIONS, type Quantization } from '../config.js';
 import { WIRE_ID_PATTERN } from './identity.js';
 import { DEFAULT_TENANT, TENANT_PATTERN } from './queue-room.js';
 import { decodeCarrier, type TraceCarrier } from '../tracing.js';
+import { decodeF64, type ItemInput } from './compact-input.js';
 
 export const ENVELOPE_VERSION = 2;
 
@@ -29,8 +32,17 @@ export interface RequestItem {
    * The input as its canonical JSON text. Text, not a value: the client has
    * it anyway (for the key and the size check), and BullMQ then serialises a
    * string instead of walking, say, 256 floats a second time.
+   * Exactly one of `input` and `f64`.
    */
-  input: string;
+  input?: string;
+  /**
+   * A flat array of finite numbers in compact form: base64 of its float64
+   * values, little-endian (compact-input.ts). It means the same as its
+   * canonical JSON (same cache key), costs no number formatting or parsing.
+   * Envelope version 2 gained it as an optional field: a worker that predates
+   * it refuses such an item alone ("input is not JSON text").
+   */
+  f64?: string;
   /** Redis time (epoch ms) after which the caller no longer waits; a worker drops the item unrun. */
   deadline: number;
   /** Cache key when the request uses the cache; the request then owns the flight of that key. */
@@ -56,8 +68,13 @@ export interface RequestEnvelope {
   items: RequestItem[];
 }
 
-/** An item that passed the checks, with its place in the envelope (its bit in the job's done bitmap). */
-export interface EnvelopeItem extends RequestItem {
+/**
+ * An item that passed the checks, with its place in the envelope (its bit in
+ * the job's done bitmap); its input is the JSON text, or the decoded numbers
+ * of a compact one.
+ */
+export interface EnvelopeItem extends Omit<RequestItem, 'input' | 'f64'> {
+  input: ItemInput;
   index: number;
 }
 
@@ -75,7 +92,10 @@ export type DecodedEnvelope =
 const CACHE_KEY_PATTERN = /^[0-9a-f]{64}$/;
 
 function itemProblem(raw: Record<string, unknown>): string | undefined {
-  if (typeof raw.input !== 'string') return 'input is not JSON text';
+  if (raw.f64 !== undefined) {
+    if (raw.input !== undefined) return 'both input and f64';
+    if (typeof raw.f64 !== 'string') return 'f64 is not base64 of float64 values';
+  } else if (typeof raw.input !== 'string') return 'input is not JSON text';
   if (typeof raw.deadline !== 'number' || !Number.isFinite(raw.deadline)) return 'deadline is not a finite number';
   if (raw.key !== undefined && (typeof raw.key !== 'string' || !CACHE_KEY_PATTERN.test(raw.key))) return 'key is not a cache key';
   return undefined;
@@ -102,7 +122,13 @@ export function decodeEnvelope(data: unknown): DecodedEnvelope {
       bad.push({ index, id, reason: problem ?? 'request id missing or malformed' });
       return;
     }
-    const item: EnvelopeItem = { id, input: raw.input as string, deadline: raw.deadline as number, index };
+    // A compact input is decoded here, once, and checked (base64, whole float64s, all finite).
+    const input: ItemInput | string = typeof raw.f64 === 'string' ? decodeF64(raw.f64) : (raw.input as string);
+    if (typeof raw.f64 === 'string' && typeof input === 'string') {
+      bad.push({ index, id, reason: input });
+      return;
+    }
+    const item: EnvelopeItem = { id, input, deadline: raw.deadline as number, index };
     if (raw.key !== undefined) item.key = raw.key as string;
     if (raw.q === 1) item.q = 1;
     // Tracing is best effort: a bad carrier drops the link, never the request.

@@ -9,6 +9,7 @@ export * from './keys.js';
 export * from './identity.js';
 export * from './redis-clock.js';
 export * from './envelope.js';
+export * from './compact-input.js';
 export * from './results.js';
 export * from './claim.js';
 export * from './settle.js';
