@@ -282,7 +282,12 @@ export class InferenceWorker<I = unknown, O = unknown> {
     this.urgent = new UrgentFetch({
       cmd,
       workers: () => this.workers,
-      full: () => this.state === 'running' && this.isolating === 0 && !this.stuck.blocked && this.heldItems >= opts.maxHeldItems,
+      full: (s) =>
+        this.state === 'running' &&
+        this.isolating === 0 &&
+        !this.stuck.blocked &&
+        (this.heldItems >= opts.maxHeldItems || (this.heldJobs[s] ?? 0) - (this.urgent?.inHand(s) ?? 0) >= this.shardConcurrency()),
+      rankMargin: opts.config.maxBatchSize,
       nextPending: () => batcher.nextPriority(),
       logger,
     });

@@ -1,6 +1,8 @@
 /**
- * A worker that holds its fill of items (`maxHeldItems`) takes no new job
- * until some are answered: BullMQ fetches only when a job ends. Under a
+ * A worker that holds its fill of items (`maxHeldItems`), or of jobs (its
+ * BullMQ concurrency), takes no new job until one ends: BullMQ fetches only
+ * then, and by then the next batch has already formed from what it holds,
+ * so a better job fetched at that moment waits a whole batch more. Under a
  * backlog of large envelopes (up to 256 items each) that is many batches, and
  * a `high` job queued meanwhile would wait for them although the batcher would
  * serve it first (priorities order what a worker holds, pending-queue.ts).
@@ -13,8 +15,11 @@
  * job is in hand before the running batch ends and goes into the next one,
  * not the one after), a full worker looks at the head of each shard's queue
  * (one ZRANGE: BullMQ's prioritized set, scored priority * 2^32 + counter)
- * and, when that job would be served before the items it holds pending (a
- * lower BullMQ priority: a better class, or a better fair rank), takes that
+ * and, when that job should pass the items it holds pending (a better class,
+ * or in the same class a fair rank better by more than `rankMargin`: a
+ * tenant's steady stream ranks each new job a little ahead of its older
+ * ones, and fetching those early would only fill the one urgent place with
+ * more of the same backlog), takes that
  * one job through BullMQ's public manual-fetch API (`Worker.getNextJob` +
  * `Worker.processJob`: lock renewal, completion and retries exactly as
  * BullMQ's own loop does them). Between the look and the take another worker
@@ -24,13 +29,20 @@
  */
 import type { Job, Worker } from 'bullmq';
 import type { Logger, RedisClient } from '@inferq/core';
+import { PRIORITIES, classOf } from '@inferq/core/protocol';
 
 export interface UrgentFetchOptions<D, R> {
   cmd: RedisClient;
   /** This worker's BullMQ workers, one per shard. */
   workers: () => readonly Worker<D, R>[];
-  /** True when the worker holds its fill of items and may otherwise take jobs (running, not isolating a crash, model not stuck). */
-  full: () => boolean;
+  /**
+   * True when BullMQ will not fetch for `shard` now (the worker holds its fill
+   * of items, or its BullMQ worker holds its concurrency of jobs) although the
+   * worker may take jobs (running, not isolating a crash, model not stuck).
+   */
+  full: (shard: number) => boolean;
+  /** How much better (in ranks) a job of the same class must rank to pass what is held (a batch: `maxBatchSize`). */
+  rankMargin: number;
   /** The BullMQ priority of the items the batcher serves next (undefined: nothing pending). */
   nextPending: () => number | undefined;
   logger: Logger;
@@ -68,7 +80,11 @@ export class UrgentFetch<D, R> {
 
   /** After a batch: look once (never two looks at a time). */
   check(): void {
-    if (this.looking || !this.o.full()) return;
+    if (this.looking) return;
+    const shards = this.o.workers().length;
+    let any = false;
+    for (let shard = 0; shard < shards && !any; shard++) any = this.o.full(shard);
+    if (!any) return;
     this.looking = true;
     void this.look()
       .catch((err: unknown) => this.o.logger.warn({ err }, 'looking for an urgent job failed; the next batch looks again'))
@@ -88,17 +104,24 @@ export class UrgentFetch<D, R> {
     const workers = this.o.workers();
     for (let shard = 0; shard < workers.length; shard++) {
       const worker = workers[shard] as Worker<D, R>;
-      if (this.inHand(shard) > 0) continue;
+      if (this.inHand(shard) > 0 || !this.o.full(shard)) continue;
       const head = await this.o.cmd.zrange(worker.keys.prioritized as string, 0, 0, 'WITHSCORES');
       if (head.length < 2) continue;
       const priority = Math.floor(Number(head[1]) / SCORE_PRIORITY);
-      if (priority >= next || !this.o.full()) continue;
+      if (!this.passes(priority, next) || !this.o.full(shard)) continue;
       const token = `${worker.id}:urgent:${this.seq++}`;
       const job = (await worker.getNextJob(token, { block: false })) as Job<D, R> | undefined;
       if (!job) continue;
       this.o.logger.debug({ shard, jobId: job.id, priority: job.priority, pendingPriority: next }, 'took an urgent job past the held-items limit');
       this.track(shard, worker.processJob(job, token, () => false));
     }
+  }
+
+  /** Whether a job of BullMQ priority `head` should pass held items whose best priority is `next`. */
+  private passes(head: number, next: number): boolean {
+    const a = PRIORITIES.indexOf(classOf(head));
+    const b = PRIORITIES.indexOf(classOf(next));
+    return a < b || (a === b && head + this.o.rankMargin < next);
   }
 
   private track(shard: number, p: Promise<unknown>): void {
