@@ -24,8 +24,8 @@
  * `Worker.processJob`: lock renewal, completion and retries exactly as
  * BullMQ's own loop does them). Between the look and the take another worker
  * may take the job; the one taken instead is then an ordinary job held early.
- * What a worker holds stays bounded: at most one such job per shard at a
- * time, past its limit.
+ * What a worker holds stays bounded: at most MAX_IN_HAND such jobs per shard
+ * at a time, past its limit.
  */
 import type { Job, Worker } from 'bullmq';
 import type { Logger, RedisClient } from '@inferq/core';
@@ -50,7 +50,12 @@ export interface UrgentFetchOptions<D, R> {
 
 const SCORE_PRIORITY = 2 ** 32;
 /** How often a full worker looks (one ZRANGE per shard; nothing while not full). */
-const POLL_MS = 10;
+const POLL_MS = 5;
+/**
+ * Jobs taken here per shard at a time: more than one, or a `high` trickle
+ * finds the place still taken by the previous one (it ends a batch later).
+ */
+const MAX_IN_HAND = 4;
 
 export class UrgentFetch<D, R> {
   private looking = false;
@@ -104,7 +109,7 @@ export class UrgentFetch<D, R> {
     const workers = this.o.workers();
     for (let shard = 0; shard < workers.length; shard++) {
       const worker = workers[shard] as Worker<D, R>;
-      if (this.inHand(shard) > 0 || !this.o.full(shard)) continue;
+      if (this.inHand(shard) >= MAX_IN_HAND || !this.o.full(shard)) continue;
       const head = await this.o.cmd.zrange(worker.keys.prioritized as string, 0, 0, 'WITHSCORES');
       if (head.length < 2) continue;
       const priority = Math.floor(Number(head[1]) / SCORE_PRIORITY);
