@@ -546,8 +546,12 @@ describe('priorities and group limits', () => {
       });
       highs.push(...b.submitMany([1, 2], { priority: 0 }));
       const low = b.submit(-1, { priority: 9 });
-      await Promise.all([low, ...highs]);
-      await Promise.all(highs);
+      await low;
+      // The stream ends after 30 batches: wait for all of it (nothing may be submitted after the test).
+      for (let seen = -1; seen !== highs.length; ) {
+        seen = highs.length;
+        await Promise.all(highs);
+      }
       return batches.findIndex((batch) => batch.includes(-1));
     };
     // Strict priority: the low item waits for the stream to end.
