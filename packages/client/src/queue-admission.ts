@@ -14,7 +14,7 @@
  *   place stays held until a worker answers its job.
  */
 import { QueueFullError, type Logger, type ModelKeys, type RedisClient } from '@inferq/core';
-import { readLimits, reserveRoom, type RoomReservation } from '@inferq/core/protocol';
+import { fairRank, readLimits, reserveRoom, type RoomReservation } from '@inferq/core/protocol';
 import type { ResolvedClientOptions } from './client-options.js';
 
 /** Longest a client trusts a "queue full" answer before asking Redis again. */
@@ -38,6 +38,8 @@ export class QueueAdmission {
   private limits = { maxQueueLength: 0, tenantCap: 0, weight: 1 };
   private known = false;
   private reservedAny = false;
+  /** The last rank given (`rank`): ranks never go down while the tenant keeps requests waiting. */
+  private lastRank = 0;
 
   constructor(private readonly o: QueueAdmissionOptions) {}
 
@@ -49,6 +51,23 @@ export class QueueAdmission {
   /** True when flights must go through admission: the limits are not known yet, or the queue is bounded. */
   needed(): boolean {
     return !this.known || this.bounded();
+  }
+
+  /**
+   * The rank of a request that is its tenant's n-th waiting (n >= 1; `idle`:
+   * the tenant had nothing waiting before this batch of requests): the fair
+   * rank ceil(n / weight), but never below the last one given while the
+   * tenant stayed busy. A count that goes down as answers come back would
+   * otherwise rank newer requests ahead of the tenant's own older ones (BullMQ
+   * breaks ties in arrival order, but not a better rank), and a flood's
+   * oldest requests would wait behind its newest (measured: a flooding
+   * tenant's p99 1.4 s, 10x its p50). A tenant that goes idle starts again
+   * from rank 1.
+   */
+  rank(n: number, weight: number, idle: boolean): number {
+    if (idle) this.lastRank = 0;
+    this.lastRank = Math.max(this.lastRank, fairRank(n, weight));
+    return this.lastRank;
   }
 
   /** Whether the model's queue is bounded for this client: the operator's bound, its own, or a cap on its tenant. */

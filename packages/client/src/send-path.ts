@@ -38,7 +38,6 @@ import {
   releaseFlights,
   releaseRoom,
   Admission,
-  fairRank,
   type ClaimOutcome,
   type RoomReservation,
   type RedisClock,
@@ -278,7 +277,7 @@ export class SendPath {
       } else if (d === Admission.ADMITTED) {
         f.room = true;
         // Its place among its tenant's requests waiting (all clients): its rank in its class.
-        f.rank = fairRank(r.count + ++admitted, r.weight);
+        f.rank = this.admission.rank(r.count + ++admitted, r.weight, r.count === 0 && admitted === 1);
         this.enqueueStage.push(f);
       } else {
         if (d === Admission.REFUSED_CAP) capped = true;
@@ -363,7 +362,7 @@ export class SendPath {
     const unranked = this.takeToSend(fresh);
     // Not admitted through the ledger (no bound): ranked among this client's own requests in flight.
     let inFlight = this.o.table.size() - unranked.length;
-    for (const f of unranked) f.rank = fairRank(++inFlight, this.admission.weight);
+    for (const f of unranked) f.rank = this.admission.rank(++inFlight, this.admission.weight, inFlight === 1);
     toSend.push(...unranked);
     for (const f of toSend) if (!f.counted) this.o.table.count(f, false);
     if (toSend.length === 0) return;

@@ -10,11 +10,11 @@
 import { describe, expect, it } from 'vitest';
 import { Queue } from 'bullmq';
 import { ErrorCode, canonicalJson, keyFromCanonicalInput, modelKeys, type ModelIdentity } from '@inferq/core';
-import { ENVELOPE_JOB_NAME, ENVELOPE_VERSION, decodeInboxElement, encodeF64, flatNumbers, type RequestEnvelope, type RequestItem } from '@inferq/core/protocol';
+import { ENVELOPE_JOB_NAME, ENVELOPE_VERSION, encodeF64, flatNumbers, type RequestEnvelope, type RequestItem } from '@inferq/core/protocol';
 import { InferenceClient } from '@inferq/client';
 import { InferenceWorker, type ModelModule } from '@inferq/worker';
-import { type TestRedis } from '@inferq/testkit';
 import { useTestRedis } from '@inferq/testkit/harness';
+import { inboxOutcomes } from './fixtures/inbox-outcomes.js';
 
 const h = useTestRedis();
 const model = 'compact';
@@ -47,21 +47,6 @@ async function sentItems(prefix: string): Promise<RequestItem[]> {
   return jobs.sort((a, b) => Number(a.id) - Number(b.id)).flatMap((j) => (j.data as RequestEnvelope).items);
 }
 
-/** Outcomes in a client's inbox, until every id arrived (bounded). */
-async function outcomes(conn: ReturnType<TestRedis['connect']>, inbox: string, ids: readonly string[]): Promise<Map<string, { code: string; output?: unknown }>> {
-  const seen = new Map<string, { code: string; output?: unknown }>();
-  for (let i = 0; i < 100 && !ids.every((id) => seen.has(id)); i++) {
-    for (const el of await conn.lrange(inbox, 0, -1)) {
-      for (const m of decodeInboxElement(el, () => undefined)) {
-        if (!('payload' in m)) seen.set(m.id, { code: 'corrupt' });
-        else if (m.payload.ok === 1) seen.set(m.id, { code: 'ok', output: m.payload.output });
-        else seen.set(m.id, { code: m.payload.error.code });
-      }
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return seen;
-}
 
 describe('compact tensor inputs', () => {
   it('travel as f64 when uncached; a model gets number[] unless it opted in to Float64Array; values are exact', async () => {
@@ -99,7 +84,7 @@ describe('compact tensor inputs', () => {
     const f64 = encodeF64(flatNumbers(numbers) as Float64Array);
     await queue.add(ENVELOPE_JOB_NAME, { v: ENVELOPE_VERSION, client: sender, modelVersion: '1', quantization: 'FP32', items: [{ id: `${sender}.0`, f64, deadline: Date.now() + 60_000, key }] } satisfies RequestEnvelope);
     const conn = h.redis.connect();
-    const got = await outcomes(conn, keys.inbox(sender), [`${sender}.0`]);
+    const got = await inboxOutcomes(conn, keys.inbox(sender), [`${sender}.0`]);
     expect(got.get(`${sender}.0`)?.code).toBe('ok');
     expect(await conn.hget(keys.cacheVal, key)).not.toBeNull();
     // A cached client (JSON text, the same key) is answered from that entry: the model is not called again.
@@ -135,7 +120,7 @@ describe('compact tensor inputs', () => {
       ],
     } satisfies RequestEnvelope);
     const conn = h.redis.connect();
-    const got = await outcomes(conn, keys.inbox(c), [0, 1, 2, 3].map((i) => `${c}.${i}`));
+    const got = await inboxOutcomes(conn, keys.inbox(c), [0, 1, 2, 3].map((i) => `${c}.${i}`));
     expect([0, 1, 2].map((i) => got.get(`${c}.${i}`)?.code)).toEqual([ErrorCode.PROTOCOL_ERROR, ErrorCode.PROTOCOL_ERROR, ErrorCode.PROTOCOL_ERROR]);
     expect(got.get(`${c}.3`)).toEqual({ code: 'ok', output: { kind: 'Float64Array', values: [1, 2] } });
     expect(await conn.hget(keys.cacheVal, keyFromCanonicalInput(identity, canonicalJson([1, 3])))).toBeNull();

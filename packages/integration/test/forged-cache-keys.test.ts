@@ -9,32 +9,17 @@
 import { describe, expect, it } from 'vitest';
 import { Queue } from 'bullmq';
 import { ErrorCode, canonicalJson, keyFromCanonicalInput, modelKeys, type ModelIdentity } from '@inferq/core';
-import { ENVELOPE_JOB_NAME, ENVELOPE_VERSION, claimFlights, decodeInboxElement, type RequestEnvelope } from '@inferq/core/protocol';
+import { ENVELOPE_JOB_NAME, ENVELOPE_VERSION, claimFlights, type RequestEnvelope } from '@inferq/core/protocol';
 import { InferenceClient } from '@inferq/client';
 import { InferenceWorker } from '@inferq/worker';
-import { type TestRedis } from '@inferq/testkit';
 import { useTestRedis } from '@inferq/testkit/harness';
+import { inboxOutcomes } from './fixtures/inbox-outcomes.js';
 
 const h = useTestRedis();
 
 const model = 'forged';
 const identity: ModelIdentity = { model, modelVersion: '1', quantization: 'FP32' };
 
-/** The outcome code of each request, read from a client's inbox until every id in `ids` arrived (bounded). */
-async function outcomes(conn: ReturnType<TestRedis['connect']>, inbox: string, ids: readonly string[]): Promise<Map<string, { code: string; output?: unknown }>> {
-  const seen = new Map<string, { code: string; output?: unknown }>();
-  for (let i = 0; i < 100 && !ids.every((id) => seen.has(id)); i++) {
-    for (const el of await conn.lrange(inbox, 0, -1)) {
-      for (const m of decodeInboxElement(el, () => undefined)) {
-        if (!('payload' in m)) seen.set(m.id, { code: 'corrupt' });
-        else if (m.payload.ok === 1) seen.set(m.id, { code: 'ok', output: m.payload.output });
-        else seen.set(m.id, { code: m.payload.error.code });
-      }
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return seen;
-}
 
 describe('a hand-built job with a forged cache key', () => {
   it('is refused for that item; nothing is cached under the victim key and the victim gets its own answer', async () => {
@@ -66,7 +51,7 @@ describe('a hand-built job with a forged cache key', () => {
     };
     await queue.add(ENVELOPE_JOB_NAME, forged);
 
-    const got = await outcomes(conn, keys.inbox(attacker), [`${attacker}.0`, `${attacker}.1`]);
+    const got = await inboxOutcomes(conn, keys.inbox(attacker), [`${attacker}.0`, `${attacker}.1`]);
     expect(got.get(`${attacker}.0`)?.code).toBe(ErrorCode.PROTOCOL_ERROR);
     expect(got.get(`${attacker}.1`)).toEqual({ code: 'ok', output: { echo: 7 } });
     // Nothing under the victim key: no cache entry, and the flight is not closed by the refusal.
@@ -103,7 +88,7 @@ describe('a hand-built job with a forged cache key', () => {
         { id: `${client}.1`, input: spaced, deadline: Date.now() + 60_000, key: keyFromCanonicalInput(identity, spaced) },
       ],
     } satisfies RequestEnvelope);
-    const got = await outcomes(conn, keys.inbox(client), [`${client}.0`, `${client}.1`]);
+    const got = await inboxOutcomes(conn, keys.inbox(client), [`${client}.0`, `${client}.1`]);
     expect([got.get(`${client}.0`)?.code, got.get(`${client}.1`)?.code]).toEqual([ErrorCode.PROTOCOL_ERROR, 'ok']);
     expect(await conn.hget(keys.cacheVal, keyFromCanonicalInput(identity, canonical))).toBeNull();
     // The spaced text's own key holds its answer: a slot no honest client ever reads.
