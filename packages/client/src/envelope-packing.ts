@@ -2,7 +2,7 @@
  * How a tick's requests become BullMQ jobs: envelopes of one priority class
  * each (a job has one priority), of at most `maxEnvelopeItems` items and
  * `maxEnvelopeBytes` of inputs (at least one item each), each with the job
- * priority of its best-ranked request (protocol/priority.ts).
+ * priority of its last-ranked request (protocol/priority.ts).
  */
 import { DEFAULT_TENANT, ENVELOPE_VERSION, PRIORITIES, jobPriority, type RedisClock, type RequestEnvelope, type RequestItem } from '@inferq/core/protocol';
 import type { ResolvedClientOptions } from './client-options.js';
@@ -32,7 +32,9 @@ export function packEnvelopes(flights: Flight[], client: string, opts: ResolvedC
       return item;
     });
     out.members.push(group);
-    out.priorities.push(jobPriority((group[0] as Flight).priority, Math.min(...group.map((f) => f.rank))));
+    // A job of k requests of its tenant ranks where its last one does: it holds k places in the
+    // tenant's order (its best rank would let a large envelope tie with a lone request).
+    out.priorities.push(jobPriority((group[0] as Flight).priority, Math.max(...group.map((f) => f.rank))));
     out.envelopes.push({
       v: ENVELOPE_VERSION,
       client,

@@ -1,11 +1,11 @@
 /**
  * The mapping of (class, fair rank) onto BullMQ's one priority number, as
  * properties: the class always dominates the rank, every value is one BullMQ
- * accepts, and aging and per-item offsets stay where they should.
+ * accepts, and aging goes where it should.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { BAND_SIZE, MAX_RANK, PRIORITIES, agedPriority, classOf, fairRank, itemPriority, jobPriority } from '../src/protocol/priority.js';
+import { MAX_RANK, PRIORITIES, agedPriority, classOf, fairRank, jobPriority } from '../src/protocol/priority.js';
 
 /** BullMQ's largest priority (Job.validateOptions). */
 const BULLMQ_MAX_PRIORITY = 2 ** 21;
@@ -44,18 +44,6 @@ describe('job priorities', () => {
         const to = agedPriority(jobPriority(c, r));
         if (c === 'high') expect(to).toBeUndefined();
         else expect(to).toBe(jobPriority(c === 'low' ? 'normal' : 'high', 0));
-      }),
-    );
-  });
-
-  it("give a job's i-th item a rank i later, never leaving the job's class", () => {
-    fc.assert(
-      fc.property(cls, fc.nat({ max: MAX_RANK }), fc.nat({ max: 2 * BAND_SIZE }), (c, r, i) => {
-        const p = jobPriority(c, r);
-        const q = itemPriority(p, i);
-        expect(classOf(q)).toBe(c);
-        expect(q).toBeGreaterThanOrEqual(p);
-        expect(q === p + i || q === jobPriority(c, MAX_RANK + 1)).toBe(true);
       }),
     );
   });

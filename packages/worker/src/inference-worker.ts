@@ -39,7 +39,6 @@ import {
   shardKeys,
   execSettle,
   failurePayload,
-  itemPriority,
   setMaxQueueLength,
   type RequestEnvelope,
   type SettleItem,
@@ -562,9 +561,11 @@ export class InferenceWorker<I = unknown, O = unknown> {
     try {
       // No per-item timer: each item carries its deadline, checked when its batch runs.
       outcomes = await Promise.allSettled(
-        // The job's BullMQ priority orders its items in the batcher too (class, then fair rank; item i ranks i later).
+        // The job's BullMQ priority orders its items in the batcher too (class, then fair rank; a job's
+        // items stay together in arrival order: spread over batches by an offset per item, a job ends
+        // later and holds its BullMQ slot longer; measured with ONNX, batches of 44-49 of 64 instead of 64).
         batcher
-          .submitMany(items, { timeoutMs: Infinity, priorities: items.map((it) => itemPriority(job.priority, it.index)), group: (items[0] as WorkItem).tenant })
+          .submitMany(items, { timeoutMs: Infinity, priority: job.priority, group: (items[0] as WorkItem).tenant })
           .map((computed) => computed.then((outcome) => outcome.delivered)),
       );
     } finally {

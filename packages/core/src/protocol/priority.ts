@@ -54,18 +54,6 @@ export function classOf(jobPriorityValue: number): Priority {
   return band <= 0 ? 'high' : band === 1 ? 'normal' : 'low';
 }
 
-/**
- * The priority of the `index`-th item of a job of priority `p` inside a
- * worker: a job's priority is the best rank of its items (a client's
- * requests in one envelope hold consecutive ranks), so the item at `index`
- * ranks `index` places later, within the job's band. Without this, a single
- * large envelope ties with a lone request of the same rank.
- */
-export function itemPriority(p: number, index: number): number {
-  const last = 1 + Math.floor(Math.max(0, p - 1) / BAND_SIZE) * BAND_SIZE + MAX_RANK;
-  return Math.max(p, Math.min(p + index, last));
-}
-
 /** Where an aged job goes: the front of the band above its own (undefined for `high`: nothing above). */
 export function agedPriority(jobPriorityValue: number): number | undefined {
   const c = classOf(jobPriorityValue);
