@@ -106,8 +106,6 @@ export interface SubmitOptions {
   timeoutMs?: number;
   /** Lower is batched first (arrival order among equals). Default 0. */
   priority?: number;
-  /** `submitMany` only: one priority per input, in order (instead of `priority`). */
-  priorities?: readonly number[];
   /** The items' group, for `groupLimit` (a tenant, in workers). */
   group?: string;
 }
@@ -287,8 +285,7 @@ export class RequestBatcher<I, O> {
     if (timeoutMs instanceof Error) return inputs.map(() => Promise.reject(timeoutMs));
     const refused = this.refusal();
     if (refused) return inputs.map(() => Promise.reject(refused));
-    const each = options.priorities;
-    const promises = each ? inputs.map((input, i) => this.enqueue(input, timeoutMs, { ...options, priority: each[i] ?? options.priority ?? 0 })) : inputs.map((input) => this.enqueue(input, timeoutMs, options));
+    const promises = inputs.map((input) => this.enqueue(input, timeoutMs, options));
     if (inputs.length > 0) this.afterEnqueue();
     return promises;
   }

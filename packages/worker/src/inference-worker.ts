@@ -11,13 +11,14 @@
  */
 import { QueueUpkeep } from './queue-upkeep.js';
 import { UrgentFetch } from './urgent-fetch.js';
+import { SuspectLane } from './suspect-lane.js';
+import { abandonJob } from './abandoned-job.js';
 import { StuckModelWatch, type HeldJob } from './stuck-model.js';
 import { Worker, type Job, type Telemetry } from 'bullmq';
 import type { RedisClient } from '@inferq/core';
 import {
   ErrorCode,
   InferqError,
-  JobLostError,
   RequestBatcher,
   StatsRecorder,
   checkRedis,
@@ -35,19 +36,16 @@ import {
   RedisClock,
   WaiterClients,
   agreeOnShards,
-  decodeEnvelope,
   shardKeys,
   execSettle,
-  failurePayload,
   setMaxQueueLength,
   type RequestEnvelope,
-  type SettleItem,
   type SettleOptions,
 } from '@inferq/core/protocol';
-import { BatchPipeline, settleItem, workItem, type BatchOutcome, type WorkItem } from './batch-pipeline.js';
+import { BatchPipeline, type BatchOutcome, type WorkItem } from './batch-pipeline.js';
 import { CrashIsolation, maxStalledCountFor } from './crash-isolation.js';
 import { ConvictedInputs } from './convicted-inputs.js';
-import { reportRefused, takeInJob } from './job-intake.js';
+import { notYetAnswered, reportRefused, takeInJob } from './job-intake.js';
 import { ModelGate } from './model-gate.js';
 import { WorkerHeartbeat } from './worker-heartbeat.js';
 import { ModelRunner } from './model-runner.js';
@@ -95,11 +93,8 @@ export class InferenceWorker<I = unknown, O = unknown> {
   /** Inputs the fleet convicted of crashing the worker process (with crash isolation on). */
   private convicted: ConvictedInputs | undefined;
   private isolating = 0;
-  /** The batch pipeline (kept for inputs run alone after a hang). */
-  private pipeline: BatchPipeline | undefined;
-  private gate: ModelGate | undefined;
-  /** Inputs that hung before run alone here one at a time, after the ordinary work in hand: a chain. */
-  private suspectLane: Promise<unknown> = Promise.resolve();
+  /** Inputs that hung before, run alone here one at a time after the ordinary work in hand. */
+  private suspects: SuspectLane | undefined;
   /** The model's circuit breaker state (for `health()`), and when it lets a probe through. */
   private breakerState: BreakerState = 'closed';
   private breaker: CircuitBreaker | undefined;
@@ -238,8 +233,10 @@ export class InferenceWorker<I = unknown, O = unknown> {
     });
     // Crash isolation: ordinary batches share the model; an isolated call has it alone.
     const gate = opts.maxCrashes > 0 ? new ModelGate() : undefined;
-    this.pipeline = pipeline;
-    this.gate = gate;
+    this.suspects = new SuspectLane({
+      busy: () => this.batcher !== undefined && (this.batcher.stats.pending > 0 || this.batcher.stats.inFlight > 0),
+      runAlone: (item) => (gate ? gate.shared(() => pipeline.run([item])) : pipeline.run([item])),
+    });
     if (gate) {
       this.convicted = new ConvictedInputs(cmd, keys.convicted, { model: opts.model, modelVersion: opts.modelVersion, quantization: opts.config.quantization }, logger);
       await this.convicted.start();
@@ -313,7 +310,9 @@ export class InferenceWorker<I = unknown, O = unknown> {
       // `finishedOn` is set exactly when BullMQ moved the job to failed for good: attempts used up,
       // or an UnrecoverableError such as "job stalled more than allowable limit".
       worker.on('failed', (job, err) => {
-        if (job?.finishedOn) void this.abandon(job, err, s);
+        if (job?.finishedOn && this.cmd) {
+          void abandonJob(job, err, { cmd: this.cmd, keys: this.shards[s] as ModelKeys, shard: s, settle: this.settleOptions(), waiters: this.waiters, workerId: this.id, logger });
+        }
       });
       void worker.run().catch((err: unknown) => logger.error({ err, shard: s }, 'BullMQ worker loop stopped with an error'));
       return worker;
@@ -440,27 +439,6 @@ export class InferenceWorker<I = unknown, O = unknown> {
     return this.opts.jobConcurrency;
   }
 
-  /**
-   * Runs an input that hung before (its job's hang record) alone, after the
-   * ordinary work in hand: one at a time, once the batcher is idle or after
-   * at most a second, so that a wedging input takes the last free slot only
-   * when nothing else needs it.
-   */
-  private runSuspect(item: WorkItem): Promise<void> {
-    const pipeline = this.pipeline as BatchPipeline;
-    const gate = this.gate;
-    const turn = this.suspectLane.then(async () => {
-      for (let waited = 0; waited < 1000 && this.batcher && (this.batcher.stats.pending > 0 || this.batcher.stats.inFlight > 0); waited += 20) {
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      const outcomes = await (gate ? gate.shared(() => pipeline.run([item])) : pipeline.run([item]));
-      return outcomes[0];
-    });
-    // The lane moves on once this input's call returned or timed out, whatever its delivery does.
-    this.suspectLane = turn.catch(() => undefined);
-    return turn.then((outcome) => outcome?.delivered);
-  }
-
   private settleOptions(): SettleOptions {
     const { opts } = this;
     // A job is re-run after its lock expired and a stalled check saw it (and maybe once more):
@@ -506,7 +484,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
     if (items.length > 0 && (job.attemptsStarted > 1 || job.attemptsMade > 0 || job.stalledCounter > 0)) {
       // A re-run: skip what an earlier run already answered (it is not computed or counted twice).
       const [done, record] = await Promise.all([cmd.getBuffer(keys.jobDone(jobId)), cmd.hgetall(keys.jobCrashes(jobId))]);
-      if (done) items = items.filter((it) => !bitIsSet(done, it.index));
+      items = notYetAnswered(done, items);
       if (job.stalledCounter === 0) {
         // (A stalled job's items all run alone anyway: crash isolation.)
         suspects = items.filter((it) => hangsOf(record, it) > 0);
@@ -520,7 +498,7 @@ export class InferenceWorker<I = unknown, O = unknown> {
     if (suspects.length > 0) {
       // Alone and after the rest; the ordinary items (if any) go through the batcher meanwhile.
       this.hold(suspects.length, 0, shard);
-      const alone = Promise.allSettled(suspects.map((item) => this.runSuspect(item)));
+      const alone = Promise.allSettled(suspects.map((item) => (this.suspects as SuspectLane).run(item)));
       let rest: WorkerJobResult;
       let results: PromiseSettledResult<void>[];
       try {
@@ -588,32 +566,4 @@ export class InferenceWorker<I = unknown, O = unknown> {
     }
     return { items: items.length };
   }
-
-  /** A job that failed for good: tell its callers (and their flights' waiters) instead of letting them wait. */
-  private async abandon(job: Job<RequestEnvelope, WorkerJobResult>, cause: Error, shard: number): Promise<void> {
-    const cmd = this.cmd;
-    const keys = this.shards[shard] as ModelKeys;
-    const env = decodeEnvelope(job.data);
-    if (!cmd || !env.ok) return;
-    const jobId = String(job.id);
-    // A model that kept timing out is what the callers should hear, not a lost job.
-    const err =
-      cause instanceof InferqError && cause.code === ErrorCode.MODEL_TIMEOUT
-        ? new InferqError(ErrorCode.MODEL_TIMEOUT, `${cause.message} Gave up after ${job.attemptsMade} attempt(s) (job ${jobId}).`, { cause, details: { ...cause.details, jobId } })
-        : new JobLostError(`Job ${jobId} failed for good after ${job.attemptsMade} attempt(s): ${cause.message}`, { jobId });
-    this.logger.error({ err, jobId, items: env.items.length }, 'job failed for good; telling its callers');
-    const payload = failurePayload(err, this.id);
-    // Items an earlier attempt answered are skipped by their done bits: no second answer, no second
-    // release of their places in the queue ledger.
-    const settles: SettleItem[] = env.items.map((it) => settleItem(workItem(it, env.client, env.tenant, jobId, shard, job.timestamp), payload));
-    await execSettle(cmd, keys, settles, this.settleOptions(), this.waiters).catch((e: unknown) =>
-      this.logger.error({ err: e, jobId }, 'could not tell the callers of a failed job; they learn it from their own checks'),
-    );
-  }
-}
-
-/** Bit `index` of a Redis bitmap (Redis numbers bits from the most significant bit of byte 0). */
-function bitIsSet(bitmap: Buffer, index: number): boolean {
-  const byte = bitmap[index >> 3];
-  return byte !== undefined && (byte & (0x80 >> (index & 7))) !== 0;
 }

@@ -84,3 +84,14 @@ export function reportRefused(onBatch: (report: BatchReport) => void, refused: r
     logger.warn({ err }, 'the onBatch observer threw');
   }
 }
+
+/** A re-run's items that no earlier run answered, by the job's done bitmap (`jobDone`, set by the settle). */
+export function notYetAnswered(done: Buffer | null, items: WorkItem[]): WorkItem[] {
+  return done ? items.filter((it) => !bitIsSet(done, it.index)) : items;
+}
+
+/** Bit `index` of a Redis bitmap (Redis numbers bits from the most significant bit of byte 0). */
+function bitIsSet(bitmap: Buffer, index: number): boolean {
+  const byte = bitmap[index >> 3];
+  return byte !== undefined && (byte & (0x80 >> (index & 7))) !== 0;
+}
