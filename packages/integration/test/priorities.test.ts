@@ -166,23 +166,16 @@ describe('aging in the queue', () => {
     const blocked = new Promise<void>((r) => (release = r));
     h.defer(() => release());
     // One model slot, held by the first request; the worker takes no more jobs (maxHeldItems 1).
-    const w = h.after(
-      new InferenceWorker<In, Out>({
-        redis: h.redis.url,
-        model: 'prio',
-        prefix,
-        run: async (inputs) => {
-          await blocked;
-          return inputs.map((i) => ({ y: i.x * i.x }));
-        },
-        config: { maxBatchSize: 1, batchTimeoutMs: 0, numWorkers: 1 },
-        maxHeldItems: 1,
-        jobConcurrency: 1,
-        priorityAgingMs: 200,
-      }),
-      (x) => x.stop(),
-    );
-    await w.start();
+    await startWorker(prefix, {
+      run: async (inputs) => {
+        await blocked;
+        return inputs.map((i) => ({ y: i.x * i.x }));
+      },
+      config: { maxBatchSize: 1, batchTimeoutMs: 0, numWorkers: 1 },
+      maxHeldItems: 1,
+      jobConcurrency: 1,
+      priorityAgingMs: 200,
+    });
     const c = client(prefix);
     const first = c.infer({ x: 1, t: 'first' }, { timeoutMs: 30_000 });
     const conn = h.redis.connect();
