@@ -656,14 +656,15 @@ async function runOnce(cmds: Iterable<Cmd>): Promise<void> {
     else if (c.outcome) stats.errors.set(String(c.outcome.code), (stats.errors.get(String(c.outcome.code)) ?? 0) + 1);
   }
   if (failures.length > 0) {
+    // The violations come last: a CI log that keeps only its tail still shows them.
     throw new Error(
       [
-        `${failures.length} violation(s):`,
-        ...failures.map((f) => `  ${f}`),
         'trace:',
         ...real.trace.map((t) => `  ${t}`),
         'calls:',
         ...real.calls.map((c) => `  ${describeCall(real, c)}`),
+        `${failures.length} violation(s):`,
+        ...failures.map((f) => `  ${f}`),
       ].join('\n'),
     );
   }
@@ -701,7 +702,12 @@ describe('protocol model (fast-check commands)', () => {
       );
       if (result.failed) {
         const why = result.errorInstance instanceof Error ? result.errorInstance.message : String(result.errorInstance);
-        throw new Error(`${fc.defaultReportMessage(result) ?? 'property failed'}\n\nFailure of the counterexample:\n${why}`);
+        // The replay line comes last, after the (long) failure: a CI log that keeps only its tail still shows it.
+        const commands = result.counterexample ? String(result.counterexample[0]) : '(none)';
+        throw new Error(
+          `Failure of the counterexample:\n${why}\n\nCounterexample (shrunk ${result.numShrinks} times): ${commands}\n` +
+            `Replay: FC_SEED=${result.seed} FC_PATH=${result.counterexamplePath ?? ''} npx vitest run packages/integration/test/protocol-model.test.ts`,
+        );
       }
       expect(result.failed).toBe(false);
     },
